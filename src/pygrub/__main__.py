@@ -1,0 +1,7 @@
+"""``python -m pygrub``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

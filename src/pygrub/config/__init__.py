@@ -1,0 +1,147 @@
+"""Bootloader configurations: find the guest's config file and build a BootMenu.
+
+Formats join through ``FORMATS``, in the order pygrub looks for them (Xen's order
+first). Each format module defines ``load(ctx: LoadContext) -> BootMenu``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+
+from ..errors import PygrubError
+from ..fs import Filesystem
+from ..guest import GuestDisk
+from ..limits import MAX_CONFIG_BYTES
+from ..volumes import Volume
+from .model import BootEntry, BootMenu, Password, Submenu
+
+__all__ = [
+    "FORMATS",
+    "ConfigFormat",
+    "LoadContext",
+    "BootMenu",
+    "BootEntry",
+    "Submenu",
+    "Password",
+    "find_menu",
+    "load_config_file",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConfigFormat:
+    name: str
+    module: str
+    #: Absolute paths inside a filesystem, in the order they are tried.
+    paths: tuple[str, ...]
+
+    def load(self, ctx: LoadContext) -> BootMenu:
+        return importlib.import_module(self.module).load(ctx)
+
+
+@dataclass
+class LoadContext:
+    """What a format loader may see: the config file and the disk around it."""
+
+    path: str
+    text: str
+    fs: Filesystem | None = None
+    volume: Volume | None = None
+    guest: GuestDisk | None = None
+    #: The extra arguments given with --args (Solaris reads zfs-bootfs= from them).
+    extra_args: str = ""
+    #: Files already being read, to bound and break include/source loops.
+    include_depth: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def read_file(self, path: str) -> str | None:
+        """Another file of the same filesystem as text, or None when it is missing."""
+        if self.fs is None:
+            return None
+        if not self.fs.is_file(path):
+            return None
+        return decode_config(self.fs.read_file(path, MAX_CONFIG_BYTES))
+
+
+#: Xen's pygrub order first (GRUB 2, EXTLINUX/ISOLINUX, GRUB legacy); then the rest.
+FORMATS: list[ConfigFormat] = [
+    ConfigFormat(
+        "grub2",
+        "pygrub.config.grub2",
+        ("/boot/grub/grub.cfg", "/grub/grub.cfg", "/boot/grub2/grub.cfg", "/grub2/grub.cfg"),
+    ),
+    ConfigFormat(
+        "grub-legacy",
+        "pygrub.config.grub_legacy",
+        ("/boot/grub/menu.lst", "/boot/grub/grub.conf", "/grub/menu.lst", "/grub/grub.conf"),
+    ),
+]
+
+
+def decode_config(data: bytes) -> str:
+    """Config text: UTF-8 where it is, the other bytes kept as surrogates."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+@dataclass
+class Attempt:
+    """One config file tried on one volume, and why it was rejected (or None)."""
+
+    path: str
+    format: str
+    error: str | None = None
+
+
+def find_menu(
+    guest: GuestDisk, volume: Volume, fs: Filesystem, extra_args: str = ""
+) -> tuple[BootMenu | None, list[Attempt]]:
+    """The first config on ``fs`` that loads, in FORMATS order, and every attempt made."""
+    attempts: list[Attempt] = []
+    for fmt in FORMATS:
+        for path in fmt.paths:
+            if not fs.is_file(path):
+                continue
+            attempt = Attempt(path, fmt.name)
+            attempts.append(attempt)
+            try:
+                text = decode_config(fs.read_file(path, MAX_CONFIG_BYTES))
+                ctx = LoadContext(path, text, fs, volume, guest, extra_args)
+                menu = fmt.load(ctx)
+            except PygrubError as e:
+                attempt.error = str(e)
+                log.info("%s on %s: %s", path, volume, e)
+                continue
+            if not menu.items:
+                attempt.error = "no menu entries"
+                continue
+            menu.config_path = path
+            return menu, attempts
+    return None, attempts
+
+
+def load_config_file(path: str, data: bytes, extra_args: str = "") -> BootMenu:
+    """--isconfig: a config file on the host. Every format is tried, not only the first."""
+    text = decode_config(data)
+    errors = []
+    for fmt in _formats_for_host_file(path):
+        try:
+            menu = fmt.load(LoadContext(path, text, extra_args=extra_args))
+        except PygrubError as e:
+            errors.append(f"{fmt.name}: {e}")
+            continue
+        if menu.items:
+            menu.config_path = path
+            return menu
+        errors.append(f"{fmt.name}: no menu entries")
+    raise PygrubError(f"{path}: not a bootloader config pygrub can read ({'; '.join(errors)})")
+
+
+def _formats_for_host_file(path: str) -> list[ConfigFormat]:
+    """Formats whose file name matches first, then all the others in registry order."""
+    name = path.rsplit("/", 1)[-1]
+    named = [f for f in FORMATS if any(p.rsplit("/", 1)[-1] == name for p in f.paths)]
+    return named + [f for f in FORMATS if f not in named]

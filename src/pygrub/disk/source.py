@@ -1,0 +1,134 @@
+"""ByteSource: a read-only, bounded view of bytes (an image file, a block device, a window).
+
+Every reader above asks for bytes through ``pread``; nothing else touches the image.
+``host_span`` tells the extractor where bytes lie contiguously in a host file so that it
+can copy them in the kernel instead of through Python.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Protocol, runtime_checkable
+
+from ..errors import CorruptError, NotFoundError, PygrubError
+from ..limits import MAX_READ
+
+
+@runtime_checkable
+class ByteSource(Protocol):
+    """What every layer reads from. ``pread`` returns short only at the end."""
+
+    @property
+    def size(self) -> int: ...
+
+    def pread(self, offset: int, length: int) -> bytes: ...
+
+    def host_span(self, offset: int, length: int) -> tuple[int, int] | None: ...
+
+
+def _check_request(offset: int, length: int) -> None:
+    if offset < 0 or length < 0:
+        raise CorruptError(f"read of {length} bytes at offset {offset}: negative offset or length")
+    if length > MAX_READ:
+        raise CorruptError(
+            f"read of {length} bytes at offset {offset}: over the {MAX_READ}-byte read limit"
+        )
+
+
+class FileSource:
+    """A host file or block device, opened read-only."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise NotFoundError(f"cannot open disk image {path}: {e.strerror}") from None
+        try:
+            self._size = self._measure()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _measure(self) -> int:
+        st = os.fstat(self.fd)
+        if stat.S_ISREG(st.st_mode):
+            return st.st_size
+        if stat.S_ISBLK(st.st_mode):
+            return os.lseek(self.fd, 0, os.SEEK_END)
+        if stat.S_ISDIR(st.st_mode):
+            raise PygrubError(f"disk image {self.path} is a directory")
+        raise PygrubError(f"disk image {self.path} is neither a regular file nor a block device")
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def pread(self, offset: int, length: int) -> bytes:
+        _check_request(offset, length)
+        length = max(0, min(length, self._size - offset))
+        if length == 0:
+            return b""
+        parts = []
+        while length > 0:
+            try:
+                chunk = os.pread(self.fd, length, offset)
+            except OSError as e:
+                raise PygrubError(f"reading {self.path} at offset {offset}: {e.strerror}") from None
+            if not chunk:
+                break
+            parts.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def host_span(self, offset: int, length: int) -> tuple[int, int] | None:
+        if offset < 0 or length < 0 or offset + length > self._size:
+            return None
+        return (self.fd, offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __repr__(self) -> str:
+        return f"FileSource({self.path!r}, size={self._size})"
+
+
+class SliceSource:
+    """A window [start, start+length) of another source: a partition, a logical volume."""
+
+    def __init__(self, parent: ByteSource, start: int, length: int) -> None:
+        if start < 0 or length < 0:
+            raise CorruptError(f"window at {start} of {length} bytes: negative")
+        # A window that claims more than the parent has is clipped: short reads at the end.
+        start = min(start, parent.size)
+        self.parent = parent
+        self.start = start
+        self._size = min(length, parent.size - start)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def pread(self, offset: int, length: int) -> bytes:
+        _check_request(offset, length)
+        length = max(0, min(length, self._size - offset))
+        if length == 0:
+            return b""
+        return self.parent.pread(self.start + offset, length)
+
+    def host_span(self, offset: int, length: int) -> tuple[int, int] | None:
+        if offset < 0 or length < 0 or offset + length > self._size:
+            return None
+        return self.parent.host_span(self.start + offset, length)
+
+    def __repr__(self) -> str:
+        return f"SliceSource(start={self.start}, size={self._size})"
+
+
+def open_image(path: str) -> FileSource:
+    """Open a disk image read-only. Image formats (qcow2, ...) join here by their magic."""
+    return FileSource(path)

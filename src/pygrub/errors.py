@@ -1,0 +1,27 @@
+"""One exception family. Every message is a single line a Xen administrator can act on."""
+
+from __future__ import annotations
+
+
+class PygrubError(Exception):
+    """Base of every error pygrub reports to the user (exit status 1)."""
+
+
+class CorruptError(PygrubError):
+    """An on-disk structure is malformed: names the structure and its offset."""
+
+
+class UnsupportedError(PygrubError):
+    """The image uses a feature pygrub does not read (named in the message)."""
+
+
+class LimitError(PygrubError):
+    """A bound on guest-controlled input was exceeded (named in the message)."""
+
+
+class NotFoundError(PygrubError):
+    """A path, volume or entry does not exist."""
+
+
+class UsageError(PygrubError):
+    """Bad command line (exit status 2)."""

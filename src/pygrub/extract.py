@@ -1,0 +1,163 @@
+"""Copy the kernel and ramdisk out of the image into the output directory.
+
+Bytes that lie contiguously in the image file are copied by the kernel
+(``os.copy_file_range``, else ``os.sendfile``); holes stay holes; compressed data
+streams through the driver in bounded pieces. Everything created is removed on failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from dataclasses import dataclass
+
+from .errors import LimitError, PygrubError
+from .fs import FileReader, Filesystem
+
+#: Largest piece copied at once, through the kernel or through Python.
+CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file inside a guest filesystem."""
+
+    fs: Filesystem
+    path: str
+    #: Where it is, for messages: "(hd0,msdos1)".
+    where: str = ""
+
+    def size(self) -> int:
+        return self.fs.stat(self.path).size
+
+    def __str__(self) -> str:
+        return f"{self.where}{self.path}"
+
+
+class Extraction:
+    """Owns the files this run creates; removes them all unless ``keep()`` is called."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.created: list[str] = []
+        self._kept = False
+
+    def __enter__(self) -> Extraction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._kept:
+            self.remove_all()
+
+    def keep(self) -> None:
+        self._kept = True
+
+    def remove_all(self) -> None:
+        for path in self.created:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self.created.clear()
+
+    def new_file(self, prefix: str) -> tuple[int, str]:
+        fd, path = tempfile.mkstemp(prefix=prefix, dir=self.directory)
+        self.created.append(path)
+        return fd, path
+
+    def write(self, prefix: str, files: list[FileRef], limit: int, pad: bool = False) -> str:
+        """Concatenate ``files`` into a new ``prefix.XXXXXX`` file; each padded to 4 bytes if ``pad``."""
+        fd, path = self.new_file(prefix)
+        try:
+            offset = 0
+            for ref in files:
+                size = ref.size()
+                if size > limit:
+                    raise LimitError(
+                        f"{ref} is {size} bytes, over the {limit >> 20} MiB limit (PYGRUB_MAX_FILE_SIZE_MB)"
+                    )
+                copy_file(ref, fd, offset)
+                offset += size
+                if pad:
+                    offset += -size % 4
+                if offset > limit:
+                    raise LimitError(
+                        f"ramdisk of {offset} bytes is over the {limit >> 20} MiB limit"
+                    )
+            os.ftruncate(fd, offset)
+        finally:
+            os.close(fd)
+        return path
+
+
+def copy_file(ref: FileRef, out_fd: int, out_offset: int) -> None:
+    """Write the whole of ``ref`` into ``out_fd`` at ``out_offset``."""
+    reader = None
+    for file_offset, length, where in ref.fs.extents(ref.path):
+        if where == "hole":
+            continue
+        if where == "encoded":
+            if reader is None:
+                reader = ref.fs.open(ref.path)
+            _copy_through_python(reader, file_offset, length, out_fd, out_offset + file_offset)
+        else:
+            src_fd, src_offset = where
+            _copy_in_kernel(src_fd, src_offset, length, out_fd, out_offset + file_offset)
+
+
+def _copy_through_python(
+    reader: FileReader, offset: int, length: int, out_fd: int, out_offset: int
+) -> None:
+    reader.seek(offset)
+    while length > 0:
+        data = reader.read(min(length, CHUNK))
+        if not data:
+            raise PygrubError(f"short read at offset {offset} while extracting")
+        _pwrite_all(out_fd, data, out_offset)
+        out_offset += len(data)
+        offset += len(data)
+        length -= len(data)
+
+
+_copy_file_range_works = hasattr(os, "copy_file_range")
+
+
+def _copy_in_kernel(
+    src_fd: int, src_offset: int, length: int, out_fd: int, out_offset: int
+) -> None:
+    global _copy_file_range_works
+    while length > 0 and _copy_file_range_works:
+        try:
+            done = os.copy_file_range(src_fd, out_fd, min(length, 1 << 30), src_offset, out_offset)
+        except OSError as e:
+            if e.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF):
+                _copy_file_range_works = False
+                break
+            raise PygrubError(
+                f"copying from the image at offset {src_offset}: {e.strerror}"
+            ) from None
+        if done == 0:
+            raise PygrubError(f"image ends at offset {src_offset} while extracting")
+        src_offset += done
+        out_offset += done
+        length -= done
+    while length > 0:
+        data = os.pread(src_fd, min(length, CHUNK), src_offset)
+        if not data:
+            raise PygrubError(f"image ends at offset {src_offset} while extracting")
+        _pwrite_all(out_fd, data, out_offset)
+        src_offset += len(data)
+        out_offset += len(data)
+        length -= len(data)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            done = os.pwrite(fd, view, offset)
+        except OSError as e:
+            raise PygrubError(f"writing the extracted file: {e.strerror}") from None
+        view = view[done:]
+        offset += done

@@ -1,0 +1,61 @@
+"""Filesystems: probe a volume by magic, then open the matching read-only driver.
+
+Drivers are imported only when their magic matches, so a run touches only the modules
+for the formats it meets.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..disk import ByteSource
+from .base import FileReader, Filesystem, NodeType, Stat
+
+__all__ = ["Filesystem", "FileReader", "NodeType", "Stat", "probe", "REGISTRY"]
+
+
+@dataclass(frozen=True)
+class FsType:
+    """One registered filesystem: its magic numbers and the module that reads it.
+
+    ``module`` must define ``open_filesystem(source) -> Filesystem | None``: None means
+    "not this filesystem after all"; CorruptError/UnsupportedError mean "this filesystem,
+    but unreadable", and the caller reports them for the volume.
+    """
+
+    name: str
+    module: str
+    #: (offset, bytes) pairs; any one matching means "try this driver". Empty: always try.
+    magics: tuple[tuple[int, bytes], ...]
+
+    def matches(self, head: bytes, source: ByteSource) -> bool:
+        if not self.magics:
+            return True
+        for offset, value in self.magics:
+            end = offset + len(value)
+            chunk = head[offset:end] if end <= len(head) else source.pread(offset, len(value))
+            if chunk == value:
+                return True
+        return False
+
+
+#: Probe order: strongest magic first; FAT's boot-sector heuristics last.
+REGISTRY: list[FsType] = [
+    FsType("ext2/3/4", "pygrub.fs.ext4", ((0x438, b"\x53\xef"),)),
+]
+
+#: Bytes read once per volume to test most magics without further reads.
+_HEAD = 0x10000 + 0x100
+
+
+def probe(source: ByteSource) -> Filesystem | None:
+    """The filesystem on ``source``, or None when no registered magic matches."""
+    head = source.pread(0, _HEAD)
+    for fstype in REGISTRY:
+        if fstype.matches(head, source):
+            module = importlib.import_module(fstype.module)
+            fs = module.open_filesystem(source)
+            if fs is not None:
+                return fs
+    return None

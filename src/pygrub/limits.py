@@ -1,0 +1,49 @@
+"""Bounds on everything the guest controls. One place, so reviewers see them all."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import LimitError, UsageError
+
+#: The largest single read any reader may ask of a byte source (ZFS blocks reach 16 MiB).
+MAX_READ = 64 << 20
+#: Bytes read from one configuration file (Xen's FS_READ_MAX).
+MAX_CONFIG_BYTES = 1 << 20
+#: Symlink hops while resolving one path (as Linux's MAXSYMLINKS).
+MAX_SYMLINK_HOPS = 40
+#: Components in one path after symlink expansion.
+MAX_PATH_COMPONENTS = 4096
+#: Entries scanned in one directory.
+MAX_DIR_ENTRIES = 1_000_000
+#: Depth of any on-disk tree (extent trees, indirect blocks, B-trees).
+MAX_TREE_DEPTH = 16
+#: Entries in one boot menu, all levels together.
+MAX_MENU_ENTRIES = 10_000
+#: Partitions looked at in one partition table (GPT may say more; we do not believe it).
+MAX_PARTITIONS = 256
+#: Logical partitions followed along an extended-partition chain.
+MAX_LOGICAL_PARTITIONS = 128
+#: Default size limit of one extracted file, as Xen's PYGRUB_MAX_FILE_SIZE_MB.
+DEFAULT_MAX_FILE_MB = 1024
+
+
+def max_file_size() -> int:
+    """The per-file extraction limit in bytes, from PYGRUB_MAX_FILE_SIZE_MB."""
+    raw = os.environ.get("PYGRUB_MAX_FILE_SIZE_MB")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_FILE_MB << 20
+    try:
+        megabytes = int(raw, 10)
+    except ValueError:
+        raise UsageError(f"PYGRUB_MAX_FILE_SIZE_MB must be a whole number, not {raw!r}") from None
+    if megabytes <= 0:
+        raise UsageError(f"PYGRUB_MAX_FILE_SIZE_MB must be positive, not {megabytes}")
+    return megabytes << 20
+
+
+def check_count(what: str, count: int, bound: int) -> int:
+    """Return count, or raise LimitError naming the bound when it is over."""
+    if count > bound:
+        raise LimitError(f"{what}: {count} is over the limit of {bound}")
+    return count

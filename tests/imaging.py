@@ -1,0 +1,135 @@
+"""Build real disk images for tests with the real tools (mke2fs -d, sfdisk, sgdisk, ...).
+
+A missing tool fails the test: .ci/run installs every tool, and a skip would hide that.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+MiB = 1 << 20
+
+#: A tree to put in an image: path -> file content (bytes/str), or a Symlink, or None for an empty dir.
+Tree = Mapping[str, "bytes | str | Symlink | None"]
+
+
+class Symlink(str):
+    """A symlink target in a Tree."""
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        pytest.fail(f"test tool {name} is not installed (.ci/run installs it)")
+    return path
+
+
+def run(*argv: str | os.PathLike[str], input: bytes | None = None) -> bytes:
+    """Run a tool; fail the test with its stderr when it fails."""
+    tool = require_tool(str(argv[0]))
+    proc = subprocess.run([tool, *map(str, argv[1:])], input=input, capture_output=True)
+    if proc.returncode != 0:
+        pytest.fail(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def write_tree(root: Path, tree: Tree) -> Path:
+    """Materialise a Tree under ``root`` and return root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, content in tree.items():
+        path = root / rel.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            path.mkdir(exist_ok=True)
+        elif isinstance(content, Symlink):
+            os.symlink(str(content), path)
+        elif isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+    return root
+
+
+def make_ext(
+    tmp: Path,
+    tree: Tree,
+    size_mb: int = 32,
+    fstype: str = "ext4",
+    options: tuple[str, ...] = (),
+    name: str = "fs.img",
+) -> Path:
+    """An ext2/3/4 image populated with ``mke2fs -d`` (no mount, no root needed)."""
+    src = write_tree(tmp / (name + ".d"), tree)
+    image = tmp / name
+    image.unlink(missing_ok=True)
+    run("mke2fs", "-q", "-F", "-t", fstype, *options, "-d", src, image, f"{size_mb}M")
+    return image
+
+
+def make_partitioned(
+    tmp: Path,
+    partitions: list[tuple[Path | int, str]],
+    label: str = "dos",
+    name: str = "disk.img",
+    bootable: int | None = None,
+    gap_mb: int = 1,
+) -> Path:
+    """A disk with a partition table (sfdisk) holding the given filesystem images.
+
+    ``partitions`` is a list of (image path or size in MiB, sfdisk type), e.g.
+    ``(fs, "83")`` for MBR or ``(fs, "L")``. Partitions start on MiB boundaries.
+    ``bootable`` is the 1-based partition number to mark active (MBR only).
+    """
+    layout = []
+    start = gap_mb * MiB
+    for content, ptype in partitions:
+        size = content.stat().st_size if isinstance(content, Path) else content * MiB
+        size = -(-size // MiB) * MiB
+        layout.append((start, size, content, ptype))
+        start += size
+    disk = tmp / name
+    disk.unlink(missing_ok=True)
+    with open(disk, "wb") as f:
+        f.truncate(start + MiB)
+    lines = [f"label: {label}", "unit: sectors"]
+    for index, (offset, size, _content, ptype) in enumerate(layout, 1):
+        flag = ", bootable" if bootable == index else ""
+        lines.append(f"start={offset // 512}, size={size // 512}, type={ptype}{flag}")
+    run(
+        "sfdisk",
+        "--no-reread",
+        "--no-tell-kernel",
+        "-q",
+        disk,
+        input=("\n".join(lines) + "\n").encode(),
+    )
+    for offset, _size, content, _ptype in layout:
+        if isinstance(content, Path):
+            copy_into(content, disk, offset)
+    return disk
+
+
+def copy_into(src: Path, disk: Path, offset: int) -> None:
+    with open(src, "rb") as fin, open(disk, "r+b") as fout:
+        fout.seek(offset)
+        shutil.copyfileobj(fin, fout, 4 * MiB)
+
+
+def debugfs_ls(image: Path, directory: str) -> list[str]:
+    """Names in a directory as debugfs lists them (the independent oracle for ext*)."""
+    out = run("debugfs", "-R", f"ls -p {directory}", image).decode("utf-8", "surrogateescape")
+    names = []
+    for line in out.splitlines():
+        # /inode/mode/uid/gid/name/size/
+        fields = line.split("/")
+        if len(fields) >= 7 and fields[5] not in (".", ".."):
+            names.append(fields[5])
+    return names
