@@ -92,6 +92,10 @@ class GuestDisk:
                 log.info("%s: %s", volume, e)
         return self._filesystems[key]
 
+    def set_filesystem(self, volume: Volume, fs: Filesystem | None) -> None:
+        """Use ``fs`` for ``volume`` instead of probing (tests, --isconfig)."""
+        self._filesystems[id(volume)] = fs
+
     def probe_error(self, volume: Volume) -> str | None:
         return self._errors.get(id(volume))
 

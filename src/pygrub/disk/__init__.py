@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .source import ByteSource, FileSource, SliceSource, open_image
+from .source import ByteSource, FileSource, MemorySource, SliceSource, open_image
 
-__all__ = ["ByteSource", "FileSource", "SliceSource", "open_image"]
+__all__ = ["ByteSource", "FileSource", "MemorySource", "SliceSource", "open_image"]

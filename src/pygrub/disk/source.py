@@ -129,6 +129,24 @@ class SliceSource:
         return f"SliceSource(start={self.start}, size={self._size})"
 
 
+class MemorySource:
+    """Bytes already in memory (tests, small decoded structures). No host spans."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def pread(self, offset: int, length: int) -> bytes:
+        _check_request(offset, length)
+        return self.data[offset : offset + length]
+
+    def host_span(self, offset: int, length: int) -> tuple[int, int] | None:
+        return None
+
+
 def open_image(path: str) -> FileSource:
     """Open a disk image read-only. Image formats (qcow2, ...) join here by their magic."""
     return FileSource(path)
