@@ -1,0 +1,114 @@
+"""The command line: Xen 4.17's flags, spellings and defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pygrub.cli import DEFAULT_OUTPUT_DIRECTORY, HelpRequested, main, parse_args
+from pygrub.errors import UsageError
+
+
+def test_defaults_are_xens():
+    o = parse_args(["disk.img"])
+    assert (o.interactive, o.output_format, o.output_directory) == (
+        True,
+        "sxp",
+        DEFAULT_OUTPUT_DIRECTORY,
+    )
+    assert o.output is None and o.entry is None and o.offset is None and o.args == ""
+
+
+def test_libxl_argv(tmp_path):
+    o = parse_args(
+        [
+            "--kernel=/boot/vmlinuz",
+            "--ramdisk=/boot/initrd.img",
+            "--args=console=hvc0",
+            "--runas=1234",
+            "--quiet",
+            "--output=/run/out",
+            "--output-format=simple0",
+            f"--output-directory={tmp_path}",
+            "/dev/vg/guest-disk",
+        ]
+    )
+    assert o.image == "/dev/vg/guest-disk"
+    assert (o.kernel, o.ramdisk, o.args, o.runas) == (
+        "/boot/vmlinuz",
+        "/boot/initrd.img",
+        "console=hvc0",
+        1234,
+    )
+    assert (o.output, o.output_format, o.output_directory) == (
+        "/run/out",
+        "simple0",
+        f"{tmp_path}/",
+    )
+    assert o.interactive is False
+
+
+def test_spellings_and_clusters():
+    a = parse_args(["--output", "x", "-qn", "disk", "--entry", "2"])
+    assert (a.output, a.interactive, a.not_really, a.entry) == ("x", False, True, "2")
+    assert parse_args(["-l", "disk", "-i"]).interactive is True
+    assert parse_args(["--output=-", "d"]).output is None
+
+
+def test_entry_implies_non_interactive():
+    assert parse_args(["--entry=Debian GNU/Linux", "d"]).interactive is False
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["a", "b"],
+        ["--bogus", "d"],
+        ["--output-format=json2", "d"],
+        ["--offset=abc", "d"],
+        ["--runas=0x1", "d"],
+        ["--runas=5", "d"],
+        ["--output-directory=/nonexistent/dir", "d"],
+    ],
+)
+def test_usage_errors(argv):
+    with pytest.raises(UsageError):
+        parse_args(argv)
+
+
+def test_usage_error_exit_status_and_one_line(capsys):
+    assert main(["--output-format=bad", "disk"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "pygrub: error: unknown output format bad"
+    assert err[1].startswith("Usage: pygrub ")
+
+
+def test_help():
+    with pytest.raises(HelpRequested):
+        parse_args(["-h"])
+    assert main(["--help"]) == 0
+
+
+def test_missing_image_is_one_line_exit_1(capsys):
+    assert main(["-q", "/nonexistent/disk.img"]) == 1
+    assert (
+        capsys.readouterr().err
+        == "pygrub: error: cannot open disk image /nonexistent/disk.img: No such file or directory\n"
+    )
+
+
+def test_help_imports_no_reader():
+    code = (
+        "import sys, contextlib, io\n"
+        "from pygrub.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+        "bad = [m for m in sys.modules if m.startswith(('pygrub.fs', 'pygrub.config', 'pygrub.volumes', 'pygrub.disk'))]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

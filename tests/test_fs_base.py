@@ -1,0 +1,106 @@
+"""Path walking shared by every driver: '.', '..', symlinks, bounds; the file object."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hostfs import HostDirFilesystem
+
+from pygrub.errors import LimitError, NotFoundError
+from pygrub.fs.base import Extent, ExtentKind, FileReader, NodeType
+
+
+@pytest.fixture
+def fs(tmp_path):
+    root = tmp_path / "root"
+    (root / "boot" / "grub").mkdir(parents=True)
+    (root / "boot" / "vmlinuz-6.1").write_bytes(b"kernel")
+    (root / "boot" / "grub" / "grub.cfg").write_text("menuentry x {}\n")
+    os.symlink("vmlinuz-6.1", root / "boot" / "vmlinuz")
+    os.symlink("/boot", root / "abs")
+    os.symlink("../../../../../../etc/hostname", root / "boot" / "escape")
+    os.symlink("/../../etc", root / "boot" / "escape-abs")
+    os.symlink("loop-b", root / "loop-a")
+    os.symlink("loop-a", root / "loop-b")
+    os.symlink(".", root / "dot")
+    (tmp_path / "outside").write_text("host secret")
+    return HostDirFilesystem(root)
+
+
+def test_plain_relative_and_absolute_symlinks(fs):
+    assert fs.read_file("/boot/vmlinuz", 100) == b"kernel"
+    assert fs.read_file("abs/vmlinuz", 100) == b"kernel"
+    assert fs.read_file("//boot/./grub/../vmlinuz-6.1", 100) == b"kernel"
+    assert fs.lstat("/boot/vmlinuz").type is NodeType.SYMLINK
+    assert fs.stat("/boot/vmlinuz").type is NodeType.FILE
+    assert fs.readlink_path("/boot/vmlinuz") == "vmlinuz-6.1"
+
+
+def test_dotdot_never_leaves_the_filesystem(fs):
+    assert fs.is_dir("/../../..")
+    assert sorted(fs.listdir("/../..")) == sorted(fs.listdir("/"))
+    with pytest.raises(NotFoundError):
+        fs.read_file("/boot/escape", 100)  # resolves to /etc/hostname inside the guest
+    assert fs.is_dir("/boot/escape-abs") is False
+    assert not fs.exists("/../outside")
+
+
+def test_symlink_loops_end_with_a_limit(fs):
+    with pytest.raises(LimitError, match="symlinks"):
+        fs.stat("/loop-a")
+    # A self-referencing directory link is fine to walk through a bounded number of times.
+    assert fs.is_file("/dot/dot/dot/boot/vmlinuz")
+    with pytest.raises(LimitError):
+        fs.stat("/" + "dot/" * 50 + "boot")
+
+
+def test_not_a_directory_and_missing(fs):
+    with pytest.raises(NotFoundError, match="not a directory"):
+        fs.stat("/boot/vmlinuz-6.1/x")
+    with pytest.raises(NotFoundError):
+        fs.open("/boot/grub")
+    assert fs.exists("/nope") is False and fs.is_file("/boot/grub") is False
+
+
+class _Pieces(HostDirFilesystem):
+    """Serves a file as given extents, to test the reader's stitching."""
+
+    def __init__(self, root, extents, data):
+        super().__init__(root)
+        self._extents = extents
+        self._data = data
+
+    def node_extents(self, node):
+        yield from self._extents
+
+    def read_encoded(self, node, extent):
+        return self._data[extent.offset : extent.offset + extent.length]
+
+
+def test_reader_fills_gaps_with_holes_and_clips_to_size(tmp_path):
+    data = bytes(range(256)) * 4
+    extents = [
+        Extent(0, 10, ExtentKind.ENCODED, 0),
+        Extent(20, 10, ExtentKind.ENCODED, 20),
+        Extent(40, 5000, ExtentKind.ENCODED, 40),
+    ]
+    fs = _Pieces(tmp_path, extents, data)
+    reader = FileReader(fs, tmp_path, 100, "f")
+    out = reader.read()
+    assert out == data[:10] + bytes(10) + data[20:30] + bytes(10) + data[40:100]
+    reader.seek(25)
+    assert reader.read(20) == data[25:30] + bytes(10) + data[40:45]
+    buf = bytearray(8)
+    reader.seek(-8, 2)
+    assert reader.readinto(buf) == 8 and bytes(buf) == data[92:100]
+    assert reader.read() == b""
+
+
+def test_reader_refuses_overlapping_extents(tmp_path):
+    from pygrub.errors import CorruptError
+
+    extents = [Extent(0, 10, ExtentKind.ENCODED, 0), Extent(5, 10, ExtentKind.ENCODED, 5)]
+    fs = _Pieces(tmp_path, extents, bytes(100))
+    with pytest.raises(CorruptError, match="overlaps"):
+        FileReader(fs, tmp_path, 20, "f").read()
