@@ -75,10 +75,42 @@ FORMATS: list[ConfigFormat] = [
         ("/boot/grub/grub.cfg", "/grub/grub.cfg", "/boot/grub2/grub.cfg", "/grub2/grub.cfg"),
     ),
     ConfigFormat(
+        "extlinux",
+        "pygrub.config.syslinux",
+        (
+            "/boot/isolinux/isolinux.cfg",
+            "/boot/extlinux/extlinux.conf",
+            "/boot/extlinux.conf",
+            "/extlinux/extlinux.conf",
+            "/extlinux.conf",
+            "/isolinux/isolinux.cfg",
+            "/isolinux.cfg",
+        ),
+    ),
+    ConfigFormat(
         "grub-legacy",
         "pygrub.config.grub_legacy",
         ("/boot/grub/menu.lst", "/boot/grub/grub.conf", "/grub/menu.lst", "/grub/grub.conf"),
     ),
+    ConfigFormat(
+        "syslinux",
+        "pygrub.config.syslinux",
+        ("/boot/syslinux/syslinux.cfg", "/syslinux/syslinux.cfg", "/syslinux.cfg"),
+    ),
+    # loader.conf is optional: entries.srel (written by kernel-install/bootctl) or the
+    # systemd-boot binary also mark an ESP (or a /boot) whose loader/entries it boots.
+    ConfigFormat(
+        "systemd-boot",
+        "pygrub.config.systemd_boot",
+        (
+            "/loader/loader.conf",
+            "/loader/entries.srel",
+            "/EFI/systemd/systemd-bootx64.efi",
+            "/boot/loader/loader.conf",
+            "/boot/loader/entries.srel",
+        ),
+    ),
+    ConfigFormat("lilo", "pygrub.config.lilo", ("/etc/lilo.conf",)),
 ]
 
 

@@ -42,7 +42,9 @@ class FsType:
 
 #: Probe order: strongest magic first; FAT's boot-sector heuristics last.
 REGISTRY: list[FsType] = [
+    FsType("iso9660", "pygrub.fs.iso9660", ((0x8001, b"CD001"),)),
     FsType("ext2/3/4", "pygrub.fs.ext4", ((0x438, b"\x53\xef"),)),
+    FsType("fat", "pygrub.fs.fat", ((510, b"\x55\xaa"),)),
 ]
 
 #: Bytes read once per volume to test most magics without further reads.

@@ -20,6 +20,10 @@ class Volume:
     number: int | None = None
     #: Marked active/bootable in its table.
     bootable: bool = False
+    #: GPT partition type GUID (lower-case, dashed), e.g. the ESP's "c12a7328-...".
+    type_guid: str | None = None
+    #: The partition's own name in its table (GPT), if it has one.
+    label: str | None = None
 
     @property
     def offset(self) -> int:

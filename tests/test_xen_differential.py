@@ -1,0 +1,153 @@
+"""Side by side with Xen 4.17's pygrub on images both can read: same output, same bytes.
+
+Each case runs both programs with the same arguments on the same image and compares what
+they print (the random part of mkstemp names aside) and the files they extract.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from imaging import make_ext, make_partitioned
+from xen import normalise, run_xen
+
+KERNEL = os.urandom(300_000)
+INITRD = os.urandom(123_457)
+
+MENU_LST = """\
+# menu.lst written by update-grub
+default		{default}
+timeout		5
+hiddenmenu
+
+title		Debian GNU/Linux, kernel 6.1.0-13-amd64
+root		(hd0,0)
+kernel		/boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro console=hvc0 quiet
+initrd		/boot/initrd.img-6.1.0-13-amd64
+
+title		Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)
+root		(hd0,0)
+kernel		/boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro console=hvc0 single
+initrd		/boot/initrd.img-6.1.0-13-amd64
+
+title		Rescue kernel without initrd
+root		(hd0,0)
+kernel		/boot/vmlinuz-rescue root=/dev/xvda1 ro 'quoted arg' it's
+"""
+
+
+def guest_tree(default: int = 0) -> dict:
+    return {
+        "boot/grub/menu.lst": MENU_LST.format(default=default),
+        "boot/vmlinuz-6.1.0-13-amd64": KERNEL,
+        "boot/initrd.img-6.1.0-13-amd64": INITRD,
+        "boot/vmlinuz-rescue": KERNEL[::-1],
+    }
+
+
+def run_ours(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "pygrub", *map(str, args)],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def extracted(output: bytes, fmt: str) -> list[bytes]:
+    """The contents of the files an output names, in order."""
+    if fmt == "sxp":
+        import re
+
+        paths = re.findall(rb"\((?:kernel|ramdisk) '([^']+)'\)", output)
+    else:
+        sep = b"\0" if fmt == "simple0" else b"\n"
+        paths = [
+            item.split(b" ", 1)[1]
+            for item in output.split(sep)
+            if item.startswith((b"kernel ", b"ramdisk "))
+        ]
+    return [Path(os.fsdecode(p)).read_bytes() for p in paths]
+
+
+def compare(tmp_path: Path, image: Path, *args: str, fmt: str = "sxp") -> bytes:
+    outputs = []
+    for name, runner in (("xen", run_xen), ("ours", run_ours)):
+        directory = tmp_path / name
+        directory.mkdir(exist_ok=True)
+        proc = runner(
+            "-q", f"--output-format={fmt}", f"--output-directory={directory}", *args, image
+        )
+        assert proc.returncode == 0, f"{name}: {proc.stderr.decode()}"
+        outputs.append(proc.stdout)
+    xen, ours = outputs
+    assert normalise(ours).replace(b"/ours/", b"/xen/") == normalise(xen)
+    assert extracted(ours, fmt) == extracted(xen, fmt)
+    return ours
+
+
+@pytest.fixture(scope="module")
+def whole_disk(tmp_path_factory):
+    return make_ext(tmp_path_factory.mktemp("whole"), guest_tree(), size_mb=16)
+
+
+@pytest.fixture(scope="module")
+def mbr_disk(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mbr")
+    fs = make_ext(tmp, guest_tree(default=1), size_mb=16)
+    return make_partitioned(tmp, [(fs, "83")])
+
+
+@pytest.mark.parametrize("fmt", ["sxp", "simple", "simple0"])
+def test_whole_disk_default_entry(tmp_path, whole_disk, fmt):
+    out = compare(tmp_path, whole_disk, fmt=fmt)
+    assert b"root=/dev/xvda1 ro console=hvc0 quiet" in out
+
+
+@pytest.mark.parametrize("fmt", ["sxp", "simple0"])
+def test_partitioned_disk_default_1(tmp_path, mbr_disk, fmt):
+    out = compare(tmp_path, mbr_disk, fmt=fmt)
+    assert b"single" in out
+
+
+def test_entry_without_initrd_has_no_ramdisk(tmp_path, whole_disk):
+    out = compare(tmp_path, whole_disk, "--entry=2")
+    assert b"ramdisk" not in out and b"it's" in out
+    assert sorted(p.name.split(".")[0] for p in (tmp_path / "ours").iterdir()) == ["boot_kernel"]
+
+
+def test_entry_by_title(tmp_path, whole_disk):
+    compare(
+        tmp_path, whole_disk, "--entry=Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)"
+    )
+
+
+def test_args_are_appended(tmp_path, whole_disk):
+    out = compare(tmp_path, whole_disk, "--args=xencons=tty", fmt="simple")
+    assert out.endswith(b"args root=/dev/xvda1 ro console=hvc0 quiet xencons=tty\n\n")
+
+
+def test_given_kernel_and_ramdisk_skip_the_menu(tmp_path, whole_disk):
+    out = compare(
+        tmp_path,
+        whole_disk,
+        "--kernel=/boot/vmlinuz-rescue",
+        "--ramdisk=/boot/initrd.img-6.1.0-13-amd64",
+        "--args=root=/dev/xvda1",
+        fmt="simple0",
+    )
+    assert out.endswith(b"args root=/dev/xvda1\0\0")
+
+
+def test_offset_skips_discovery(tmp_path, mbr_disk):
+    compare(tmp_path, mbr_disk, f"--offset={1 << 20}")
+
+
+def test_not_really(tmp_path, whole_disk):
+    out = compare(tmp_path, whole_disk, "-n")
+    assert out == b"linux (kernel None)(args 'root=/dev/xvda1 ro console=hvc0 quiet')"
+    assert list((tmp_path / "ours").iterdir()) == []
