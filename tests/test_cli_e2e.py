@@ -1,0 +1,215 @@
+"""The whole command on real images: layouts, errors, cleanup, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from imaging import make_ext, make_partitioned, run
+
+KERNEL = os.urandom(200_000)
+INITRD = os.urandom(70_001)
+
+MENU_LST = """\
+default 0
+timeout 3
+title Linux
+  root (hd0,{part})
+  kernel /boot/vmlinuz root=/dev/xvda ro
+  initrd /boot/initrd.img
+"""
+
+
+def guest(part: int = 0, **extra: bytes | str) -> dict:
+    tree = {
+        "boot/grub/menu.lst": MENU_LST.format(part=part),
+        "boot/vmlinuz": KERNEL,
+        "boot/initrd.img": INITRD,
+    }
+    tree.update(extra)
+    return tree
+
+
+def pygrub(
+    *args: str | os.PathLike[str], env: dict | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "pygrub", *map(str, args)],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def boot(image: Path, out: Path, *args: str) -> dict[str, str]:
+    out.mkdir(exist_ok=True)
+    proc = pygrub("-q", "--output-format=simple", f"--output-directory={out}", *args, image)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stderr == b""
+    return dict(item.split(" ", 1) for item in proc.stdout.decode().split("\n") if item)
+
+
+def test_gpt_second_partition(tmp_path):
+    fs = make_ext(tmp_path, guest(part=1))
+    disk = make_partitioned(
+        tmp_path, [(2, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), (fs, "L")], label="gpt"
+    )
+    items = boot(disk, tmp_path / "out")
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+    assert Path(items["ramdisk"]).read_bytes() == INITRD
+
+
+def test_logical_partition(tmp_path):
+    fs = make_ext(tmp_path, guest(part=4))
+    # A primary, then an extended partition whose first logical partition holds the guest.
+    disk = tmp_path / "disk.img"
+    size = fs.stat().st_size
+    with open(disk, "wb") as f:
+        f.truncate(size + (8 << 20))
+    layout = f"label: dos\nstart=2048, size=4096, type=83\nstart=8192, type=5\nstart=10240, size={size // 512}, type=83\n"
+    run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk, input=layout.encode())
+    with open(fs, "rb") as fin, open(disk, "r+b") as fout:
+        fout.seek(10240 * 512)
+        fout.write(fin.read())
+    items = boot(disk, tmp_path / "out")
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+
+
+def test_active_partition_is_tried_first(tmp_path):
+    first = make_ext(tmp_path, guest(), name="a.img")
+    second_tree = guest(part=1)
+    second_tree["boot/vmlinuz"] = b"the active one"
+    second = make_ext(tmp_path, second_tree, name="b.img")
+    disk = make_partitioned(tmp_path, [(first, "83"), (second, "83")], bootable=2)
+    items = boot(disk, tmp_path / "out")
+    assert Path(items["kernel"]).read_bytes() == b"the active one"
+
+
+def test_next_volume_when_the_first_cannot_boot(tmp_path):
+    broken = guest()
+    del broken["boot/vmlinuz"]
+    first = make_ext(tmp_path, broken, name="a.img")
+    second = make_ext(tmp_path, guest(), name="b.img")
+    disk = make_partitioned(tmp_path, [(first, "83"), (second, "83")])
+    items = boot(disk, tmp_path / "out")
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+
+
+def test_nothing_bootable_says_what_each_volume_held(tmp_path):
+    broken = guest()
+    del broken["boot/vmlinuz"]
+    first = make_ext(tmp_path, broken, name="a.img")
+    second = make_ext(tmp_path, {"etc/fstab": "# nothing to boot\n"}, name="b.img")
+    disk = make_partitioned(tmp_path, [(first, "83"), (second, "83"), (1, "82")])
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = pygrub("-q", f"--output-directory={out}", disk)
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("pygrub: error: nothing bootable found: ")
+    assert "(hd0,msdos1) MBR partition 1" in err and "/boot/vmlinuz not found" in err
+    assert "(hd0,msdos2)" in err and "no bootloader config" in err
+    assert "(hd0,msdos3)" in err and "no filesystem" in err
+    assert list(out.iterdir()) == []
+
+
+def test_size_limit_removes_everything(tmp_path):
+    tree = guest()
+    tree["boot/initrd.img"] = os.urandom(3 << 20)
+    image = make_ext(tmp_path, tree)
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    env = dict(os.environ, PYGRUB_MAX_FILE_SIZE_MB="2")
+    proc = pygrub("-q", f"--output-directory={out}", f"--output={output}", image, env=env)
+    assert proc.returncode == 1
+    assert b"over the 2 MiB limit (PYGRUB_MAX_FILE_SIZE_MB)" in proc.stderr
+    assert list(out.iterdir()) == [] and output.read_bytes() == b""
+
+
+def test_output_file_must_exist(tmp_path):
+    image = make_ext(tmp_path, guest())
+    proc = pygrub("-q", f"--output-directory={tmp_path}", f"--output={tmp_path / 'missing'}", image)
+    assert proc.returncode == 1 and b"cannot open output file" in proc.stderr
+    assert not (tmp_path / "missing").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("boot_")] == []
+
+
+def test_missing_default_output_directory_is_created_0700(tmp_path, capfd):
+    from pygrub.cli import Options
+    from pygrub.cli import run as run_cli
+
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "new" / "dir"
+    # --output-directory must exist (as in Xen); only the default one is created.
+    assert run_cli(Options(str(image), interactive=False, output_directory=f"{out}/")) == 0
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert capfd.readouterr().out.startswith(f"linux (kernel '{out}/boot_kernel.")
+
+
+def test_list_entries(tmp_path):
+    image = make_ext(tmp_path, guest())
+    proc = pygrub("-l", image)
+    assert proc.returncode == 0
+    assert proc.stdout.decode() == (
+        "title: Linux\n  root: (hd0,1)\n  kernel: /boot/vmlinuz\n  args: root=/dev/xvda ro\n  initrd: /boot/initrd.img\n"
+    )
+
+
+def test_isconfig(tmp_path):
+    cfg = tmp_path / "menu.lst"
+    cfg.write_text(MENU_LST.format(part=0))
+    proc = pygrub("--isconfig", "--args=extra", cfg)
+    assert proc.returncode == 0
+    assert (
+        proc.stdout.decode()
+        == "  kernel: /boot/vmlinuz\n  initrd: /boot/initrd.img\n  args: root=/dev/xvda ro extra\n"
+    )
+
+
+def test_sigterm_during_extraction_leaves_nothing(tmp_path):
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "out"
+    out.mkdir()
+    # Slow the copy down so the signal lands in the middle of it.
+    code = (
+        "import sys, time; from pygrub import cli, extract\n"
+        "real = extract.copy_file\n"
+        "def slow(*a):\n"
+        "    real(*a); print('copied', flush=True); time.sleep(30)\n"
+        "extract.copy_file = slow\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "-q", f"--output-directory={out}", str(image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"copied\n"
+    assert len(list(out.iterdir())) == 1
+    proc.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    _out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - start < 10
+    assert proc.returncode == 1
+    assert err == b"pygrub: error: stopped by signal SIGTERM\n"
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["-n"], ["-q", "-n"]])
+def test_not_really_writes_nothing(tmp_path, args):
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = pygrub(*args, f"--output-directory={out}", image)
+    assert proc.returncode == 0
+    assert proc.stdout == b"linux (kernel None)(args 'root=/dev/xvda ro')"
+    assert b"would extract (hd0)/boot/vmlinuz (200000 bytes)" in proc.stderr
+    assert list(out.iterdir()) == []
