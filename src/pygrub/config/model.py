@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 #: Entry kinds. Only LINUX entries are bootable by a Xen PV domain builder.
@@ -73,6 +73,11 @@ class BootMenu:
     password: Password | None = None
     #: One line saying which rule chose the default (for -l and messages).
     default_reason: str = ""
+    #: Re-evaluates an edited entry (title, command lines) as the loader would, for the
+    #: menu's editor and command line; None when the format offers no editor.
+    evaluate: Callable[[str, list[str]], BootEntry] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def item_at(self, path: tuple[int, ...]) -> MenuItem | None:
         """The item at an index path, or None when the path leads nowhere."""
