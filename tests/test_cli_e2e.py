@@ -213,3 +213,51 @@ def test_not_really_writes_nothing(tmp_path, args):
     assert proc.stdout == b"linux (kernel None)(args 'root=/dev/xvda ro')"
     assert b"would extract (hd0)/boot/vmlinuz (200000 bytes)" in proc.stderr
     assert list(out.iterdir()) == []
+
+
+def test_wall_clock_budget(tmp_path):
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "out"
+    out.mkdir()
+    code = (
+        "import sys, time; from pygrub import cli, extract\n"
+        "real = extract.copy_file\n"
+        "def slow(*a):\n"
+        "    real(*a); time.sleep(30)\n"
+        "extract.copy_file = slow\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    env = dict(os.environ, PYGRUB_TIMEOUT="0.5")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "-q", f"--output-directory={out}", str(image)],
+        capture_output=True,
+        timeout=20,
+        env=env,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == b"pygrub: error: took longer than 0.5 s (PYGRUB_TIMEOUT)\n"
+    assert list(out.iterdir()) == []
+
+
+def test_an_internal_error_is_one_line_and_cleans_up(tmp_path):
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "out"
+    out.mkdir()
+    code = (
+        "import sys; from pygrub import cli, extract\n"
+        "real = extract.copy_file\n"
+        "calls = []\n"
+        "def broken(*a):\n"
+        "    real(*a); calls.append(1)\n"
+        "    if len(calls) == 2: raise KeyError('bug')\n"
+        "extract.copy_file = broken\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "-q", f"--output-directory={out}", str(image)],
+        capture_output=True,
+        timeout=20,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == b"pygrub: error: internal error: KeyError: 'bug'\n"
+    assert list(out.iterdir()) == []

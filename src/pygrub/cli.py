@@ -52,11 +52,14 @@ where they are and the kernel command line. The image is only ever read.
   --runas=UID             read the image as this user (needs -q or --entry)
   --debug                 log what is tried, and show tracebacks
 
-Environment: PYGRUB_MAX_FILE_SIZE_MB (per-file limit, default 1024).
+Environment: PYGRUB_MAX_FILE_SIZE_MB (per-file limit, default 1024),
+PYGRUB_TIMEOUT (seconds an unattended run may take, default 60).
 Exit status: 0 on success, 1 on error, 2 on a usage error.
 """
 
 DEFAULT_OUTPUT_DIRECTORY = "/var/run/xen/pygrub/"
+#: Seconds an unattended run may take (PYGRUB_TIMEOUT).
+DEFAULT_TIMEOUT = 60.0
 
 
 @dataclass
@@ -173,7 +176,21 @@ def _integer(flag: str, value: str) -> int:
 
 
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    if signum == signal.SIGALRM:
+        raise Interrupted(f"took longer than {run_budget():g} s (PYGRUB_TIMEOUT)")
     raise Interrupted(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def run_budget() -> float:
+    """Seconds an unattended run may take, from PYGRUB_TIMEOUT (default 60; libxl waits longer)."""
+    raw = os.environ.get("PYGRUB_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise UsageError(f"PYGRUB_TIMEOUT must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise UsageError(f"PYGRUB_TIMEOUT must be positive, not {raw!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,15 +209,31 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if options.debug else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
     )
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        s: signal.signal(s, _raise_interrupted)
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+    }
     try:
+        if not options.interactive:
+            # A person at the menu takes the time they need; an unattended run has a budget.
+            signal.setitimer(signal.ITIMER_REAL, run_budget())
         return run(options)
     except PygrubError as e:
         if options.debug:
             logging.exception("failed")
         print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
+    except (Exception, RecursionError, MemoryError) as e:
+        # A bug of ours, not the guest's: still one line, and everything was cleaned up.
+        if options.debug:
+            logging.exception("internal error")
+        print(
+            f"{prog}: error: internal error: {type(e).__name__}: {_one_line(str(e))}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for s, handler in previous.items():
             signal.signal(s, handler)
 

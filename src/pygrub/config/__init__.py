@@ -72,7 +72,14 @@ FORMATS: list[ConfigFormat] = [
     ConfigFormat(
         "grub2",
         "pygrub.config.grub2",
-        ("/boot/grub/grub.cfg", "/grub/grub.cfg", "/boot/grub2/grub.cfg", "/grub2/grub.cfg"),
+        (
+            "/boot/grub/grub.cfg",
+            "/grub/grub.cfg",
+            "/boot/grub2/grub.cfg",
+            "/grub2/grub.cfg",
+            # An EFI System Partition: where GRUB's EFI image reads its config.
+            "/EFI/*/grub.cfg",
+        ),
     ),
     ConfigFormat(
         "extlinux",
@@ -134,7 +141,7 @@ def find_menu(
     """The first config on ``fs`` that loads, in FORMATS order, and every attempt made."""
     attempts: list[Attempt] = []
     for fmt in FORMATS:
-        for path in fmt.paths:
+        for path in expand_paths(fs, fmt.paths):
             if not fs.is_file(path):
                 continue
             attempt = Attempt(path, fmt.name)
@@ -153,6 +160,25 @@ def find_menu(
             menu.config_path = path
             return menu, attempts
     return None, attempts
+
+
+#: Directories a ``*`` in a config path may match (EFI/<vendor>/ on an ESP).
+MAX_GLOB_MATCHES = 64
+
+
+def expand_paths(fs: Filesystem, paths: tuple[str, ...]) -> list[str]:
+    """``paths`` with a ``*`` path component replaced by the matching names, sorted."""
+    expanded: list[str] = []
+    for path in paths:
+        if "*" not in path:
+            expanded.append(path)
+            continue
+        parent, _, rest = path.partition("/*/")
+        if not fs.is_dir(parent or "/"):
+            continue
+        names = sorted(fs.listdir(parent or "/"))[:MAX_GLOB_MATCHES]
+        expanded.extend(f"{parent}/{name}/{rest}" for name in names)
+    return expanded
 
 
 def load_config_file(path: str, data: bytes, extra_args: str = "") -> BootMenu:
