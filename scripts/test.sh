@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(
     e2fsprogs fdisk gdisk util-linux dosfstools mtools xorriso genisoimage binutils
-    grub-common grub-emu systemd systemd-boot systemd-boot-efi xen-utils-4.17
+    grub-common grub-emu rpm systemd systemd-boot systemd-boot-efi xen-utils-4.17
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -133,3 +133,31 @@ def debugfs_ls(image: Path, directory: str) -> list[str]:
         if len(fields) >= 7 and fields[5] not in (".", ".."):
             names.append(fields[5])
     return names
+
+
+def mtool(*argv: str | os.PathLike[str]) -> str:
+    """Run an mtools command; fail the test with its stderr when it fails."""
+    tool = require_tool(str(argv[0]))
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C.UTF-8")
+    proc = subprocess.run([tool, *map(str, argv[1:])], capture_output=True, env=env)
+    if proc.returncode != 0:
+        pytest.fail(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def make_fat(
+    tmp: Path,
+    tree: Tree,
+    bits: int,
+    size_kb: int,
+    name: str,
+    options: tuple[str, ...] = (),
+) -> Path:
+    """A FAT image made by mkfs.fat and filled by mcopy from a tree written to disk."""
+    src = write_tree(tmp / (name + ".d"), tree)
+    image = tmp / name
+    image.unlink(missing_ok=True)
+    run("mkfs.fat", "-C", "-F", str(bits), *options, image, str(size_kb))
+    for top in sorted(src.iterdir()):
+        mtool("mcopy", "-s", "-i", image, top, "::/")
+    return image

@@ -7,10 +7,8 @@ the files the images were made from.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import MiB, make_partitioned, require_tool, run, write_tree
+from imaging import MiB, make_fat, make_partitioned, mtool, run, write_tree
 
 from pygrub.disk import FileSource, MemorySource, SliceSource
 from pygrub.errors import CorruptError, PygrubError
@@ -27,34 +25,6 @@ from pygrub.fs.base import Filesystem, NodeType
 from pygrub.fs.fat import FatFilesystem, lfn_checksum, open_filesystem
 
 # -- building images -----------------------------------------------------------------------
-
-
-def mtool(*argv: str | os.PathLike[str]) -> str:
-    """Run an mtools command; fail the test with its stderr when it fails."""
-    tool = require_tool(str(argv[0]))
-    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C.UTF-8")
-    proc = subprocess.run([tool, *map(str, argv[1:])], capture_output=True, env=env)
-    if proc.returncode != 0:
-        pytest.fail(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')}")
-    return proc.stdout.decode("utf-8", "surrogateescape")
-
-
-def make_fat(
-    tmp: Path,
-    tree: dict[str, bytes | str | None],
-    bits: int,
-    size_kb: int,
-    name: str,
-    options: tuple[str, ...] = (),
-) -> Path:
-    """A FAT image made by mkfs.fat and filled by mcopy from a tree written to disk."""
-    src = write_tree(tmp / (name + ".d"), tree)
-    image = tmp / name
-    image.unlink(missing_ok=True)
-    run("mkfs.fat", "-C", "-F", str(bits), *options, image, str(size_kb))
-    for top in sorted(src.iterdir()):
-        mtool("mcopy", "-s", "-i", image, top, "::/")
-    return image
 
 
 def rand(seed: int, size: int) -> bytes:
