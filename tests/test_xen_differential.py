@@ -151,3 +151,18 @@ def test_not_really(tmp_path, whole_disk):
     out = compare(tmp_path, whole_disk, "-n")
     assert out == b"linux (kernel None)(args 'root=/dev/xvda1 ro console=hvc0 quiet')"
     assert list((tmp_path / "ours").iterdir()) == []
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "guest.img"
+
+
+@pytest.mark.parametrize("fmt", ["sxp", "simple0"])
+def test_grub2_sample_guest(tmp_path, fmt):
+    out = compare(tmp_path, SAMPLE, fmt=fmt)
+    assert b"console=hvc0 quiet" in out
+
+
+def test_grub2_entry_in_the_advanced_submenu(tmp_path):
+    # Xen flattens the submenu; GRUB counts it as item 1 and opens its first entry.
+    out = compare(tmp_path, SAMPLE, "--entry=1")
+    assert b"ro single" in out
