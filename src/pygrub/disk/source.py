@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import CorruptError, NotFoundError, PygrubError
 from ..limits import MAX_READ
+
+if TYPE_CHECKING:
+    from .qcow2 import Qcow2Source
+
+#: The first four bytes of a qcow2 image (its module is imported only when they match).
+QCOW2_MAGIC = b"QFI\xfb"
 
 
 @runtime_checkable
@@ -147,6 +153,15 @@ class MemorySource:
         return None
 
 
-def open_image(path: str) -> FileSource:
+def open_image(path: str) -> FileSource | Qcow2Source:
     """Open a disk image read-only. Image formats (qcow2, ...) join here by their magic."""
-    return FileSource(path)
+    source = FileSource(path)
+    if source.pread(0, 4) == QCOW2_MAGIC:
+        from .qcow2 import Qcow2Source
+
+        try:
+            return Qcow2Source(source, path)
+        except BaseException:
+            source.close()
+            raise
+    return source

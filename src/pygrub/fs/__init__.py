@@ -44,6 +44,9 @@ class FsType:
 REGISTRY: list[FsType] = [
     FsType("iso9660", "pygrub.fs.iso9660", ((0x8001, b"CD001"),)),
     FsType("ext2/3/4", "pygrub.fs.ext4", ((0x438, b"\x53\xef"),)),
+    FsType("xfs", "pygrub.fs.xfs", ((0, b"XFSB"),)),
+    FsType("squashfs", "pygrub.fs.squashfs", ((0, b"hsqs"),)),
+    FsType("btrfs", "pygrub.fs.btrfs", ((0x10040, b"_BHRfS_M"),)),
     FsType("fat", "pygrub.fs.fat", ((510, b"\x55\xaa"),)),
 ]
 
