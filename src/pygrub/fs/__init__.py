@@ -46,6 +46,22 @@ REGISTRY: list[FsType] = [
     FsType("ext2/3/4", "pygrub.fs.ext4", ((0x438, b"\x53\xef"),)),
     FsType("xfs", "pygrub.fs.xfs", ((0, b"XFSB"),)),
     FsType("squashfs", "pygrub.fs.squashfs", ((0, b"hsqs"),)),
+    FsType(
+        "reiserfs",
+        "pygrub.fs.reiserfs",
+        tuple((65536 + 52, magic) for magic in (b"ReIsErFs", b"ReIsEr2Fs", b"ReIsEr3Fs"))
+        + ((8192 + 52, b"ReIsErFs"),),  # 3.5 as first released kept it at 8 KiB
+    ),
+    FsType(
+        "ufs",
+        "pygrub.fs.ufs",
+        tuple(
+            (offset + 1372, magic.to_bytes(4, order))  # fs_magic: UFS1, UFS2; either byte order
+            for offset in (65536, 8192, 262144)
+            for magic in (0x011954, 0x19540119)
+            for order in ("little", "big")
+        ),
+    ),
     FsType("btrfs", "pygrub.fs.btrfs", ((0x10040, b"_BHRfS_M"),)),
     FsType("fat", "pygrub.fs.fat", ((510, b"\x55\xaa"),)),
 ]
