@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import CorruptError, LimitError, UnsupportedError
-from ..limits import MAX_READ
-from .source import QCOW2_MAGIC, ByteSource, FileSource
+from .source import QCOW2_MAGIC, ByteSource, FileSource, check_request
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +144,6 @@ def zstd_cluster_decoder(cluster_size: int) -> Callable[[bytes], bytes]:
             raise CorruptError(f"zstd: {e}") from None
 
     return decode
-
-
-def _check_request(offset: int, length: int) -> None:
-    if offset < 0 or length < 0:
-        raise CorruptError(f"read of {length} bytes at offset {offset}: negative offset or length")
-    if length > MAX_READ:
-        raise CorruptError(
-            f"read of {length} bytes at offset {offset}: over the {MAX_READ}-byte read limit"
-        )
 
 
 class Qcow2Source:
@@ -486,7 +476,7 @@ class Qcow2Source:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        _check_request(offset, length)
+        check_request(offset, length)
         length = max(0, min(length, self._size - offset))
         if length == 0:
             return b""

@@ -33,7 +33,8 @@ class ByteSource(Protocol):
     def host_span(self, offset: int, length: int) -> tuple[int, int] | None: ...
 
 
-def _check_request(offset: int, length: int) -> None:
+def check_request(offset: int, length: int) -> None:
+    """Refuse a negative request or one over the read limit (every ByteSource does this)."""
     if offset < 0 or length < 0:
         raise CorruptError(f"read of {length} bytes at offset {offset}: negative offset or length")
     if length > MAX_READ:
@@ -72,7 +73,7 @@ class FileSource:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        _check_request(offset, length)
+        check_request(offset, length)
         length = max(0, min(length, self._size - offset))
         if length == 0:
             return b""
@@ -120,7 +121,7 @@ class SliceSource:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        _check_request(offset, length)
+        check_request(offset, length)
         length = max(0, min(length, self._size - offset))
         if length == 0:
             return b""
@@ -146,7 +147,7 @@ class MemorySource:
         return len(self.data)
 
     def pread(self, offset: int, length: int) -> bytes:
-        _check_request(offset, length)
+        check_request(offset, length)
         return self.data[offset : offset + length]
 
     def host_span(self, offset: int, length: int) -> tuple[int, int] | None:

@@ -12,7 +12,12 @@ the policy lives here, once for all of them:
 - a partition overlapping one already accepted from the same table is skipped;
 - MBR: active partitions first, then table order (what Xen's pygrub meant to do);
   GPT: entry order;
-- nothing found: the whole disk, as Xen's pygrub does.
+- nothing found: the whole disk, as Xen's pygrub does;
+- then every volume found is looked at for an MD superblock and an LVM2 label: MD arrays
+  one member can be read from (RAID1) and LVM logical volumes (also on those arrays) come
+  after the plain volumes. A PV or an MD member is no filesystem and leaves the list,
+  except an MD member whose array data starts at its byte 0 (RAID1 with metadata 0.90 or
+  1.0): configs name it directly, as Xen's pygrub reads it.
 
 Discovery never raises on a malformed table: it logs and skips.
 """
@@ -28,13 +33,20 @@ from ..errors import PygrubError
 from . import Volume, whole_disk
 
 if TYPE_CHECKING:
+    from .lvm import PhysicalVolume
     from .mbr import MbrTable
+    from .md import Member
 
 log = logging.getLogger(__name__)
 
 #: Where an ISO 9660 primary volume descriptor's "CD001" sits (sector 16 of 2048, byte 1).
 ISO9660_MAGIC_OFFSET = 0x8001
 ISO9660_MAGIC = b"CD001"
+#: LVM2's label id, at the start of one of a PV's first four 512-byte sectors.
+LVM_LABEL_ID = b"LABELONE"
+LVM_LABEL_SECTORS = 4
+#: MD's superblock magic a92b4efc: little-endian (1.x, and 0.90 from x86) or big-endian.
+MD_MAGICS = (b"\xfc\x4e\x2b\xa9", b"\xa9\x2b\x4e\xfc")
 
 
 @dataclass
@@ -61,7 +73,7 @@ def discover_volumes(disk: ByteSource) -> list[Volume]:
         # The readers bound everything themselves; this is an I/O error on the image.
         log.warning("reading the partition tables failed (%s): trying the whole disk", e)
         volumes = []
-    return volumes or [whole_disk(disk)]
+    return _with_stacked_volumes(volumes or [whole_disk(disk)]) or [whole_disk(disk)]
 
 
 def _volumes_from_tables(disk: ByteSource) -> list[Volume]:
@@ -181,3 +193,124 @@ def _volume(disk: ByteSource, p: Partition) -> Volume:
         type_guid=p.type_guid,
         label=p.label,
     )
+
+
+# ------------------------------------------------------------ MD arrays and LVM volumes
+
+
+def md_superblock_offsets(size: int) -> dict[str, int]:
+    """Where each MD metadata version keeps its superblock on a member of ``size`` bytes."""
+    sectors = size // 512
+    offsets = {"1.1": 0, "1.2": 4096}
+    if sectors >= 16:
+        offsets["1.0"] = ((sectors - 16) & ~7) * 512
+    if sectors >= 256:
+        # The last 64 KiB-aligned 64 KiB (MD_NEW_SIZE_SECTORS).
+        offsets["0.90"] = ((sectors & ~127) - 128) * 512
+    return offsets
+
+
+def _with_stacked_volumes(volumes: list[Volume]) -> list[Volume]:
+    """``volumes`` less PVs and MD members, then the MD arrays and LVs found on them."""
+    try:
+        return _stacked_volumes(volumes)
+    except PygrubError as e:
+        # The readers log and skip what is malformed; this is an I/O error on the image.
+        log.warning("looking for MD arrays and LVM volumes failed (%s): skipped", e)
+        return volumes
+
+
+def _stacked_volumes(volumes: list[Volume]) -> list[Volume]:
+    plain, kept_members, arrays = _split_md_members(volumes)
+    pvs: list[PhysicalVolume] = []
+    not_filesystems: set[int] = set()
+    # Arrays first: a PV on a RAID1 is read through its array, not a member of it.
+    for volume in arrays + plain:
+        if not _has_lvm_label(volume):
+            continue
+        pv = _physical_volume(volume)
+        if pv is not None:
+            not_filesystems.add(id(volume))
+            if id(volume) not in kept_members:
+                pvs.append(pv)
+    stacked = [v for v in arrays if id(v) not in not_filesystems] + _logical_volumes(pvs)
+    return [v for v in plain if id(v) not in not_filesystems] + _unique_names(plain, stacked)
+
+
+def _split_md_members(volumes: list[Volume]) -> tuple[list[Volume], set[int], list[Volume]]:
+    """(volumes that may hold a filesystem, ids of MD members among them, MD arrays)."""
+    plain: list[Volume] = []
+    kept: set[int] = set()
+    members: list[Member] = []
+    for volume in volumes:
+        member = _md_member(volume) if _has_md_magic(volume) else None
+        if member is None:
+            plain.append(volume)
+            continue
+        members.append(member)
+        if member.filesystem_at_start:
+            plain.append(volume)
+            kept.add(id(volume))
+    if not members:
+        return plain, kept, []
+    from . import md
+
+    return plain, kept, md.array_volumes(members)
+
+
+def _has_md_magic(volume: Volume) -> bool:
+    offsets = md_superblock_offsets(volume.source.size).values()
+    return any(volume.source.pread(offset, 4) in MD_MAGICS for offset in offsets)
+
+
+def _md_member(volume: Volume) -> Member | None:
+    from . import md
+
+    try:
+        return md.read_member(volume)
+    except PygrubError as e:
+        log.warning("%s: %s: read as a plain volume", volume, e)
+        return None
+
+
+def _has_lvm_label(volume: Volume) -> bool:
+    head = volume.source.pread(0, LVM_LABEL_SECTORS * 512)
+    return any(
+        head[i * 512 : i * 512 + len(LVM_LABEL_ID)] == LVM_LABEL_ID
+        for i in range(LVM_LABEL_SECTORS)
+    )
+
+
+def _physical_volume(volume: Volume) -> PhysicalVolume | None:
+    from . import lvm
+
+    try:
+        return lvm.read_physical_volume(volume)
+    except PygrubError as e:
+        log.warning("%s: LVM label: %s: read as a plain volume", volume, e)
+        return None
+
+
+def _logical_volumes(pvs: list[PhysicalVolume]) -> list[Volume]:
+    if not pvs:
+        return []
+    from . import lvm
+
+    return lvm.logical_volumes(pvs)
+
+
+def _unique_names(taken: list[Volume], added: list[Volume]) -> list[Volume]:
+    """``added`` with a name already used suffixed "_1", "_2"..., as GRUB's diskfilter does."""
+    seen = {v.grub_name for v in taken}
+    unique = []
+    for volume in added:
+        name, n = volume.grub_name, 0
+        while name in seen:
+            n += 1
+            name = f"{volume.grub_name}_{n}"
+        if name != volume.grub_name:
+            log.warning("%s: name already in use: (%s)", volume, name)
+            volume = replace(volume, grub_name=name)
+        seen.add(name)
+        unique.append(volume)
+    return unique

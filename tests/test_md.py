@@ -1,0 +1,455 @@
+"""Linux MD RAID members as volumes: superblocks 0.90 (both byte orders), 1.0, 1.1, 1.2.
+
+``mdadm --create`` needs the kernel's md driver, which this sandbox lacks, so superblocks
+are written here by hand from linux/raid/md_p.h. ``mdadm --examine`` checks the writer
+(version, level, name, UUID, role and "checksum correct"); ``grub-fstest`` is the oracle
+for GRUB's array names and for the bytes it reads through an array from one member.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from imaging import MiB, make_ext, make_partitioned, require_tool, run
+from test_lvm import lvm_disk, write_lv
+
+from pygrub.disk import FileSource, MemorySource
+from pygrub.errors import PygrubError
+from pygrub.volumes import Volume, discover
+
+SECTOR = 512
+MD_MAGIC = 0xA92B4EFC
+FUZZ = settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+KERNEL = os.urandom(120_000)
+INITRD = os.urandom(30_001)
+MENU_LST = "default 0\ntimeout 1\ntitle md\n  kernel /boot/vmlinuz root=/dev/md0\n  initrd /boot/initrd.img\n"
+GUEST = {"boot/grub/menu.lst": MENU_LST, "boot/vmlinuz": KERNEL, "boot/initrd.img": INITRD}
+UUID = bytes(range(0x10, 0x20))
+
+# ---------------------------------------------------------------- superblock writers
+
+
+def folded(total: int) -> int:
+    return ((total & 0xFFFFFFFF) + (total >> 32)) & 0xFFFFFFFF
+
+
+def superblock_090(
+    sb_offset: int,
+    array_bytes: int,
+    *,
+    order: str = "<",
+    level: int = 1,
+    raid_disks: int = 2,
+    minor: int = 3,
+    role: int = 0,
+    events: int = 5,
+    uuid: bytes = UUID,
+) -> bytes:
+    """mdp_superblock_s: 1024 words in the creator's byte order, this_disk at word 992."""
+    words = [0] * 1024
+    uuid_words = struct.unpack(order + "4I", uuid)
+    words[0:3] = [MD_MAGIC, 0, 90]  # md_magic, major_version, minor_version
+    # set_uuid0, ctime, level, size (KiB)
+    words[5:9] = [uuid_words[0], 1700000000, level & 0xFFFFFFFF, array_bytes // 1024]
+    words[9:12] = [raid_disks, raid_disks, minor]  # nr_disks, raid_disks, md_minor
+    words[13:16] = uuid_words[1:]  # set_uuid1..3
+    words[32:36] = [1700000001, 1, raid_disks, raid_disks]  # utime, state, active, working
+    for i in range(raid_disks):  # disks[i]: number, major, minor, raid_disk, state
+        words[128 + 32 * i : 133 + 32 * i] = [i, 9, i, i, 6]
+    words[992:997] = [role, 9, role, role, 6]  # this_disk, active|sync
+    raw = bytearray(struct.pack(order + "1024I", *words))
+    struct.pack_into(order + "Q", raw, 39 * 4, events)
+    struct.pack_into(order + "I", raw, 38 * 4, folded(sum(struct.unpack(order + "1024I", raw))))
+    assert sb_offset % (64 * 1024) == 0
+    return bytes(raw)
+
+
+def superblock_1x(
+    sb_sector: int,
+    data_offset: int,
+    data_size: int,
+    array_sectors: int,
+    *,
+    level: int = 1,
+    raid_disks: int = 2,
+    name: bytes = b"guest:boot",
+    dev_number: int = 0,
+    roles: tuple[int, ...] = (0, 1),
+    events: int = 5,
+    features: int = 0,
+    uuid: bytes = UUID,
+) -> bytes:
+    """mdp_superblock_1 (all sizes in sectors), roles[] after its 256 bytes, checksum set."""
+    raw = bytearray(4096)
+    struct.pack_into(
+        "<4I16s32sQiIQIIi", raw, 0,
+        MD_MAGIC, 1, features, 0, uuid, name, 1700000000, level, 0, array_sectors,
+        0, raid_disks, 0,
+    )  # fmt: skip
+    # data_offset, data_size, super_offset, recovery_offset, dev_number
+    struct.pack_into("<4QI", raw, 128, data_offset, data_size, sb_sector, 0, dev_number)
+    # utime, events, resync_offset, sb_csum, max_dev
+    struct.pack_into("<3QII", raw, 192, 1700000001, events, 2**64 - 1, 0, len(roles))
+    struct.pack_into(f"<{len(roles)}H", raw, 256, *roles)
+    fix_1x_checksum(raw)
+    return bytes(raw)
+
+
+def fix_1x_checksum(raw: bytearray) -> None:
+    (max_dev,) = struct.unpack_from("<I", raw, 220)
+    end = min(256 + 2 * max_dev, len(raw))
+    struct.pack_into("<I", raw, 216, 0)
+    total = sum(struct.unpack_from(f"<{end // 4}I", raw))
+    if end % 4:
+        total += struct.unpack_from("<H", raw, end - 2)[0]
+    struct.pack_into("<I", raw, 216, folded(total))
+
+
+#: Where each version starts its array data on the member, in sectors (mdadm's 1 MiB).
+DATA_OFFSET = {"0.90": 0, "0.90-be": 0, "1.0": 0, "1.1": 2048, "1.2": 2048}
+
+
+def member(data: bytes, version: str, **fields: object) -> bytes:
+    """A RAID member whose array data is ``data``, superblock where ``version`` puts it.
+
+    Its size is a whole number of MiB, as make_partitioned's partitions are, so that the
+    superblocks kept at the end of a member sit at the end of its partition.
+    """
+    start = DATA_OFFSET[version] * SECTOR
+    size = -(-(start + len(data) + 64 * 1024) // MiB) * MiB
+    if version.startswith("0.90"):
+        sb_offset = size - 64 * 1024
+        order = ">" if version.endswith("be") else "<"
+        sb = superblock_090(sb_offset, len(data), order=order, **fields)  # type: ignore[arg-type]
+    else:
+        sectors = size // SECTOR
+        sb_sector = {"1.0": (sectors - 16) & ~7, "1.1": 0, "1.2": 8}[version]
+        room = (sb_sector if version == "1.0" else sectors) - DATA_OFFSET[version]
+        sb = superblock_1x(sb_sector, DATA_OFFSET[version], room, len(data) // SECTOR, **fields)  # type: ignore[arg-type]
+        sb_offset = sb_sector * SECTOR
+    image = bytearray(size)
+    image[start : start + len(data)] = data
+    image[sb_offset : sb_offset + len(sb)] = sb
+    return bytes(image)
+
+
+def examine(path: Path) -> dict[str, str]:
+    """mdadm --examine's "Key : value" lines."""
+    out = run("mdadm", "--examine", path).decode()
+    return {
+        k.strip(): v.strip() for k, v in re.findall(r"^\s*([A-Za-z][^:\n]*?) : (.*)$", out, re.M)
+    }
+
+
+def grub_read(disk: Path, name: str, size: int, tmp: Path) -> bytes | None:
+    """Every byte of device ``name`` as GRUB reads it; None when GRUB has no such device."""
+    out = tmp / "grub.bin"
+    argv = [require_tool("grub-fstest"), str(disk), "cp", f"({name})0+{size // SECTOR}", str(out)]
+    proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    if proc.returncode != 0:
+        known = (b"not found", b"outside", b"beyond the total sectors")
+        assert any(m in proc.stderr for m in known), proc.stderr
+        return None
+    return out.read_bytes()
+
+
+def names(volumes: list[Volume]) -> list[str]:
+    return [v.grub_name for v in volumes]
+
+
+def by_name(volumes: list[Volume]) -> dict[str, Volume]:
+    return {v.grub_name: v for v in volumes}
+
+
+def boot(image: Path, out: Path) -> dict[str, str]:
+    out.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pygrub", "-q", "--output-format=simple", f"--output-directory={out}", image],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    return dict(item.split(" ", 1) for item in proc.stdout.decode().split("\n") if item)
+
+
+@pytest.fixture(scope="module")
+def guest_fs(tmp_path_factory) -> bytes:
+    return make_ext(tmp_path_factory.mktemp("md"), GUEST, size_mb=8).read_bytes()
+
+
+# ---------------------------------------------------------------- every version, one member
+
+VERSIONS = ["0.90", "0.90-be", "1.0", "1.1", "1.2"]
+ARRAY_NAME = {
+    "0.90": "md/md3",
+    "0.90-be": "md/md3",
+    "1.0": "md/boot",
+    "1.1": "md/boot",
+    "1.2": "md/boot",
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_raid1_member_on_a_partition(tmp_path, guest_fs, version):
+    part = tmp_path / "member.img"
+    part.write_bytes(member(guest_fs, version))
+    if version != "0.90-be":  # mdadm reads only its host's byte order
+        info = examine(part)
+        assert info["Raid Level"] == "raid1"
+        assert info["Checksum"].endswith("correct")
+        assert info["Version"].startswith(version.replace("0.90", "0.90.00"))
+        if version.startswith("1"):
+            assert info["Name"] == "guest:boot"
+            assert info["Array UUID"] == "10111213:14151617:18191a1b:1c1d1e1f"
+            assert info["Device Role"] == "Active device 0"
+        else:
+            assert info["Preferred Minor"] == "3"
+    disk = make_partitioned(tmp_path, [(part, "fd"), (2, "83")])
+    volumes = discover(FileSource(str(disk)))
+    array = ARRAY_NAME[version]
+    # A member whose array data starts at its byte 0 stays; the others are no filesystem.
+    kept = ["hd0,msdos1"] if DATA_OFFSET[version] == 0 else []
+    assert names(volumes) == [*kept, "hd0,msdos2", array]
+    source = by_name(volumes)[array].source
+    assert source.size == len(guest_fs)
+    assert source.pread(0, source.size) == guest_fs
+    assert grub_read(disk, array, source.size, tmp_path) == guest_fs
+    assert grub_read(disk, array, source.size + SECTOR, tmp_path) is None  # GRUB's size too
+    assert by_name(volumes)[array].origin == (
+        f"MD RAID1 array {array} (metadata {version[:4]}) on hd0,msdos1"
+    )
+
+
+@pytest.mark.parametrize("version", ["0.90", "1.2"])
+def test_a_raid1_member_alone_boots(tmp_path, guest_fs, version):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(member(guest_fs, version))  # a whole-disk member, no partition table
+    items = boot(disk, tmp_path / "out")
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+    assert Path(items["ramdisk"]).read_bytes() == INITRD
+    expected = ["hd0", "md/md3"] if version == "0.90" else ["md/boot"]
+    assert names(discover(FileSource(str(disk)))) == expected
+
+
+def test_names_as_grub_gives_them(tmp_path):
+    data = os.urandom(256 * 1024)
+    cases = [
+        (b"otherhost:web-boot", "md/web-boot"),
+        (b"0", "md/0"),
+        (b"plain", "md/plain"),
+        (b"a:b:c", "md/b:c"),
+    ]
+    for name, expected in cases:
+        disk = tmp_path / "m.img"
+        disk.write_bytes(member(data, "1.2", name=name))
+        (v,) = discover(FileSource(str(disk)))
+        assert v.grub_name == expected
+        assert grub_read(disk, expected, len(data), tmp_path) == data
+    disk.write_bytes(member(data, "1.2", name=b"we(ird)"))
+    assert names(discover(FileSource(str(disk)))) == ["mduuid/" + UUID.hex()]
+
+
+# ---------------------------------------------------------------- several members, levels
+
+
+def test_the_most_recent_member_is_read(tmp_path):
+    old, new = os.urandom(512 * 1024), os.urandom(512 * 1024)
+    a = tmp_path / "a.img"
+    b = tmp_path / "b.img"
+    a.write_bytes(member(old, "1.2", events=7, dev_number=0))
+    b.write_bytes(member(new, "1.2", events=9, dev_number=1))
+    disk = make_partitioned(tmp_path, [(a, "fd"), (b, "fd")])
+    (array,) = discover(FileSource(str(disk)))
+    assert array.source.pread(0, len(new)) == new
+    assert array.origin.endswith("on hd0,msdos2")
+
+
+def test_spare_and_faulty_members_are_skipped(tmp_path, caplog):
+    data = os.urandom(256 * 1024)
+    spare = tmp_path / "spare.img"
+    spare.write_bytes(member(data, "1.2", dev_number=2, roles=(0, 1, 0xFFFF)))
+    assert examine(spare)["Device Role"] == "spare"
+    spare090 = tmp_path / "spare090.img"
+    spare090.write_bytes(member(data, "0.90", role=2))  # raid_disk 2 of 2: not a data role
+    disk = make_partitioned(tmp_path, [(spare, "fd"), (spare090, "fd"), (1, "83")])
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert names(discover(FileSource(str(disk)))) == ["hd0,msdos3"]
+    assert caplog.text.count("needs members not read alone") == 2
+
+
+@pytest.mark.parametrize(
+    "level,disks,readable",
+    [(5, 3, False), (0, 2, False), (10, 2, False), (6, 4, False), (-1, 2, False),
+     (0, 1, True), (-1, 1, True), (-4, 2, True)],
+)  # fmt: skip
+def test_levels(tmp_path, caplog, level, disks, readable):
+    data = os.urandom(128 * 1024)
+    part = tmp_path / "m.img"
+    part.write_bytes(member(data, "1.2", level=level, raid_disks=disks, roles=tuple(range(disks))))
+    disk = make_partitioned(tmp_path, [(part, "fd"), (1, "83")])
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover(FileSource(str(disk)))
+    if readable:
+        assert names(volumes) == ["hd0,msdos2", "md/boot"]
+        assert volumes[1].source.pread(0, len(data)) == data
+        # GRUB's mdraid1x reads neither linear nor multipath arrays (it hands the level on
+        # unmapped to diskfilter, which knows neither); a lone member holds all the data.
+        grub = grub_read(disk, "md/boot", len(data), tmp_path)
+        assert grub == (None if level < 0 else data)
+    else:
+        assert names(volumes) == ["hd0,msdos2"]
+        assert f"RAID level {level}, {disks} devices" in caplog.text
+
+
+def test_damaged_or_unread_superblocks_leave_a_plain_volume(tmp_path, caplog):
+    data = os.urandom(128 * 1024)
+    bad = bytearray(member(data, "1.2"))
+    bad[4096 + 100] ^= 1  # in ctime: the checksum no longer matches
+    recovering = member(data, "1.2", features=0x2)
+    cases = [(bad, "checksum mismatch"), (recovering, "being recovered")]
+    bad090 = bytearray(member(data, "0.90"))
+    bad090[-64 * 1024 + 40] ^= 1
+    cases.append((bad090, "checksum mismatch"))
+    for image, message in cases:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+            assert names(discover(MemorySource(bytes(image)))) == ["hd0"]
+        assert message in caplog.text
+    # A 1.2 superblock whose device roles run past the end of a truncated member.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert names(discover(MemorySource(member(data, "1.2")[: 4096 + 257]))) == ["hd0"]
+    assert "cut short by the end of the member" in caplog.text
+    corrupt = tmp_path / "bad.img"
+    corrupt.write_bytes(bad)
+    assert "expected" in run("mdadm", "--examine", corrupt).decode()  # mdadm agrees
+
+
+# ---------------------------------------------------------------- LVM on MD
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.2"])
+def test_lvm_on_a_raid1_array(tmp_path, version):
+    """A PV made by LVM2 inside the array's data: read through the array, not the member."""
+    array_bytes = 16 * MiB
+    part = tmp_path / "member.img"
+    part.write_bytes(member(bytes(array_bytes), version))
+    disk = make_partitioned(tmp_path, [(part, "fd")])
+    data_start = 1 * MiB + DATA_OFFSET[version] * SECTOR
+    d = lvm_disk(
+        tmp_path,
+        disk,
+        [(data_start, array_bytes)],
+        "vg-md",
+        [("lvcreate", "-an", "-Zn", "-L", "8M", "-n", "root", "vg-md")],
+    )
+    write_lv(d, "root", make_ext(tmp_path, GUEST, size_mb=8, name="lv.img").read_bytes())
+    volumes = discover(FileSource(str(disk)))
+    assert names(volumes) == ["lvm/vg--md-root"]
+    assert volumes[0].source.pread(0, 8 * MiB) == d.contents["root"]
+    assert grub_read(disk, "lvm/vg--md-root", 8 * MiB, tmp_path) == d.contents["root"]
+    items = boot(disk, tmp_path / "out")
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+
+
+# ---------------------------------------------------------------- hostile superblocks
+
+
+def check_volumes(volumes: list[Volume]) -> None:
+    assert volumes and all(isinstance(v, Volume) for v in volumes)
+    for v in volumes:
+        for offset in (0, max(0, v.source.size - 100)):
+            try:
+                data = v.source.pread(offset, 4096)
+            except PygrubError:
+                continue
+            assert len(data) == max(0, min(4096, v.source.size - offset))
+
+
+SIZE = 192 * 1024
+U64 = st.integers(0, 400) | st.integers(0, 2**64 - 1)
+U32 = st.integers(0, 40) | st.integers(0, 2**32 - 1)
+
+
+@FUZZ
+@given(data=st.data(), hostile=st.booleans(), checksum_ok=st.booleans())
+def test_fuzz_1x_fields(data, hostile, checksum_ok):
+    """Superblock fields plausible or hostile, checksum right or wrong: never a crash."""
+    version = data.draw(st.sampled_from(["1.0", "1.1", "1.2"]))
+    small = st.integers(0, SIZE // SECTOR + 8)
+    u64, u32 = (U64, U32) if hostile else (small, st.integers(0, 4))
+    roles = data.draw(
+        st.lists(st.sampled_from([0, 1, 2, 0xFFFE, 0xFFFF]) | u32, min_size=1, max_size=6)
+    )
+    image = bytearray(SIZE)
+    sectors = SIZE // SECTOR
+    sb_sector = {"1.0": (sectors - 16) & ~7, "1.1": 0, "1.2": 8}[version]
+    raw = bytearray(
+        superblock_1x(
+            sb_sector,
+            data.draw(u64),
+            data.draw(u64),
+            data.draw(u64),
+            level=data.draw(st.sampled_from([-4, -1, 0, 1, 5, 10]) | st.integers(-5, 11)),
+            raid_disks=data.draw(u32 if hostile else st.integers(1, 3)),
+            dev_number=data.draw(u32 if hostile else st.integers(0, len(roles) - 1)),
+            roles=tuple(r & 0xFFFF for r in roles),
+            features=data.draw(st.integers(0, 2**16) if hostile else st.sampled_from([0, 1])),
+        )
+    )
+    if hostile:
+        struct.pack_into("<I", raw, 220, data.draw(U32))  # max_dev
+    if checksum_ok:
+        fix_1x_checksum(raw)
+    image[sb_sector * SECTOR : sb_sector * SECTOR + 4096] = raw
+    check_volumes(discover(MemorySource(bytes(image))))
+
+
+@FUZZ
+@given(
+    order=st.sampled_from("<>"),
+    words=st.dictionaries(st.integers(0, 1023), st.integers(0, 2**32 - 1), max_size=12),
+    checksum_ok=st.booleans(),
+)
+def test_fuzz_090_fields(order, words, checksum_ok):
+    sb_offset = SIZE - 64 * 1024
+    raw = bytearray(superblock_090(sb_offset, 64 * 1024, order=order))
+    for index, value in words.items():
+        if index != 0:  # keep the magic, so that the reader goes on
+            struct.pack_into(order + "I", raw, index * 4, value)
+    if checksum_ok:
+        struct.pack_into(order + "I", raw, 38 * 4, 0)
+        struct.pack_into(order + "I", raw, 38 * 4, folded(sum(struct.unpack(order + "1024I", raw))))
+    image = bytearray(SIZE)
+    image[sb_offset : sb_offset + 4096] = raw
+    check_volumes(discover(MemorySource(bytes(image))))
+
+
+BASE = member(os.urandom(64 * 1024), "1.2")
+
+
+@FUZZ
+@given(
+    flips=st.lists(st.tuples(st.integers(4096, 4096 + 300), st.integers(0, 7)), max_size=6),
+    cut=st.none() | st.integers(0, len(BASE)) | st.integers(4096, 8192),
+)
+def test_fuzz_bit_flips_and_truncation(flips, cut):
+    image = bytearray(BASE)
+    for offset, bit in flips:
+        image[offset] ^= 1 << bit
+    fix_1x_checksum(memoryview(image)[4096 : 4096 + 4096])  # type: ignore[arg-type]
+    check_volumes(discover(MemorySource(bytes(image[:cut]))))
