@@ -352,6 +352,8 @@ class Interpreter:
         #: The line of the command running now, and whether it was given a { block }.
         self.line = 0
         self.has_block = False
+        #: The last command was not found: GRUB leaves ``$?`` as it was (execute.c).
+        self.command_not_found = False
         self.source_name = context.config
 
     @property
@@ -412,7 +414,10 @@ class Interpreter:
             if self.step_limit is not None and self.steps > self.step_limit:
                 raise ScriptLimitError(f"menu entry runs over {self.step_limit} commands")
             if isinstance(node, Command):
+                self.command_not_found = False
                 status = self.exec_command(node)
+                if self.command_not_found:
+                    return status
             elif isinstance(node, If):
                 status = self.exec_if(node)
             elif isinstance(node, For):
@@ -439,7 +444,9 @@ class Interpreter:
     def exec_if(self, node: If) -> int:
         with self.session.nested("if"):
             for cond, body in node.branches:
-                if self.exec_list(cond) == 0:
+                # GRUB decides on ``$?``, which a command it cannot find leaves alone.
+                self.exec_list(cond)
+                if self.env.get("?") == "0":
                     return self.exec_list(body)
             if node.orelse:
                 return self.exec_list(node.orelse)
@@ -534,6 +541,7 @@ class Interpreter:
             self.set_script_var(var, value)
             return ERR_NONE
         log.info("%s:%d: unknown command %r", self.source_name, self.line, name[:60])
+        self.command_not_found = True
         return ERR_UNKNOWN_COMMAND
 
     def run_builtin(self, command: CommandFunc, name: str, args: list[str]) -> int:
