@@ -6,6 +6,7 @@ This is the library entry point the CLI uses; it knows nothing of argv or exit c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import Attempt, find_menu
@@ -102,14 +103,25 @@ def why_not_bootable(
     return None
 
 
+#: Picks the entry of a menu instead of the default rules (the interactive menu): given
+#: the menu and why_not(entry), returns (path, entry), the entry possibly edited.
+Chooser = Callable[
+    [BootMenu, Callable[[BootEntry], "str | None"]], tuple[tuple[int, ...], BootEntry]
+]
+
+
 def plan_boot(
     guest: GuestDisk,
     entry_spec: str | None = None,
     extra_args: str = "",
     kernel: str | None = None,
     ramdisk: str | None = None,
+    chooser: Chooser | None = None,
 ) -> BootPlan:
-    """Try each volume in order and plan the boot from the first that has something to boot."""
+    """Try each volume in order and plan the boot from the first that has something to boot.
+
+    With a ``chooser``, it picks the entry of the first menu found (``entry_spec`` unused).
+    """
     reports = []
     for volume in guest.volumes:
         report = VolumeReport(volume)
@@ -124,7 +136,7 @@ def plan_boot(
             if kernel is not None:
                 plan = _plan_given_kernel(fs, home_name, kernel, ramdisk, extra_args)
             else:
-                plan = _plan_from_config(guest, volume, fs, entry_spec, extra_args, report)
+                plan = _plan_from_config(guest, volume, fs, entry_spec, extra_args, report, chooser)
         except PygrubError as e:
             report.problem = str(e)
             continue
@@ -150,6 +162,7 @@ def _plan_from_config(
     entry_spec: str | None,
     extra_args: str,
     report: VolumeReport,
+    chooser: Chooser | None = None,
 ) -> BootPlan | None:
     menu, report.attempts = find_menu(guest, volume, fs, extra_args)
     if menu is None:
@@ -157,7 +170,14 @@ def _plan_from_config(
             report.problem = "no bootloader config"
         return None
     home_name = f"({volume.grub_name})"
-    path, entry = choose(menu, entry_spec, lambda e: why_not_bootable(guest, fs, home_name, e))
+
+    def why_not(e: BootEntry) -> str | None:
+        return why_not_bootable(guest, fs, home_name, e)
+
+    if chooser is not None:
+        path, entry = chooser(menu, why_not)
+    else:
+        path, entry = choose(menu, entry_spec, why_not)
     kernel_ref, initrd_refs = entry_files(guest, fs, home_name, entry)
     args = entry.args
     if extra_args:

@@ -17,12 +17,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from .errors import PygrubError, UsageError
+from .errors import Interrupted, PygrubError, UsageError
 
 if TYPE_CHECKING:
-    from .boot import BootPlan
-    from .config.model import BootMenu
+    from collections.abc import Callable
+
+    from .boot import BootPlan, Chooser
+    from .config.model import BootEntry, BootMenu
     from .guest import GuestDisk
+
+    MenuChoice = tuple[tuple[int, ...], BootEntry]
 
 USAGE = (
     "Usage: {prog} [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really] "
@@ -53,7 +57,8 @@ where they are and the kernel command line. The image is only ever read.
   --debug                 log what is tried, and show tracebacks
 
 Environment: PYGRUB_MAX_FILE_SIZE_MB (per-file limit, default 1024),
-PYGRUB_TIMEOUT (seconds an unattended run may take, default 60).
+PYGRUB_TIMEOUT (seconds an unattended run may take, default 60),
+PYGRUB_MENU_MAX_WAIT (longest wait of the menu for a first key, default 30).
 Exit status: 0 on success, 1 on error, 2 on a usage error.
 """
 
@@ -79,10 +84,6 @@ class Options:
     isconfig: bool = False
     runas: int | None = None
     debug: bool = False
-
-
-class Interrupted(PygrubError):
-    pass
 
 
 class HelpRequested(Exception):
@@ -214,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
     }
     try:
-        if not options.interactive:
-            # A person at the menu takes the time they need; an unattended run has a budget.
-            signal.setitimer(signal.ITIMER_REAL, run_budget())
+        # The menu needs a terminal on stdin and stdout; anywhere else the default boots.
+        options.interactive = options.interactive and not options.list_entries
+        options.interactive = options.interactive and os.isatty(0) and os.isatty(1)
+        # The run has a budget; the menu stops the clock while a person looks at it.
+        signal.setitimer(signal.ITIMER_REAL, run_budget())
         return run(options)
-    except PygrubError as e:
+    except (PygrubError, Interrupted) as e:
         if options.debug:
             logging.exception("failed")
         print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
@@ -243,6 +246,11 @@ def _one_line(text: str) -> str:
 
 
 def run(o: Options) -> int:
+    if o.runas is not None:
+        from .sandbox import run_deprivileged
+
+        return run_deprivileged(o)
+
     from .limits import MAX_CONFIG_BYTES
 
     if o.isconfig:
@@ -256,10 +264,25 @@ def run(o: Options) -> int:
         guest = open_guest(source, o.offset)
         if o.list_entries:
             return _list_entries(guest, o)
-        plan = plan_boot(guest, o.entry, o.args, o.kernel, o.ramdisk)
+        chooser = _menu_chooser() if o.interactive else None
+        plan = plan_boot(guest, o.entry, o.args, o.kernel, o.ramdisk, chooser)
         return _extract_and_report(plan, o)
     finally:
         source.close()
+
+
+def _menu_chooser() -> Chooser:
+    """The interactive menu as plan_boot's chooser, the run's budget paused while it shows."""
+    from .menu import choose_interactively
+
+    def chooser(menu: BootMenu, why_not: Callable[[BootEntry], str | None]) -> MenuChoice:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            return choose_interactively(menu, why_not)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, run_budget())
+
+    return chooser
 
 
 def _open_output(o: Options) -> int:
@@ -369,7 +392,14 @@ def _run_isconfig(o: Options, max_bytes: int) -> int:
     menu = load_config_file(o.image, data, o.args)
     if o.list_entries:
         _print_menu(menu)
-    _path, entry = choose(menu, o.entry, lambda e: None if e.kernel else "no kernel")
+
+    def why_not(e: BootEntry) -> str | None:
+        return None if e.kernel else "no kernel"
+
+    if o.interactive:
+        _path, entry = _menu_chooser()(menu, why_not)
+    else:
+        _path, entry = choose(menu, o.entry, why_not)
     args = entry.args + (" " + o.args if o.args else "")
     print(f"  kernel: {entry.kernel}")
     if entry.initrds:

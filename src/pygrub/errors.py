@@ -25,3 +25,11 @@ class NotFoundError(PygrubError):
 
 class UsageError(PygrubError):
     """Bad command line (exit status 2)."""
+
+
+class Interrupted(Exception):
+    """A signal stopped the run (SIGTERM from libxl, Ctrl-C, the time budget).
+
+    Not a PygrubError on purpose: the layers that skip a bad volume or config by
+    catching PygrubError must never swallow it and carry on.
+    """

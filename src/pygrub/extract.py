@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import LimitError, PygrubError
@@ -38,10 +39,15 @@ class FileRef:
 class Extraction:
     """Owns the files this run creates; removes them all unless ``keep()`` is called."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(
+        self, directory: str, preopened: Mapping[str, tuple[int, str]] | None = None
+    ) -> None:
         self.directory = directory
         self.created: list[str] = []
         self._kept = False
+        #: prefix -> (fd, path) made by someone else (the --runas parent, before the sandbox
+        #: closed), used instead of mkstemp. Their maker removes them on failure, not we.
+        self._preopened = dict(preopened or {})
 
     def __enter__(self) -> Extraction:
         return self
@@ -62,6 +68,8 @@ class Extraction:
         self.created.clear()
 
     def new_file(self, prefix: str) -> tuple[int, str]:
+        if prefix in self._preopened:
+            return self._preopened.pop(prefix)
         fd, path = tempfile.mkstemp(prefix=prefix, dir=self.directory)
         self.created.append(path)
         return fd, path

@@ -30,15 +30,20 @@ DEFAULT_MAX_FILE_MB = 1024
 
 def max_file_size() -> int:
     """The per-file extraction limit in bytes, from PYGRUB_MAX_FILE_SIZE_MB."""
-    raw = os.environ.get("PYGRUB_MAX_FILE_SIZE_MB")
+    return megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", DEFAULT_MAX_FILE_MB)
+
+
+def megabytes_from_env(name: str, default_mb: int) -> int:
+    """Bytes from the environment variable ``name``: a whole, positive number of MiB."""
+    raw = os.environ.get(name)
     if raw is None or raw == "":
-        return DEFAULT_MAX_FILE_MB << 20
+        return default_mb << 20
     try:
         megabytes = int(raw, 10)
     except ValueError:
-        raise UsageError(f"PYGRUB_MAX_FILE_SIZE_MB must be a whole number, not {raw!r}") from None
+        raise UsageError(f"{name} must be a whole number, not {raw!r}") from None
     if megabytes <= 0:
-        raise UsageError(f"PYGRUB_MAX_FILE_SIZE_MB must be positive, not {megabytes}")
+        raise UsageError(f"{name} must be positive, not {megabytes}")
     return megabytes << 20
 
 

@@ -22,6 +22,7 @@ Facts from GRUB 0.97's stage2 that decide indexes, and where Xen's GrubConf diff
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -161,7 +162,29 @@ def build_menu(items: list[MenuItem], settings: MenuSettings, path: str) -> Boot
         timeout_style="hidden" if settings.hidden and settings.timeout is not None else "menu",
         password=settings.password,
         default_reason=reason,
+        evaluate=functools.partial(evaluate_entry, menu_password=settings.password is not None),
     )
+
+
+def evaluate_entry(title: str, lines: list[str], menu_password: bool) -> BootEntry:
+    """An entry's edited (or typed) commands, run as GRUB runs an entry it boots.
+
+    The menu's editor and command line use this; unlike in the file, a command GRUB
+    does not know stops the entry (stage2 says "Unrecognized command").
+    """
+    builder = EntryBuilder(title, 1, menu_password)
+    for number, line in enumerate(lines, 1):
+        for command in read_commands(line):
+            if command.name not in KNOWN_COMMANDS or command.name == "title":
+                builder.entry.lines.append(command.text)
+                if builder.entry.not_bootable is None:
+                    builder.entry.not_bootable = (
+                        f"line {number}: unknown command {quote(command.name, 30)}"
+                    )
+                builder.stopped = True
+                continue
+            builder.add(Command(number, command.text, command.name, command.arg))
+    return builder.finish()
 
 
 def add_entry(items: list[MenuItem], builder: EntryBuilder | None, path: str) -> None:

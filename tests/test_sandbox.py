@@ -1,0 +1,844 @@
+"""--runas: the sandbox probed from inside, and whole runs compared with runs without it.
+
+The probes run in the real sandbox (``sandbox.run_sandboxed`` forks this process and
+confines the child exactly as a --runas run does), so they see what a subverted reader
+would see. The whole runs go through ``python -m pygrub`` or ``cli.main``. Everything
+here that sets up namespaces needs root: under CI it fails without, elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import pwd
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from imaging import make_ext, make_fat, require_tool, run, write_tree
+
+from pygrub import cli, sandbox
+from pygrub.errors import PygrubError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "guest.img"
+NOBODY = 65534
+#: A uid with no passwd entry (its gid is then the uid), one per kind of test so that a
+#: search for leftover processes by uid sees only its own.
+UNNAMED = 43219
+SLOW_UID = 43220
+
+KERNEL = random.Random(1).randbytes(300_000)
+INITRD = random.Random(2).randbytes(90_001)
+MENU_LST = "default 0\ntimeout 1\ntitle Linux\n  kernel /boot/vmlinuz root=/dev/xvda1 ro\n"
+
+
+@pytest.fixture
+def needs_root():
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the --runas tests need root, and CI runs them as root")
+        pytest.skip("the --runas tests need root")
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def error_of(action) -> str:
+    """The errno name an action fails with, or "ok"."""
+    try:
+        action()
+    except OSError as e:
+        return errno.errorcode.get(e.errno or 0, str(e.errno))
+    return "ok"
+
+
+def vm_size() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"^VmSize:\s+(\d+) kB", status, re.M)[1]) << 10
+
+
+def sandboxed(tmp_path: Path, body, uid=UNNAMED, image=SAMPLE, keep=(), landlock=True):
+    """body() run in the sandbox; its address-space limit leaves room above this process."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir(exist_ok=True)
+    uid, gid = sandbox.user_ids(uid)
+    box = sandbox.Sandbox(
+        uid,
+        gid,
+        str(image),
+        str(mountpoint),
+        file_size=1 << 20,
+        address_space=vm_size() + (512 << 20),
+        keep=tuple(keep),
+        landlock=landlock,
+    )
+    return sandbox.run_sandboxed(box, body), box
+
+
+def prctl(option: int) -> int:
+    return ctypes.CDLL(None, use_errno=True).prctl(option, 0, 0, 0, 0)
+
+
+def fork_and_exit() -> None:
+    if os.fork() == 0:
+        os._exit(0)
+
+
+def processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Uid:\s+(\d+)", status, re.M)
+        if m and int(m[1]) == uid:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until_gone(uid: int, seconds: float = 5) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := processes_of(uid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+class HostShm:
+    """A System V shared memory segment every user may open: visible unless the IPC
+    namespace differs."""
+
+    IPC_CREAT = 0o1000
+    IPC_RMID = 0
+
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.key = random.randrange(1 << 20, 1 << 30)
+        self.id = self.libc.shmget(self.key, 4096, self.IPC_CREAT | 0o666)
+        assert self.id >= 0, os.strerror(ctypes.get_errno())
+
+    def lookup(self) -> str:
+        if self.libc.shmget(self.key, 0, 0) >= 0:
+            return "ok"
+        return errno.errorcode[ctypes.get_errno()]
+
+    def remove(self) -> None:
+        self.libc.shmctl(self.id, self.IPC_RMID, None)
+
+
+def guest_tree(initrd: bool = True) -> dict:
+    menu = MENU_LST + ("  initrd /boot/initrd.img\n" if initrd else "")
+    tree = {"boot/grub/menu.lst": menu, "boot/vmlinuz": KERNEL}
+    if initrd:
+        tree["boot/initrd.img"] = INITRD
+    return tree
+
+
+def readable(image: Path) -> Path:
+    """The image readable by any user, as xl.cfg asks of a bootloader_user's disk."""
+    image.chmod(0o644)
+    return image
+
+
+def main_in_process(capfd, *argv: str | os.PathLike[str]) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def pygrub(*argv: str | os.PathLike[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pygrub", *map(str, argv)],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        env=env,
+    )
+
+
+def items(output: bytes) -> dict[str, str]:
+    return dict(i.split(" ", 1) for i in output.decode().split("\0") if i)
+
+
+# -- the sandbox from inside -----------------------------------------------------------
+
+
+def test_the_child_sees_only_the_disk_and_its_descriptors(tmp_path, needs_root):
+    # A copy any user may write: what stops the write is the read-only bind mount alone.
+    image = tmp_path / "guest.img"
+    shutil.copy(SAMPLE, image)
+    image.chmod(0o666)
+    kept = os.open(tmp_path / "kept", os.O_RDWR | os.O_CREAT, 0o600)
+    stray = os.open(tmp_path / "stray", os.O_RDWR | os.O_CREAT, 0o600)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    name = b"\0pygrub-sandbox-test-%d" % os.getpid()
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind(name)
+    abstract.listen()
+    shm = HostShm()
+    null = os.stat("/dev/null").st_rdev
+
+    def probe() -> dict:
+        def unix() -> None:
+            socket.socket(socket.AF_UNIX).connect(name)
+
+        return {
+            "ids": [os.getresuid(), os.getresgid(), os.getgroups()],
+            "root": sorted(os.listdir("/")),
+            "head": open("/guest.img", "rb").read(4096).hex(),
+            "passwd": error_of(lambda: open("/etc/passwd")),
+            "write_disk": error_of(lambda: os.open("/guest.img", os.O_WRONLY)),
+            "create": error_of(lambda: os.open("/new", os.O_WRONLY | os.O_CREAT, 0o600)),
+            "tcp": error_of(lambda: socket.socket().connect(("127.0.0.1", port))),
+            "abstract_unix": error_of(unix),
+            "sysv_ipc": shm.lookup(),
+            "fork": error_of(fork_and_exit),
+            "setuid0": error_of(lambda: os.setuid(0)),
+            "stray_fd": error_of(lambda: os.fstat(stray)),
+            "kept_fd": stat.S_ISREG(os.fstat(kept).st_mode),
+            "stdin_is_null": os.fstat(0).st_rdev == null,
+            "own_session": os.getsid(0) == os.getpid(),
+            "no_new_privs": prctl(39),  # PR_GET_NO_NEW_PRIVS
+            "dumpable": prctl(3),  # PR_GET_DUMPABLE
+            "limits": {
+                n: resource.getrlimit(getattr(resource, n))
+                for n in ("RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE")
+            },
+            "fsize": resource.getrlimit(resource.RLIMIT_FSIZE),
+            "address_space": resource.getrlimit(resource.RLIMIT_AS),
+            "write_to_limit": error_of(lambda: os.pwrite(kept, b"x", (1 << 20) - 1)),
+            "write_past_limit": error_of(lambda: os.pwrite(kept, b"x", 1 << 20)),
+            "huge_allocation": _allocation(resource.getrlimit(resource.RLIMIT_AS)[0]),
+        }
+
+    try:
+        # The host itself reaches all three: the probes below are not vacuous.
+        socket.create_connection(("127.0.0.1", port)).close()
+        socket.socket(socket.AF_UNIX).connect(name)
+        assert shm.lookup() == "ok"
+        seen, box = sandboxed(tmp_path, probe, uid=NOBODY, image=image, keep=[kept], landlock=False)
+    finally:
+        shm.remove()
+        listener.close()
+        abstract.close()
+    nobody = pwd.getpwuid(NOBODY)
+    assert seen["ids"] == [[NOBODY] * 3, [nobody.pw_gid] * 3, []]
+    assert seen["root"] == ["guest.img"]
+    assert bytes.fromhex(seen["head"]) == SAMPLE.read_bytes()[:4096]
+    assert seen["passwd"] == "ENOENT"
+    assert seen["write_disk"] == "EROFS" and seen["create"] == "EROFS"
+    assert seen["tcp"] == "ENETUNREACH"  # a new network namespace: even loopback is down
+    assert seen["abstract_unix"] == "ECONNREFUSED"
+    assert seen["sysv_ipc"] == "ENOENT"
+    assert seen["fork"] == "EAGAIN" and seen["setuid0"] == "EPERM"
+    assert seen["stray_fd"] == "EBADF" and seen["kept_fd"] is True
+    assert seen["stdin_is_null"] and seen["own_session"]
+    assert seen["no_new_privs"] == 1 and seen["dumpable"] == 0
+    assert all(v == [0, 0] for v in seen["limits"].values()), seen["limits"]
+    assert seen["fsize"] == [1 << 20, 1 << 20]
+    assert seen["address_space"] == [box.address_space] * 2
+    assert seen["write_to_limit"] == "ok" and seen["write_past_limit"] == "EFBIG"
+    assert seen["huge_allocation"] == "MemoryError"
+    # The mounts were made in the child's namespace only: none reached the host's table
+    # (compared by path, as other processes on the host may mount meanwhile).
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+    assert os.listdir(tmp_path / "mnt") == []
+
+
+def _allocation(size: int) -> str:
+    try:
+        bytearray(size)
+    except MemoryError:
+        return "MemoryError"
+    return "ok"
+
+
+def test_landlock_forbids_everything_not_already_open(tmp_path, needs_root):
+    abi = sandbox.landlock_abi()
+    kept = os.open(tmp_path / "kept", os.O_RDWR | os.O_CREAT, 0o600)
+    sleeper = subprocess.Popen(["sleep", "60"], user=UNNAMED, group=UNNAMED)
+
+    def probe() -> dict:
+        return {
+            "list_root": error_of(lambda: os.listdir("/")),
+            "read_disk": len(open("/guest.img", "rb").read(512)),
+            "truncate_kept": error_of(lambda: os.ftruncate(kept, 10)),
+            "tcp": error_of(lambda: socket.socket().connect(("127.0.0.1", 9))),
+            "signal_same_user": error_of(lambda: os.kill(sleeper.pid, 0)),
+        }
+
+    try:
+        with_landlock, _ = sandboxed(tmp_path, probe, keep=[kept])
+        without, _ = sandboxed(tmp_path, probe, keep=[kept], landlock=False)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert with_landlock["read_disk"] == without["read_disk"] == 512
+    assert with_landlock["truncate_kept"] == "ok"
+    assert without["list_root"] == "ok" and without["signal_same_user"] == "ok"
+    if abi == 0:
+        # No Landlock in this kernel: the sandbox goes on without it.
+        assert with_landlock == without
+        return
+    assert with_landlock["list_root"] == "EACCES"
+    assert with_landlock["tcp"] == ("EACCES" if abi >= 4 else "ENETUNREACH")
+    assert with_landlock["signal_same_user"] == ("EPERM" if abi >= 6 else "ok")
+
+
+def test_a_user_without_passwd_entry_runs_with_its_uid_as_gid(needs_root):
+    with pytest.raises(KeyError):
+        pwd.getpwuid(UNNAMED)
+    assert sandbox.user_ids(UNNAMED) == (UNNAMED, UNNAMED)
+    assert sandbox.user_ids(NOBODY) == (NOBODY, pwd.getpwuid(NOBODY).pw_gid)
+
+
+@pytest.mark.parametrize("uid", [0, -1, 0xFFFFFFFF, 1 << 40])
+def test_root_and_non_ids_are_usage_errors(uid):
+    with pytest.raises(UsageError):
+        sandbox.user_ids(uid)
+
+
+# -- whole runs ------------------------------------------------------------------------
+
+
+def test_runas_boot_is_the_plain_boot(tmp_path, needs_root):
+    """The libxl command line, sandboxed and not: same output, same files, nothing else."""
+    image = readable(Path(shutil.copy(SAMPLE, tmp_path / "guest.img")))
+    results = []
+    for extra in ([f"--runas={UNNAMED}", "-q"], ["-q"]):
+        out = tmp_path / f"out{len(results)}"
+        out.mkdir()
+        output = tmp_path / f"output{len(results)}"
+        output.touch()
+        proc = pygrub(
+            *extra,
+            f"--output={output}",
+            "--output-format=simple0",
+            f"--output-directory={out}",
+            image,
+        )
+        assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+        found = items(output.read_bytes())
+        named = sorted(Path(found[k]).name for k in ("kernel", "ramdisk"))
+        assert sorted(os.listdir(out)) == named
+        for key in ("kernel", "ramdisk"):
+            st_ = os.stat(found[key])
+            assert (st_.st_uid, st_.st_gid, stat.S_IMODE(st_.st_mode)) == (0, 0, 0o600)
+        results.append(
+            (
+                re.sub(rb"/out\d/boot_(\w+)\.\w{8}", rb"/boot_\1", output.read_bytes()),
+                Path(found["kernel"]).read_bytes(),
+                Path(found["ramdisk"]).read_bytes(),
+            )
+        )
+    assert results[0] == results[1]
+
+
+def build_fat_guest(tmp: Path) -> Path:
+    conf = "DEFAULT linux\nLABEL linux\n  KERNEL /boot/vmlinuz\n  APPEND root=/dev/xvda1\n"
+    tree = {"boot/extlinux/extlinux.conf": conf, "boot/vmlinuz": KERNEL}
+    return make_fat(tmp, tree, 12, 4096, "fat.img")
+
+
+def build_iso_guest(tmp: Path) -> Path:
+    conf = "DEFAULT live\nLABEL live\n  KERNEL /isolinux/vmlinuz\n  APPEND boot=live\n  INITRD /isolinux/initrd.img\n"
+    tree = {
+        "isolinux/isolinux.cfg": conf,
+        "isolinux/vmlinuz": KERNEL,
+        "isolinux/initrd.img": INITRD,
+    }
+    src = write_tree(tmp / "iso.d", tree)
+    image = tmp / "guest.iso"
+    run("xorriso", "-as", "mkisofs", "-quiet", "-J", "-R", "-o", image, src)
+    return image
+
+
+GUESTS = {
+    "ext4, kernel and initrd": lambda tmp: make_ext(tmp, guest_tree()),
+    "ext4, no initrd": lambda tmp: make_ext(tmp, guest_tree(initrd=False)),
+    "FAT (cp437 names)": build_fat_guest,
+    "ISO 9660 with Joliet (UTF-16 names)": build_iso_guest,
+}
+
+
+@pytest.mark.parametrize("kind", GUESTS)
+@pytest.mark.parametrize("uid", [NOBODY, UNNAMED])
+def test_guests_boot_the_same_under_runas(tmp_path, capfd, monkeypatch, needs_root, kind, uid):
+    # In this process: its address space is larger than a fresh pygrub's.
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    image = readable(GUESTS[kind](tmp_path))
+    seen = []
+    for runas in ([f"--runas={uid}"], []):
+        out = tmp_path / f"out{len(seen)}"
+        out.mkdir()
+        output = tmp_path / f"output{len(seen)}"
+        output.touch()
+        argv = [*runas, "-q", f"--output={output}", "--output-format=simple0"]
+        code, _out, err = main_in_process(capfd, *argv, f"--output-directory={out}", image)
+        assert code == 0 and err == "", err
+        found = items(output.read_bytes())
+        files = {k: Path(found[k]).read_bytes() for k in ("kernel", "ramdisk") if k in found}
+        assert sorted(os.listdir(out)) == sorted(Path(found[k]).name for k in files)
+        seen.append((found.get("args"), files))
+    assert seen[0] == seen[1]
+    assert seen[0][1]["kernel"] == KERNEL
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["-l"], ["-n"], ["-n", "--entry=0", "--args=extra"]],
+    ids=["list", "not-really", "entry"],
+)
+def test_other_modes_print_the_same_under_runas(tmp_path, capfd, monkeypatch, needs_root, flags):
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    image = readable(make_ext(tmp_path, guest_tree()))
+    out = tmp_path / "out"
+    out.mkdir()
+    plain = main_in_process(capfd, "-q", *flags, f"--output-directory={out}", image)
+    runas = main_in_process(
+        capfd, f"--runas={UNNAMED}", "-q", *flags, f"--output-directory={out}", image
+    )
+    assert plain[0] == 0 and runas == plain
+    assert os.listdir(out) == []
+
+
+def test_isconfig_under_runas(tmp_path, capfd, monkeypatch, needs_root):
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    config = tmp_path / "menu.lst"
+    config.write_text(MENU_LST)
+    config.chmod(0o644)
+    plain = main_in_process(capfd, "--isconfig", "-q", config)
+    runas = main_in_process(capfd, "--isconfig", "-q", f"--runas={UNNAMED}", config)
+    assert plain[0] == 0 and runas == plain
+
+
+def test_block_device_image(tmp_path, capfd, monkeypatch, needs_root):
+    """A guest on a block device: bound into the sandbox without nodev, which would forbid it."""
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    image = make_ext(tmp_path, guest_tree())
+    device = run("losetup", "--find", "--show", "--read-only", image).decode().strip()
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    try:
+        # The administrator gives each domain's bootloader user its disk, as xl.cfg asks.
+        os.chown(device, UNNAMED, -1)
+        code, _out, err = main_in_process(
+            capfd, f"--runas={UNNAMED}", "-q", f"--output={output}", "--output-format=simple0",
+            f"--output-directory={out}", device,
+        )  # fmt: skip
+    finally:
+        os.chown(device, 0, -1)
+        run("losetup", "--detach", device)
+    assert code == 0, err
+    found = items(output.read_bytes())
+    assert Path(found["kernel"]).read_bytes() == KERNEL
+    assert Path(found["ramdisk"]).read_bytes() == INITRD
+
+
+# -- failures end cleanly --------------------------------------------------------------
+
+
+def test_kernel_over_the_file_size_limit(tmp_path, needs_root):
+    tree = guest_tree()
+    tree["boot/vmlinuz"] = os.urandom(2 << 20)
+    image = readable(make_ext(tmp_path, tree))
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    env = dict(os.environ, PYGRUB_MAX_FILE_SIZE_MB="1")
+    proc = pygrub(
+        f"--runas={UNNAMED}", "-q", f"--output={output}", "--output-format=simple0",
+        f"--output-directory={out}", image, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert len(proc.stderr.splitlines()) == 1
+    assert b"over the 1 MiB limit (PYGRUB_MAX_FILE_SIZE_MB)" in proc.stderr
+    assert os.listdir(out) == [] and output.read_bytes() == b""
+
+
+def test_rlimit_fsize_stops_a_ramdisk_the_reader_did_not_check(
+    tmp_path, capfd, monkeypatch, needs_root
+):
+    # Each initrd is under the limit, so the reader copies both; the second copy crosses
+    # RLIMIT_FSIZE, and the kernel, not Python, stops the write.
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    monkeypatch.setenv("PYGRUB_MAX_FILE_SIZE_MB", "1")
+    grub_cfg = "set default=0\nmenuentry 'Linux' {\n  linux /vmlinuz\n  initrd /a.img /b.img\n}\n"
+    tree = {"boot/grub/grub.cfg": grub_cfg, "vmlinuz": KERNEL}
+    tree["a.img"] = os.urandom(700_000)
+    tree["b.img"] = os.urandom(700_000)
+    image = readable(make_ext(tmp_path, tree))
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    code, _out, err = main_in_process(
+        capfd, f"--runas={UNNAMED}", "-q", f"--output={output}", f"--output-directory={out}", image
+    )
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "File too large" in err
+    assert os.listdir(out) == [] and output.read_bytes() == b""
+
+
+def test_runas_without_namespaces_fails_closed(tmp_path, needs_root):
+    """Root without CAP_SYS_ADMIN (a locked-down container): an error, never an unsandboxed run."""
+    image = readable(make_ext(tmp_path, guest_tree()))
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    setpriv = require_tool("setpriv")
+    proc = subprocess.run(
+        [
+            setpriv, "--bounding-set=-sys_admin", sys.executable, "-m", "pygrub",
+            f"--runas={UNNAMED}", "-q", f"--output={output}", f"--output-directory={out}", image,
+        ],
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == (
+        "pygrub: error: cannot sandbox the reader: unshare: Operation not permitted "
+        "(it needs root with CAP_SYS_ADMIN where namespaces are allowed)\n"
+    )
+    assert os.listdir(out) == [] and output.read_bytes() == b""
+
+
+def test_runas_needs_root(tmp_path, needs_root):
+    image = readable(make_ext(tmp_path, guest_tree()))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            os.dup2(write_end, 2)
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # not pytest's capture
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+            code = cli.main([f"--runas={UNNAMED}", "-q", "--output-directory=/tmp", str(image)])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        err = f.read()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
+    assert (
+        err
+        == b"pygrub: error: --runas needs pygrub to start as root: it sets up the sandbox, then drops to the user\n"
+    )
+
+
+@pytest.mark.parametrize("runas", ["0", "-1", "4294967295"])
+def test_runas_root_or_no_user_is_a_usage_error(tmp_path, capfd, needs_root, runas):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _out, err = main_in_process(
+        capfd, f"--runas={runas}", "-q", f"--output-directory={out}", SAMPLE
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and f"--runas={runas}" in err
+    assert os.listdir(out) == []
+
+
+def test_image_the_user_cannot_read(tmp_path, capfd, monkeypatch, needs_root):
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    image = make_ext(tmp_path, guest_tree())
+    image.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _out, err = main_in_process(
+        capfd, f"--runas={UNNAMED}", "-q", f"--output-directory={out}", image
+    )
+    assert code == 1
+    assert err == (
+        f"pygrub: error: user {UNNAMED} may not read the disk image {image} "
+        "(under --runas it must be readable by that user)\n"
+    )
+    assert os.listdir(out) == []
+
+
+SLOW_RUN = (
+    "import sys, time\n"
+    "from pygrub import cli, extract\n"
+    "real = extract.copy_file\n"
+    "def slow(*a):\n"
+    "    real(*a); print('copied', flush=True); time.sleep(60)\n"
+    "extract.copy_file = slow\n"
+    "sys.exit(cli.main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "parent SIGKILL"])
+def test_a_stopped_run_takes_its_child_with_it(tmp_path, needs_root, stop):
+    image = readable(make_ext(tmp_path, guest_tree()))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, PYGRUB_TIMEOUT="100")
+    argv = [f"--runas={SLOW_UID}", "-q", f"--output-directory={out}", str(image)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_RUN, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"copied\n"
+    assert len(processes_of(SLOW_UID)) == 1
+    if stop == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.kill()
+    _out, err = proc.communicate(timeout=30)
+    # The child dies with its parent even when the parent had no chance to kill it.
+    assert wait_until_gone(SLOW_UID) == []
+    if stop == "parent SIGKILL":
+        return
+    assert proc.returncode == 1 and len(err.splitlines()) == 1
+    assert b"stopped by signal SIGTERM" in err
+    assert os.listdir(out) == []
+
+
+# -- what the sandbox depends on -------------------------------------------------------
+
+
+def test_preload_covers_every_codec_and_late_import():
+    """Inside the sandbox nothing can be imported: every codec a reader names and every
+    module it imports inside a function must be loaded by preload() beforehand."""
+    import codecs
+
+    codec_names: set[str] = set()
+    late: set[str] = set()
+    for path in (ROOT / "src" / "pygrub").rglob("*.py"):
+        if "menu" in path.relative_to(ROOT / "src" / "pygrub").parts:
+            continue
+        text = path.read_text()
+        codec_names |= set(re.findall(r"\.(?:de|en)code\(\s*\"([^\"]+)\"", text))
+        late |= set(re.findall(r"^[ \t]+import ([\w.]+)", text, re.M))
+        late |= set(re.findall(r"^[ \t]+from ([\w][\w.]*) import", text, re.M))
+    preloaded = {codecs.lookup(name).name for name in sandbox.CODECS}
+    assert {codecs.lookup(name).name for name in codec_names} <= preloaded
+    probe = (
+        "import sys, json, importlib.util\n"
+        "from pygrub import sandbox\n"
+        "sandbox.preload()\n"
+        "names = json.loads(sys.argv[1])\n"
+        "print(json.dumps(sorted(n for n in names if n not in sys.modules\n"
+        "                        and importlib.util.find_spec(n.split('.')[0]) is not None)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(sorted(late))],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(proc.stdout) == []
+
+
+def test_runas_limits_default_as_xen(tmp_path, monkeypatch, needs_root):
+    boxes = []
+    monkeypatch.setattr(sandbox, "run_sandboxed", lambda box, body: boxes.append(box) or {
+        "printed": False, "ramdisk": False, "args": ""
+    })  # fmt: skip
+    monkeypatch.delenv("PYGRUB_MAX_FILE_SIZE_MB", raising=False)
+    monkeypatch.delenv("PYGRUB_MAX_RAM_USAGE_MB", raising=False)
+    options = cli.Options(str(SAMPLE), interactive=False, runas=UNNAMED, not_really=True)
+    options.output_directory = f"{tmp_path}/"
+    options.output = str(tmp_path / "output")
+    Path(options.output).touch()
+    assert sandbox.run_deprivileged(options) == 0
+    monkeypatch.setenv("PYGRUB_MAX_FILE_SIZE_MB", "7")
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "99")
+    assert sandbox.run_deprivileged(options) == 0
+    assert [(b.file_size, b.address_space) for b in boxes] == [
+        (128 << 20, 256 << 20),
+        (7 << 20, 99 << 20),
+    ]
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "2M")
+    with pytest.raises(UsageError, match="PYGRUB_MAX_RAM_USAGE_MB must be a whole number"):
+        sandbox.run_deprivileged(options)
+
+
+def test_a_huge_file_size_limit_is_clamped_not_an_error(tmp_path, needs_root):
+    def probe() -> list:
+        return list(resource.getrlimit(resource.RLIMIT_FSIZE))
+
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    box = sandbox.Sandbox(UNNAMED, UNNAMED, str(SAMPLE), str(mountpoint), 10**30, 1 << 40)
+    expected = sandbox.MAX_RLIMIT if hard == resource.RLIM_INFINITY else hard
+    assert sandbox.run_sandboxed(box, probe) == [expected, expected]
+
+
+# -- the parent reads a report the child controls --------------------------------------
+
+VALID_REPORTS = [
+    json.dumps({"result": {"printed": False, "ramdisk": True, "args": "root=/dev/xvda1 ro"}}),
+    json.dumps({"error": "nothing bootable found", "usage": False}),
+    json.dumps({"result": None}),
+]
+
+
+def check_report(raw: bytes) -> None:
+    try:
+        report = sandbox.parse_report(raw)
+    except PygrubError as e:
+        assert str(e).startswith("the sandboxed reader's report is malformed")
+        return
+    assert (report is None) == (raw == b"")
+    if report is not None and report.error is not None:
+        assert len(report.error) <= sandbox.MAX_ERROR_CHARS * len("\\U0001f600")
+        assert report.error.isprintable()
+    if report is not None and report.error is None:
+        try:
+            outcome = sandbox.Outcome.from_result(report.result)
+        except PygrubError:
+            return
+        assert isinstance(outcome.args, str) and isinstance(outcome.ramdisk, bool)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(VALID_REPORTS),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 7)), max_size=4),
+    cut=st.integers(0, 10_000),
+)
+def test_report_bit_flipped_or_truncated(base, flips, cut):
+    raw = bytearray(base.encode())
+    for where, bit in flips:
+        raw[where % len(raw)] ^= 1 << bit
+    check_report(bytes(raw[: max(cut, 0)]))
+    check_report(bytes(raw))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=json_values,
+    wrap=st.sampled_from(["result", "error", "raw"]),
+    usage=json_values,
+)
+def test_report_of_any_shape(value, wrap, usage):
+    if wrap == "result":
+        doc = {"result": value}
+    elif wrap == "error":
+        doc = {"error": value, "usage": usage}
+    else:
+        doc = value
+    check_report(json.dumps(doc).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300), depth=st.integers(0, 200_000))
+def test_report_of_garbage_and_deep_nesting(data, depth):
+    check_report(data)
+    check_report(b"[" * depth + b"]" * depth)
+    check_report(b'{"result":' + b"[" * depth)
+    check_report(b'{"error": "' + "\x1b[2J\u202e\n".encode() * 5000 + b'", "usage": true}')
+
+
+def test_oversized_report_kills_the_child(tmp_path, needs_root):
+    with pytest.raises(PygrubError, match="report is over"):
+        sandboxed(tmp_path, lambda: "x" * (sandbox.MAX_REPORT_BYTES + 1))
+    assert wait_until_gone(UNNAMED) == []
+
+
+def test_child_errors_come_back_as_one_line(tmp_path, needs_root):
+    def fail() -> None:
+        raise PygrubError("bad\nthing\x1b[2J")
+
+    with pytest.raises(PygrubError) as caught:
+        sandboxed(tmp_path, fail)
+    assert str(caught.value) == "bad thing\\x1b[2J"
+
+    def crash() -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    with pytest.raises(PygrubError, match="the sandboxed reader was killed by SIGSEGV"):
+        sandboxed(tmp_path, crash)
+
+    with pytest.raises(PygrubError, match="internal error: ZeroDivisionError"):
+        sandboxed(tmp_path, lambda: 1 // 0)
+
+
+# -- hostile images under --runas ------------------------------------------------------
+
+
+#: Where the sample guest keeps its structures (debugfs "stats" and "blocks" on its
+#: partition, which starts at 1 MiB with 1 KiB blocks): the MBR, the superblock and group
+#: descriptors, the first inodes, the root directory, /boot, /boot/grub and grub.cfg.
+SAMPLE_STRUCTURES = [
+    (0, 512),
+    ((1 << 20) + 1024, (1 << 20) + 3 * 1024),
+    ((1 << 20) + 82 * 1024, (1 << 20) + 90 * 1024),
+    ((1 << 20) + 51 * 1024, (1 << 20) + 52 * 1024),
+    ((1 << 20) + 1474 * 1024, (1 << 20) + 1478 * 1024),
+]
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flips=st.lists(
+        st.tuples(st.sampled_from(SAMPLE_STRUCTURES), st.integers(0, 1 << 20), st.integers(0, 7)),
+        min_size=1,
+        max_size=8,
+    ),
+    cut=st.one_of(st.none(), st.integers(0, 8 << 20)),
+)
+def test_hostile_images_end_in_a_boot_or_one_error(
+    tmp_path_factory, capfd, monkeypatch, needs_root, flips, cut
+):
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    monkeypatch.setenv("PYGRUB_TIMEOUT", "30")
+    tmp = tmp_path_factory.mktemp("hostile")
+    data = bytearray(SAMPLE.read_bytes())
+    for (start, end), where, bit in flips:
+        data[start + where % (end - start)] ^= 1 << bit
+    image = tmp / "guest.img"
+    image.write_bytes(bytes(data[:cut]) if cut is not None else bytes(data))
+    image.chmod(0o644)
+    out = tmp / "out"
+    out.mkdir()
+    output = tmp / "output"
+    output.touch()
+    code, _out, err = main_in_process(
+        capfd, f"--runas={UNNAMED}", "-q", f"--output={output}", "--output-format=simple0",
+        f"--output-directory={out}", image,
+    )  # fmt: skip
+    assert code in (0, 1), err
+    if code == 1:
+        assert len(err.splitlines()) == 1 and err.startswith("pygrub: error: ")
+        assert os.listdir(out) == [] and output.read_bytes() == b""
+        return
+    found = items(output.read_bytes())
+    named = {Path(found[k]).name for k in ("kernel", "ramdisk") if k in found}
+    assert set(os.listdir(out)) == named
