@@ -169,6 +169,8 @@ def _plan_from_config(
         if not report.attempts:
             report.problem = "no bootloader config"
         return None
+    # A config found in a btrfs subvolume names its files inside that subvolume.
+    fs = menu.source_fs or fs
     home_name = f"({volume.grub_name})"
 
     def why_not(e: BootEntry) -> str | None:

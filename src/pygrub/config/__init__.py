@@ -138,27 +138,32 @@ class Attempt:
 def find_menu(
     guest: GuestDisk, volume: Volume, fs: Filesystem, extra_args: str = ""
 ) -> tuple[BootMenu | None, list[Attempt]]:
-    """The first config on ``fs`` that loads, in FORMATS order, and every attempt made."""
+    """The first config that loads, in FORMATS order, and every attempt made.
+
+    The filesystem's root is searched first, then its boot views (btrfs subvolumes);
+    the menu's ``source_fs`` says where its paths are.
+    """
     attempts: list[Attempt] = []
-    for fmt in FORMATS:
-        for path in expand_paths(fs, fmt.paths):
-            if not fs.is_file(path):
-                continue
-            attempt = Attempt(path, fmt.name)
-            attempts.append(attempt)
-            try:
-                text = decode_config(fs.read_file(path, MAX_CONFIG_BYTES))
-                ctx = LoadContext(path, text, fs, volume, guest, extra_args)
-                menu = fmt.load(ctx)
-            except PygrubError as e:
-                attempt.error = str(e)
-                log.info("%s on %s: %s", path, volume, e)
-                continue
-            if not menu.items:
-                attempt.error = "no menu entries"
-                continue
-            menu.config_path = path
-            return menu, attempts
+    for label, view in [("", fs), *fs.boot_views()]:
+        for fmt in FORMATS:
+            for path in expand_paths(view, fmt.paths):
+                if not view.is_file(path):
+                    continue
+                attempt = Attempt(f"{label}:{path}" if label else path, fmt.name)
+                attempts.append(attempt)
+                try:
+                    text = decode_config(view.read_file(path, MAX_CONFIG_BYTES))
+                    menu = fmt.load(LoadContext(path, text, view, volume, guest, extra_args))
+                except PygrubError as e:
+                    attempt.error = str(e)
+                    log.info("%s on %s: %s", attempt.path, volume, e)
+                    continue
+                if not menu.items:
+                    attempt.error = "no menu entries"
+                    continue
+                menu.config_path = attempt.path
+                menu.source_fs = view
+                return menu, attempts
     return None, attempts
 
 

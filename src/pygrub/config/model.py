@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..fs import Filesystem
 
 #: Entry kinds. Only LINUX entries are bootable by a Xen PV domain builder.
 LINUX = "linux"
@@ -73,6 +77,8 @@ class BootMenu:
     password: Password | None = None
     #: One line saying which rule chose the default (for -l and messages).
     default_reason: str = ""
+    #: The filesystem (or btrfs subvolume view) the config was read from; its paths are there.
+    source_fs: Filesystem | None = field(default=None, repr=False, compare=False)
     #: Re-evaluates an edited entry (title, command lines) as the loader would, for the
     #: menu's editor and command line; None when the format offers no editor.
     evaluate: Callable[[str, list[str]], BootEntry] | None = field(

@@ -111,6 +111,14 @@ class Filesystem(ABC, Generic[N]):
                 return child
         return None
 
+    def boot_views(self) -> list[tuple[str, Filesystem]]:
+        """Other roots a bootloader may read its files under, with a name for messages.
+
+        Btrfs answers its default subvolume and ``@``: GRUB resolves paths from the top
+        level, openSUSE's from the default subvolume. Most filesystems have none.
+        """
+        return []
+
     def read_encoded(self, node: N, extent: Extent) -> bytes:
         """The decoded bytes of an ENCODED extent (exactly ``extent.length`` of them)."""
         raise CorruptError(
