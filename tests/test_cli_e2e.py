@@ -261,3 +261,19 @@ def test_an_internal_error_is_one_line_and_cleans_up(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == b"pygrub: error: internal error: KeyError: 'bug'\n"
     assert list(out.iterdir()) == []
+
+
+def test_output_files_are_private_and_named_as_mkstemp(tmp_path):
+    from pygrub.extract import make_temp_file
+
+    names = set()
+    for _ in range(50):
+        fd, path = make_temp_file("boot_kernel.", str(tmp_path))
+        os.close(fd)
+        name = os.path.basename(path)
+        assert name.startswith("boot_kernel.") and len(name) == len("boot_kernel.") + 8
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        names.add(name)
+    assert len(names) == 50
+    os.symlink("/etc/passwd", tmp_path / "boot_kernel.trap")
+    assert not (tmp_path / "boot_kernel.trap").resolve().samefile(tmp_path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,6 +17,28 @@ from .fs import FileReader, Filesystem
 
 #: Largest piece copied at once, through the kernel or through Python.
 CHUNK = 4 << 20
+
+
+#: The characters of the random part of an output file's name, as tempfile uses.
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def make_temp_file(prefix: str, directory: str) -> tuple[int, str]:
+    """A new ``prefix`` + 8 random characters file, mode 0600, as tempfile.mkstemp makes it.
+
+    Written here because the tempfile module's imports cost every run start-up time.
+    """
+    for _attempt in range(100):
+        suffix = "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in os.urandom(8))
+        path = os.path.join(directory, prefix + suffix)
+        try:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise PygrubError(f"cannot create {path}: {e.strerror}") from None
+    raise PygrubError(f"cannot create a {prefix}XXXXXXXX file in {directory}: every name taken")
 
 
 @dataclass(frozen=True)
@@ -70,7 +91,7 @@ class Extraction:
     def new_file(self, prefix: str) -> tuple[int, str]:
         if prefix in self._preopened:
             return self._preopened.pop(prefix)
-        fd, path = tempfile.mkstemp(prefix=prefix, dir=self.directory)
+        fd, path = make_temp_file(prefix, self.directory)
         self.created.append(path)
         return fd, path
 

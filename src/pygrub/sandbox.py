@@ -41,7 +41,6 @@ import signal
 import stat
 import struct
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -164,6 +163,7 @@ class Outcome:
 def run_deprivileged(o: Options) -> int:
     """The whole command under --runas: prepare as root, read in the sandbox, report."""
     from . import cli
+    from .extract import make_temp_file
     from .output import render
 
     assert o.runas is not None
@@ -180,7 +180,7 @@ def run_deprivileged(o: Options) -> int:
     try:
         if not (o.not_really or o.list_entries or o.isconfig):
             for prefix in ("boot_kernel.", "boot_ramdisk."):
-                files[prefix] = tempfile.mkstemp(prefix=prefix, dir=o.output_directory)
+                files[prefix] = make_temp_file(prefix, o.output_directory)
         box = Sandbox(
             uid,
             gid,
