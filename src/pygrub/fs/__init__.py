@@ -63,6 +63,15 @@ REGISTRY: list[FsType] = [
         ),
     ),
     FsType("btrfs", "pygrub.fs.btrfs", ((0x10040, b"_BHRfS_M"),)),
+    FsType(
+        "zfs",
+        "pygrub.fs.zfs",
+        # Label 0's config at 16 KiB: the XDR nvlist header (either writer byte order);
+        # open_filesystem then checks the labels' checksums.
+        tuple(
+            (0x4000, bytes.fromhex(f"01{endian}00000000000000000001")) for endian in ("01", "00")
+        ),
+    ),
     FsType("fat", "pygrub.fs.fat", ((510, b"\x55\xaa"),)),
 ]
 
