@@ -297,6 +297,8 @@ _script = st.tuples(
 @settings(
     max_examples=60,
     deadline=None,
+    # The same 60 scripts every run: CI stays reproducible; widen with a new seed by hand.
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(text=_script)
