@@ -61,6 +61,16 @@ def test_empty_test_is_true(tmp_path):
     assert_same(text, tmp_path)
 
 
+def test_unknown_command_succeeds(tmp_path):
+    """GRUB reports a command it cannot find and carries on as if it had succeeded."""
+    text = (
+        "false\nnosuch\necho a=$?\nfalse\nif nosuch; then echo T; else echo F; fi\n"
+        "while nosuch; do echo W; break; done\necho w=$?"
+    )
+    assert grub_emu(text, tmp_path) == "a=0\nT\nW\nw=0\n"
+    assert_same(text, tmp_path)
+
+
 SCRIPTS = {
     "quoting": r"""
 set a=""

@@ -48,7 +48,6 @@ ERR_BAD_FILENAME = 7
 ERR_BAD_NUMBER = 10
 ERR_OUT_OF_RANGE = 11
 ERR_UNKNOWN_DEVICE = 12
-ERR_UNKNOWN_COMMAND = 16
 ERR_INVALID_COMMAND = 17
 ERR_BAD_ARGUMENT = 18
 ERR_NO_KERNEL = 22
@@ -352,8 +351,6 @@ class Interpreter:
         #: The line of the command running now, and whether it was given a { block }.
         self.line = 0
         self.has_block = False
-        #: The last command was not found: GRUB leaves ``$?`` as it was (execute.c).
-        self.command_not_found = False
         self.source_name = context.config
 
     @property
@@ -414,10 +411,7 @@ class Interpreter:
             if self.step_limit is not None and self.steps > self.step_limit:
                 raise ScriptLimitError(f"menu entry runs over {self.step_limit} commands")
             if isinstance(node, Command):
-                self.command_not_found = False
                 status = self.exec_command(node)
-                if self.command_not_found:
-                    return status
             elif isinstance(node, If):
                 status = self.exec_if(node)
             elif isinstance(node, For):
@@ -444,9 +438,7 @@ class Interpreter:
     def exec_if(self, node: If) -> int:
         with self.session.nested("if"):
             for cond, body in node.branches:
-                # GRUB decides on ``$?``, which a command it cannot find leaves alone.
-                self.exec_list(cond)
-                if self.env.get("?") == "0":
+                if self.exec_list(cond) == 0:
                     return self.exec_list(body)
             if node.orelse:
                 return self.exec_list(node.orelse)
@@ -540,9 +532,10 @@ class Interpreter:
             var, value = name.split("=", 1)
             self.set_script_var(var, value)
             return ERR_NONE
+        # GRUB prints "can't find command" and goes on as if it had succeeded ($? is 0),
+        # as grub-emu shows: test_grub2_emu.py::test_unknown_command_succeeds.
         log.info("%s:%d: unknown command %r", self.source_name, self.line, name[:60])
-        self.command_not_found = True
-        return ERR_UNKNOWN_COMMAND
+        return ERR_NONE
 
     def run_builtin(self, command: CommandFunc, name: str, args: list[str]) -> int:
         try:
