@@ -10,47 +10,42 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
 import struct
 import subprocess
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from itertools import islice
+from functools import partial
 from pathlib import Path
 
+import fswalk
 import pytest
+from fswalk import (
+    KERNEL,
+    EditedSource,
+    MiB,
+    assert_symlinks_resolve,
+    open_and_walk,
+    overwrites,
+    padded,
+    patched,
+    walk_nodes,
+    write_sparse,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import require_tool, run
 
-from pygrub.disk import FileSource, MemorySource
-from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
+from pygrub.disk import ByteSource, FileSource, MemorySource
+from pygrub.errors import CorruptError, LimitError, NotFoundError, UnsupportedError
 from pygrub.fs import probe
-from pygrub.fs.base import FileReader, Filesystem, NodeType, checked_extents
+from pygrub.fs.base import Filesystem, NodeType
 from pygrub.fs.ext4 import Ext4Filesystem, open_filesystem
 
-MiB = 1 << 20
-CHUNK = 4 * MiB
-
-KERNEL = "boot/vmlinuz-6.1"
 LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
 LATIN1_DIR = os.fsdecode(b"dir\xff")
 
 
 # -- building images ------------------------------------------------------------------
-
-
-def padded(target: str, length: int) -> str:
-    """``target`` written with exactly ``length`` characters, padded with ./ and //."""
-    head, rest = ("/", target[1:]) if target.startswith("/") else ("", target)
-    need = length - len(target)
-    assert need >= 0 and need != 1
-    pad = ".//" if need % 2 else ""
-    pad += "./" * ((need - len(pad)) // 2)
-    result = head + pad + rest
-    assert len(result) == length
-    return result
 
 
 SYMLINKS = {
@@ -68,15 +63,6 @@ SYMLINKS = {
     "links/loop2": "loop1",
     "links/dangling": "nowhere",
 }
-
-
-def write_sparse(path: Path, size: int, pieces: dict[int, bytes]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.truncate(size)
-        for offset, data in pieces.items():
-            f.seek(offset)
-            f.write(data)
 
 
 def populate(root: Path, block_size: int, extra_files: int = 0, tail: bytes = b"") -> Path:
@@ -189,81 +175,21 @@ def block_map(image: Path, path: str) -> tuple[list[int], list[int]]:
 # -- comparing a filesystem with its source tree ------------------------------------
 
 
-def chunks(length: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, length, CHUNK):
-        yield start, min(CHUNK, length - start)
-
-
-def assert_file_matches(fs: Filesystem, rel: str, host: Path) -> None:
-    size = host.stat().st_size
-    st = fs.stat(rel)
-    assert (st.type, st.size) == (NodeType.FILE, size), rel
-    with fs.open(rel) as f, open(host, "rb") as want:
-        for _start, length in chunks(size):
-            assert f.read(length) == want.read(length), rel
-        assert f.read(10) == b""
-
-
-def assert_extents_match(fs: Filesystem, rel: str, host: Path) -> None:
-    """extents() covers the file in order; host spans hold the file's bytes; holes are zeros."""
-    pos = 0
-    size = host.stat().st_size
-    with open(host, "rb") as want:
-        for offset, length, where in fs.extents(rel):
-            assert offset == pos, rel
-            for start, n in chunks(length):
-                want.seek(offset + start)
-                expected = want.read(n)
-                if where == "hole":
-                    assert expected == bytes(n), f"{rel}: hole over data at {offset + start}"
-                elif where == "encoded":
-                    with fs.open(rel) as f:
-                        f.seek(offset + start)
-                        assert f.read(n) == expected, rel
-                else:
-                    fd, host_offset = where
-                    assert os.pread(fd, n, host_offset + start) == expected, rel
-            pos += length
-    assert pos == size, rel
-
-
 def assert_tree_matches(fs: Filesystem, image: Path, src: Path) -> None:
-    for dirpath, _dirs, _names in os.walk(src):
-        here = Path(dirpath)
-        rel = "/" + here.relative_to(src).as_posix().removeprefix(".")
-        listing = sorted(fs.listdir(rel))
-        expected = sorted(os.listdir(here) + (["lost+found"] if rel == "/" else []))
-        assert listing == expected, rel
-        assert listing == sorted(debugfs_ls(image, rel)), rel
-        for name in os.listdir(here):
-            host = here / name
-            path = rel.rstrip("/") + "/" + name
-            if host.is_dir() and not host.is_symlink():
-                continue  # os.walk visits it
-            if host.is_symlink():
-                target = os.readlink(host)
-                assert fs.lstat(path).type is NodeType.SYMLINK
-                assert fs.lstat(path).size == len(os.fsencode(target))
-                assert fs.readlink_path(path) == target
-            else:
-                assert_file_matches(fs, path, host)
-                assert_extents_match(fs, path, host)
+    """The source tree reads back; listings also match debugfs (mke2fs adds lost+found)."""
+
+    def listing(fs: Filesystem, rel: str, here: Path) -> None:
+        names = sorted(fs.listdir(rel))
+        assert names == sorted(os.listdir(here) + (["lost+found"] if rel == "/" else [])), rel
+        assert names == sorted(debugfs_ls(image, rel)), rel
+
+    fswalk.assert_tree_matches(fs, src, listing)
 
 
-def assert_symlinks_resolve(fs: Filesystem, src: Path) -> None:
-    kernel = (src / KERNEL).read_bytes()
-    for rel in SYMLINKS:
-        if rel[-3:] in ("r59", "r60", "r61", "500", "a59", "a60", "a61"):
-            assert fs.read_file(rel, len(kernel) + 1) == kernel, rel
-    assert fs.read_file("links/s1", 100) == b"the f file\n"
-    assert (
-        fs.read_file("links/bootdir/grub/grub.cfg", 1000)
-        == (src / "boot/grub/grub.cfg").read_bytes()
-    )
-    with pytest.raises(LimitError):
-        fs.open("links/loop1")
-    with pytest.raises(NotFoundError):
-        fs.open("links/dangling")
+#: The symlinks that lead to the kernel, inline and in blocks, relative and absolute.
+KERNEL_LINKS = [
+    rel for rel in SYMLINKS if rel[-3:] in ("r59", "r60", "r61", "500", "a59", "a60", "a61")
+]
 
 
 # -- the fixture matrix ---------------------------------------------------------------
@@ -315,7 +241,7 @@ def test_reads_the_whole_tree(tmp_path, fstype, options, block_size, kind, size_
         assert fs.kind == kind
         assert fs.block_size == block_size
         assert_tree_matches(fs, image, src)
-        assert_symlinks_resolve(fs, src)
+        assert_symlinks_resolve(fs, src, KERNEL_LINKS)
         holes = [where for _o, _n, where in fs.extents("/sparse") if where == "hole"]
         assert holes, "a sparse file has holes"
         if "meta_bg" in options[-1]:
@@ -534,13 +460,6 @@ def small_images(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
     return images
 
 
-def patched(image: Path, edits: dict[int, bytes]) -> MemorySource:
-    data = bytearray(image.read_bytes())
-    for offset, value in edits.items():
-        data[offset : offset + len(value)] = value
-    return MemorySource(bytes(data))
-
-
 def u16(v: int) -> bytes:
     return struct.pack("<H", v)
 
@@ -715,75 +634,24 @@ def damage_regions(image: Path, bs: int) -> list[tuple[int, int]]:
     return regions
 
 
-@st.composite
-def damage(draw: Callable, regions: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
-    edits = []
-    for _ in range(draw(st.integers(1, 6))):
-        start, end = draw(st.sampled_from(regions))
-        offset = draw(st.integers(start, end - 1))
-        value = draw(
-            st.one_of(
-                st.binary(min_size=1, max_size=1),
-                st.integers(0, 0xFFFF).map(u16),
-                st.integers(0, 0xFFFFFFFF).map(u32),
-                st.sampled_from([u32(0), u32(1), u32(2), u32(0xFFFFFFFF), u16(0x8000), u16(12)]),
-            )
-        )
-        edits.append((offset, value))
-    return edits
+#: Each damage overwrites one byte, a u16 or u32, or a value that often means something.
+DAMAGE = st.one_of(
+    st.binary(min_size=1, max_size=1),
+    st.integers(0, 0xFFFF).map(u16),
+    st.integers(0, 0xFFFFFFFF).map(u32),
+    st.sampled_from([u32(0), u32(1), u32(2), u32(0xFFFFFFFF), u16(0x8000), u16(12)]),
+)
+WALK_PATHS = ("/fast", "/slow", "/loop", "/dir/name-050", "/boot/grub/grub.cfg", "/nothing")
 
 
-class Timeout(Exception):
-    pass
-
-
-def walk_everything(fs: Ext4Filesystem) -> None:
-    """Visit every node once through the driver's primitives (reading each file, link
-    and directory), then resolve a few paths through the shared path walker."""
-
-    def attempt(action: Callable[..., object], *args: object) -> object:
-        try:
-            return action(*args)
-        except PygrubError:
-            return None
-
-    def read_file(node: int, size: int) -> None:
-        with FileReader(fs, node, size) as f:
-            for _ in range(16):
-                if not f.read(64 * 1024):
-                    break
-        for _extent in islice(checked_extents(fs, node, size), 10_000):
-            pass
-
-    seen: set[int] = set()
-    pending = [fs.root()]
-    while pending and len(seen) < 500:
-        node = pending.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        st_ = attempt(fs.node_stat, node)
-        if st_ is None:
-            continue
-        if st_.type is NodeType.DIR:
-            entries = attempt(lambda n: list(islice(fs.dir_entries(n), 5000)), node) or []
-            pending.extend(child for _name, child in entries)
-        elif st_.type is NodeType.FILE:
-            attempt(read_file, node, st_.size)
-        elif st_.type is NodeType.SYMLINK:
-            attempt(fs.readlink, node)
-    for path in ("/fast", "/slow", "/loop", "/dir/name-050", "/boot/grub/grub.cfg", "/nothing"):
-        attempt(fs.read_file, path, 100)
-
-
-def on_alarm(_signum: int, _frame: object) -> None:
-    raise Timeout("the walk took too long")
+def has_magic(source: ByteSource) -> bool:
+    return source.pread(1080, 2) == b"\x53\xef"
 
 
 @pytest.mark.parametrize("name", ["ext4", "ext2", "inline"])
 def test_random_damage_gives_data_or_our_errors(small_images, name):
     image, _src, bs = small_images[name]
-    pristine = image.read_bytes()
+    pristine = MemorySource(image.read_bytes())
     regions = damage_regions(image, bs)
 
     @settings(
@@ -791,24 +659,9 @@ def test_random_damage_gives_data_or_our_errors(small_images, name):
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(edits=damage(regions))
+    @given(edits=overwrites(regions, DAMAGE))
     def check(edits: list[tuple[int, bytes]]) -> None:
-        data = bytearray(pristine)
-        for offset, value in edits:
-            data[offset : offset + len(value)] = value
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, 10)
-        try:
-            try:
-                fs = open_filesystem(MemorySource(bytes(data)))
-            except PygrubError:
-                return
-            if fs is None:
-                assert data[1080:1082] != b"\x53\xef", "an ext superblock was not recognised"
-                return
-            walk_everything(fs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        source = EditedSource(pristine, edits)
+        open_and_walk(open_filesystem, source, partial(walk_nodes, paths=WALK_PATHS), has_magic)
 
     check()

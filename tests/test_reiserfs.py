@@ -15,22 +15,22 @@ import json
 import lzma
 import os
 import re
-import signal
 import struct
 import time
-from collections.abc import Callable
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
 import pytest
+from fswalk import EditedSource, edited, open_and_walk, overwrites, walk_nodes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import run
 
 from pygrub.disk import FileSource, MemorySource, SliceSource
-from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError
+from pygrub.errors import CorruptError, LimitError, NotFoundError
 from pygrub.fs import probe
-from pygrub.fs.base import FileReader, NodeType, checked_extents
+from pygrub.fs.base import NodeType
 from pygrub.fs.reiserfs import ReiserFilesystem, open_filesystem
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reiserfs"
@@ -316,13 +316,6 @@ def pristine(images) -> bytes:
     return images["reiserfs-3.6-r5-4k.img.xz"].read_bytes()
 
 
-def patched(data: bytes, edits: dict[int, bytes]) -> bytes:
-    out = bytearray(data)
-    for offset, value in edits.items():
-        out[offset : offset + len(value)] = value
-    return bytes(out)
-
-
 @pytest.mark.parametrize(
     "offset,value,match",
     [
@@ -338,7 +331,7 @@ def patched(data: bytes, edits: dict[int, bytes]) -> bytes:
 )
 def test_absurd_superblock(pristine, offset, value, match):
     with pytest.raises(CorruptError, match=match):
-        open_filesystem(MemorySource(patched(pristine, {SB + offset: value})))
+        open_filesystem(MemorySource(edited(pristine, {SB + offset: value})))
 
 
 def test_not_reiserfs_and_truncated(pristine):
@@ -356,7 +349,7 @@ def test_tree_height_that_lies(pristine):
     fs = open_reiser(pristine)
     height = fs.root_level + 1
     for wrong in (height - 1, height + 1):
-        fs = open_filesystem(MemorySource(patched(pristine, {SB + 68: struct.pack("<H", wrong)})))
+        fs = open_filesystem(MemorySource(edited(pristine, {SB + 68: struct.pack("<H", wrong)})))
         with pytest.raises(CorruptError, match="level"):
             fs.listdir("/")
 
@@ -367,7 +360,7 @@ def test_child_pointing_at_its_parent(pristine):
     (nr_items,) = struct.unpack_from("<H", pristine, root + 2)
     first_child = root + 24 + 16 * nr_items
     fs = open_filesystem(
-        MemorySource(patched(pristine, {first_child: struct.pack("<I", fs.root_block)}))
+        MemorySource(edited(pristine, {first_child: struct.pack("<I", fs.root_block)}))
     )
     with pytest.raises(CorruptError, match="level"):
         fs.listdir("/")
@@ -383,7 +376,7 @@ def test_children_all_naming_one_leaf(pristine):
     (first_leaf,) = struct.unpack_from("<I", pristine, children)
     last = fs._parse_node(first_leaf).items[-1].key[:2]
     first = pristine[children : children + 8]
-    fs = open_filesystem(MemorySource(patched(pristine, {children: first * (nr_items + 1)})))
+    fs = open_filesystem(MemorySource(edited(pristine, {children: first * (nr_items + 1)})))
     started = time.monotonic()
     with pytest.raises(CorruptError, match="comes after"):
         list(fs._object_items(last, 0))
@@ -404,7 +397,7 @@ def test_bad_leaf_head(pristine, field, value, match):
     fs = open_reiser(pristine)
     head, _body = item_head_offset(fs, fs.root(), 0)
     leaf = head - head % fs.block_size
-    fs = open_filesystem(MemorySource(patched(pristine, {leaf + field: struct.pack("<H", value)})))
+    fs = open_filesystem(MemorySource(edited(pristine, {leaf + field: struct.pack("<H", value)})))
     with pytest.raises(CorruptError, match=match):
         fs.listdir("/")
 
@@ -422,7 +415,7 @@ def test_bad_leaf_head(pristine, field, value, match):
 def test_bad_item_head(pristine, field, value, match):
     fs = open_reiser(pristine)
     head, _body = item_head_offset(fs, fs.root(), 0)
-    fs = open_filesystem(MemorySource(patched(pristine, {head + field: struct.pack("<H", value)})))
+    fs = open_filesystem(MemorySource(edited(pristine, {head + field: struct.pack("<H", value)})))
     with pytest.raises(CorruptError, match=match):
         fs.listdir("/")
 
@@ -436,7 +429,7 @@ def test_bad_item_head(pristine, field, value, match):
 def test_bad_directory_item(pristine, field, value, match):
     fs = open_reiser(pristine)
     head, _body = item_head_offset(fs, fs.root(), 3)
-    fs = open_filesystem(MemorySource(patched(pristine, {head + field: struct.pack("<H", value)})))
+    fs = open_filesystem(MemorySource(edited(pristine, {head + field: struct.pack("<H", value)})))
     with pytest.raises(CorruptError, match=match):
         fs.listdir("/")
 
@@ -447,7 +440,7 @@ def test_bad_entry_location(pristine, location):
     _head, body = item_head_offset(fs, fs.root(), 3)
     # The third entry head's deh_location (after "." and "..").
     fs = open_filesystem(
-        MemorySource(patched(pristine, {body + 2 * 16 + 12: struct.pack("<H", location)}))
+        MemorySource(edited(pristine, {body + 2 * 16 + 12: struct.pack("<H", location)}))
     )
     with pytest.raises(CorruptError, match="out of place"):
         fs.listdir("/")
@@ -456,7 +449,7 @@ def test_bad_entry_location(pristine, location):
 def test_indirect_pointer_past_the_end(pristine):
     fs = open_reiser(pristine)
     _head, body = item_head_offset(fs, fs.resolve("/exact"), 1)
-    fs = open_filesystem(MemorySource(patched(pristine, {body: struct.pack("<I", 1 << 30)})))
+    fs = open_filesystem(MemorySource(edited(pristine, {body: struct.pack("<I", 1 << 30)})))
     with pytest.raises(CorruptError, match="past the end"):
         fs.read_file("/exact", 10)
 
@@ -465,7 +458,7 @@ def test_dangling_entry(pristine):
     fs = open_reiser(pristine)
     _head, body = item_head_offset(fs, fs.root(), 3)
     fs = open_filesystem(
-        MemorySource(patched(pristine, {body + 2 * 16 + 8: struct.pack("<I", 0xFFFFFF)}))
+        MemorySource(edited(pristine, {body + 2 * 16 + 8: struct.pack("<I", 0xFFFFFF)}))
     )
     with pytest.raises(CorruptError, match="no stat data"):
         for name in fs.listdir("/"):
@@ -473,33 +466,6 @@ def test_dangling_entry(pristine):
 
 
 # -- hostile images: random damage ----------------------------------------------------
-
-
-class Overlay:
-    """A byte source: pristine bytes with a few edits over them (no copy per example)."""
-
-    def __init__(self, base: bytes, edits: list[tuple[int, bytes]]) -> None:
-        self.base = base
-        self.edits = edits
-
-    @property
-    def size(self) -> int:
-        return len(self.base)
-
-    def pread(self, offset: int, length: int) -> bytes:
-        MemorySource(b"").pread(offset, length)  # the same argument checks
-        data = self.base[offset : offset + length]
-        end = offset + len(data)
-        if not any(o < end and o + len(v) > offset for o, v in self.edits):
-            return data
-        out = bytearray(data)
-        for o, v in self.edits:
-            for i in range(max(o, offset), min(o + len(v), end)):
-                out[i - offset] = v[i - o]
-        return bytes(out)
-
-    def host_span(self, offset: int, length: int) -> None:
-        return None
 
 
 def damage_regions(data: bytes, fs: ReiserFilesystem) -> list[tuple[int, int]]:
@@ -523,94 +489,33 @@ def damage_regions(data: bytes, fs: ReiserFilesystem) -> list[tuple[int, int]]:
     return regions
 
 
-@st.composite
-def damage(draw: Callable, regions: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
-    edits = []
-    for _ in range(draw(st.integers(1, 6))):
-        start, end = draw(st.sampled_from(regions))
-        offset = draw(st.integers(start, end - 1))
-        value = draw(
-            st.one_of(
-                st.binary(min_size=1, max_size=1),
-                st.integers(0, 0xFFFF).map(lambda v: struct.pack("<H", v)),
-                st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack("<I", v)),
-                st.sampled_from([bytes(4), b"\xff" * 8, bytes(8), struct.pack("<I", 2)]),
-            )
-        )
-        edits.append((offset, value))
-    return edits
-
-
-class Timeout(Exception):
-    pass
-
-
-def on_alarm(_signum: int, _frame: object) -> None:
-    raise Timeout("the walk took too long")
-
-
-def walk_some(fs: ReiserFilesystem) -> None:
-    """Visit up to 300 nodes through the driver's primitives, then resolve a few paths."""
-
-    def attempt(action: Callable[..., object], *args: object) -> object:
-        try:
-            return action(*args)
-        except PygrubError:
-            return None
-
-    def read_file(node: tuple[int, int], size: int) -> None:
-        with FileReader(fs, node, size) as f:
-            for _ in range(2):
-                if not f.read(64 * 1024):
-                    break
-        for _extent in islice(checked_extents(fs, node, size), 1000):
-            pass
-
-    seen: set[tuple[int, int]] = set()
-    pending = [fs.root()]
-    while pending and len(seen) < 300:
-        node = pending.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        st_ = attempt(fs.node_stat, node)
-        if st_ is None:
-            continue
-        if st_.type is NodeType.DIR:
-            entries = attempt(lambda n: list(islice(fs.dir_entries(n), 2000)), node) or []
-            pending.extend(child for _name, child in entries[:40])
-        elif st_.type is NodeType.FILE:
-            attempt(read_file, node, st_.size)
-        elif st_.type is NodeType.SYMLINK:
-            attempt(fs.readlink, node)
-    for path in ("/links/kernel", "/links/loop1", "/d1000/entry-0500", "/boot/grub/grub.cfg"):
-        attempt(fs.read_file, path, 100)
+#: Each damage overwrites one byte, a u16 or u32, or a value that often means something.
+DAMAGE = st.one_of(
+    st.binary(min_size=1, max_size=1),
+    st.integers(0, 0xFFFF).map(lambda v: struct.pack("<H", v)),
+    st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack("<I", v)),
+    st.sampled_from([bytes(4), b"\xff" * 8, bytes(8), struct.pack("<I", 2)]),
+)
+WALK_PATHS = ("/links/kernel", "/links/loop1", "/d1000/entry-0500", "/boot/grub/grub.cfg")
+#: Up to 300 nodes, and only a little of each: the fixtures hold large files and directories.
+walk_some = partial(
+    walk_nodes, paths=WALK_PATHS, nodes=300, reads=2, entries=2000, children=40, extents=1000
+)
 
 
 @pytest.mark.parametrize("name", ["reiserfs-3.6-r5-4k.img.xz", "reiserfs-3.6-rupasov-1k.img.xz"])
 def test_random_damage_gives_data_or_our_errors(images, name):
-    pristine = images[name].read_bytes()
-    regions = damage_regions(pristine, open_reiser(pristine))
+    data = images[name].read_bytes()
+    regions = damage_regions(data, open_reiser(data))
+    pristine = MemorySource(data)
 
     @settings(
         max_examples=150,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(edits=damage(regions))
+    @given(edits=overwrites(regions, DAMAGE))
     def check(edits: list[tuple[int, bytes]]) -> None:
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, 10)
-        try:
-            try:
-                fs = open_filesystem(Overlay(pristine, edits))
-            except PygrubError:
-                return
-            if fs is None:
-                return
-            walk_some(fs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        open_and_walk(open_filesystem, EditedSource(pristine, edits), walk_some)
 
     check()

@@ -8,43 +8,40 @@ and without fragments, and with everything stored uncompressed.
 
 from __future__ import annotations
 
-import lzma
 import os
 import random
 import re
-import signal
 import struct
 import subprocess
 import sys
 import time
-import zlib
-from collections.abc import Callable
-from itertools import islice
+from functools import partial
 from pathlib import Path
 
 import pytest
+from fswalk import (
+    KERNEL,
+    EditedSource,
+    MiB,
+    assert_extents_match,
+    assert_symlinks_resolve,
+    open_and_walk,
+    overwrites,
+    patched,
+    text_like,
+    walk_nodes,
+    write_sparse,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import make_partitioned, run
 
-from pygrub.disk import FileSource, MemorySource
-from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
+from pygrub.disk import ByteSource, FileSource, MemorySource
+from pygrub.errors import CorruptError, NotFoundError, UnsupportedError
 from pygrub.fs import probe
-from pygrub.fs.base import FileReader, Filesystem, NodeType, checked_extents
-from pygrub.fs.squashfs import (
-    LREG_TYPE,
-    SquashFilesystem,
-    Undecodable,
-    inflate_zlib,
-    lz4_decoder,
-    lzma_decoder,
-    lzo1x_decompress,
-    open_filesystem,
-    zstd_decoder,
-)
+from pygrub.fs.base import Filesystem, NodeType
+from pygrub.fs.squashfs import LREG_TYPE, MAGIC, SquashFilesystem, open_filesystem
 
-MiB = 1 << 20
-KERNEL = "boot/vmlinuz-6.1"
 LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
 MANY = 300  # entries in /many: several directory headers and a directory index
 
@@ -70,26 +67,6 @@ PSEUDO = (
 
 
 # -- building images ------------------------------------------------------------------
-
-
-def text_like(rng: random.Random, size: int) -> bytes:
-    """Bytes that compress well but not trivially (words from a small vocabulary)."""
-    words = [
-        bytes(rng.choice(b"etaoinshrdlu") for _ in range(rng.randint(2, 9))) for _ in range(200)
-    ]
-    out = bytearray()
-    while len(out) < size:
-        out += b" ".join(rng.choice(words) for _ in range(64)) + b"\n"
-    return bytes(out[:size])
-
-
-def write_sparse(path: Path, size: int, pieces: dict[int, bytes]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.truncate(size)
-        for offset, data in pieces.items():
-            f.seek(offset)
-            f.write(data)
 
 
 def populate(root: Path, bs: int) -> Path:
@@ -205,31 +182,6 @@ def our_listing(fs: Filesystem) -> dict[str, tuple[NodeType, str, int | None, st
     return listing
 
 
-def assert_extents_match(fs: Filesystem, rel: str, host: Path) -> list[str]:
-    """extents() covers the file in order with the right bytes; returns the kinds seen."""
-    want = host.read_bytes()
-    pos = 0
-    kinds = []
-    for offset, length, where in fs.extents(rel):
-        assert offset == pos, rel
-        expected = want[offset : offset + length]
-        if where == "hole":
-            assert expected == bytes(length), f"{rel}: hole over data at {offset}"
-            kinds.append("hole")
-        elif where == "encoded":
-            with fs.open(rel) as f:
-                f.seek(offset)
-                assert f.read(length) == expected, rel
-            kinds.append("encoded")
-        else:
-            fd, host_offset = where
-            assert os.pread(fd, length, host_offset) == expected, rel
-            kinds.append("span")
-        pos += length
-    assert pos == len(want), rel
-    return kinds
-
-
 def assert_tree_matches(fs: Filesystem, image: Path, src: Path) -> None:
     assert our_listing(fs) == unsquashfs_listing(image)
     for dirpath, _dirs, names in os.walk(src):
@@ -249,19 +201,8 @@ def assert_tree_matches(fs: Filesystem, image: Path, src: Path) -> None:
             assert_extents_match(fs, rel, host)
 
 
-def assert_symlinks_resolve(fs: Filesystem, src: Path) -> None:
-    kernel = (src / KERNEL).read_bytes()
-    for rel in ("links/up", "links/abs", "links/long"):
-        assert fs.read_file(rel, len(kernel) + 1) == kernel, rel
-    assert fs.read_file("links/rel", 100) == b"the f file\n"
-    assert (
-        fs.read_file("links/bootdir/grub/grub.cfg", 1000)
-        == (src / "boot/grub/grub.cfg").read_bytes()
-    )
-    with pytest.raises(LimitError):
-        fs.open("links/loop1")
-    with pytest.raises(NotFoundError):
-        fs.open("links/dangling")
+#: The symlinks that lead to the kernel: relative, absolute and long.
+KERNEL_LINKS = ("links/up", "links/abs", "links/long")
 
 
 # -- the fixture matrix ---------------------------------------------------------------
@@ -303,7 +244,7 @@ def test_reads_the_whole_tree(tmp_path, trees, comp, bs, options):
         assert (fs.kind, fs.compression, fs.block_size) == ("squashfs", comp, bs)
         assert (fs.uuid, fs.label) == (None, None)
         assert_tree_matches(fs, image, src)
-        assert_symlinks_resolve(fs, src)
+        assert_symlinks_resolve(fs, src, KERNEL_LINKS, file_link="links/rel")
         assert {fs.lstat(p).type for p in ("/dev/null", "/dev/sda", "/dev/fifo", "/dev/sock")} == {
             NodeType.OTHER
         }
@@ -362,119 +303,7 @@ def test_guest_boots_from_squashfs_partition(tmp_path, trees):
     assert Path(items["kernel"]).read_bytes() == (src / KERNEL).read_bytes()
 
 
-# -- the decoders on their own ----------------------------------------------------------
-
-
-def lzo_stream(*parts: bytes) -> bytes:
-    return b"".join(parts) + b"\x11\x00\x00"  # the end-of-stream match
-
-
-def test_lzo_instruction_forms():
-    # first byte 17 + n: n literals
-    assert lzo1x_decompress(lzo_stream(bytes([22]), b"hello"), 100) == b"hello"
-    # an empty stream is just the end marker
-    assert lzo1x_decompress(lzo_stream(), 100) == b""
-    # 3 literals (state 3), then 0000DDSS + H: 2 bytes from distance (H << 2) + D + 1 = 2
-    assert lzo1x_decompress(lzo_stream(bytes([20]), b"abc", bytes([1 << 2, 0])), 100) == b"abcbc"
-    # 001LLLLL + LE16: 2 + L bytes from distance (word >> 2) + 1, overlapping its output
-    assert lzo1x_decompress(lzo_stream(bytes([19]), b"ab", bytes([32 | 8, 4, 0])), 100) == (
-        b"ab" * 6
-    )
-    # 01LDDDSS + H: 3 + L bytes from (H << 3) + D + 1, then SS literals
-    got = lzo1x_decompress(
-        lzo_stream(bytes([22]), b"vwxyz", bytes([64 | 32 | (1 << 2) | 2, 0]), b"!?"), 100
-    )
-    assert got == b"vwxyz" + b"yzyz" + b"!?"
-    # 1LLDDDSS + H: 5 + LL bytes
-    got = lzo1x_decompress(lzo_stream(bytes([22]), b"vwxyz", bytes([128 | 64 | (4 << 2), 0])), 100)
-    assert got == b"vwxyz" + b"vwxyzvw"
-    # state 0: 0000LLLL with L = 0 is a long literal run: 3 + 15 + 255 per zero byte + next
-    literal = bytes(range(256)) * 9
-    length = 3 + 15 + 8 * 255 + 1
-    run_ = b"\x00" + b"\x00" * 8 + b"\x01" + literal[:length]
-    # after 4+ literals, 0000DDSS + H is 3 bytes from distance (H << 2) + D + 2049
-    got = lzo1x_decompress(lzo_stream(run_, bytes([1 << 2, 0])), 10_000)
-    assert got == literal[:length] + literal[length - 2050 : length - 2047]
-    # 0001HLLL + LE16: 2 + L bytes from 16384 + (H << 14) + (word >> 2)
-    big = random.Random(1).randbytes(16_400)
-    zeros, last = divmod(len(big) - 3 - 15, 255)  # 64 zero bytes, then 62
-    long_run = b"\x00" + b"\x00" * zeros + bytes([last]) + big
-    got = lzo1x_decompress(lzo_stream(long_run, bytes([16 | 1, 5 << 2, 0])), 20_000)
-    assert got == big + big[-16389:-16386]
-
-
-@pytest.mark.parametrize(
-    "stream,problem",
-    [
-        (lzo_stream(bytes([19]), b"ab", bytes([32 | 8, 4, 0])), "past"),  # 12 bytes, limit 11
-        (lzo_stream(bytes([19]), b"ab", bytes([32 | 1, 3 << 2, 0])), "distance"),
-        (lzo_stream(bytes([22]), b"hello") + b"x", "end of stream"),
-        (bytes([22]) + b"hel", "literals"),
-        (bytes([22]) + b"hello" + b"\x11\x00", "ends inside"),
-        (b"", "empty"),
-        (b"\x00" * 1000, "ends inside"),
-    ],
-)
-def test_lzo_malformed(stream, problem):
-    with pytest.raises(Undecodable, match=problem):
-        lzo1x_decompress(stream, 11)
-
-
-@given(st.binary(max_size=2000), st.integers(0, 5000))
-@settings(max_examples=300, deadline=None)
-def test_lzo_hostile_input_is_bounded(data, limit):
-    try:
-        out = lzo1x_decompress(data, limit)
-    except Undecodable:
-        return
-    assert len(out) <= limit
-
-
-def decoders() -> dict[str, Callable[[bytes, int], bytes]]:
-    return {
-        "gzip": inflate_zlib,
-        "xz": lzma_decoder("xz"),
-        "lzma": lzma_decoder("lzma"),
-        "lz4": lz4_decoder(),
-        "zstd": zstd_decoder("test"),
-    }
-
-
-def compressors() -> dict[str, Callable[[bytes], bytes]]:
-    import lz4.block
-    import zstandard
-
-    return {
-        "gzip": zlib.compress,
-        "xz": lambda d: lzma.compress(d, lzma.FORMAT_XZ),
-        "lzma": lambda d: lzma.compress(d, lzma.FORMAT_ALONE),
-        "lz4": lambda d: lz4.block.compress(d, store_size=False),
-        "zstd": zstandard.ZstdCompressor().compress,
-    }
-
-
-@pytest.mark.parametrize("name", ["gzip", "xz", "lzma", "lz4", "zstd"])
-def test_decoders_stop_at_the_limit(name):
-    decode, pack = decoders()[name], compressors()[name]
-    limit = 8192
-    exact = b"squash" * (limit // 6) + b"sq"
-    assert decode(pack(exact), limit) == exact
-    started = time.monotonic()
-    with pytest.raises(Undecodable):
-        decode(pack(bytes(4 * MiB)), limit)  # a bomb: 4 MiB of zeros
-    assert time.monotonic() - started < 5
-    with pytest.raises(Undecodable):
-        decode(pack(exact)[:-7], limit)
-    with pytest.raises(Undecodable):
-        decode(b"\xff" * 50, limit)
-
-
-def test_zstd_frame_without_content_size_is_bounded():
-    import zstandard
-
-    frame = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(4 * MiB))
-    with pytest.raises(Undecodable):
-        zstd_decoder("test")(frame, 8192)
+# -- optional packages and lazy imports (the decoders: test_compress.py) ------------------
 
 
 @pytest.mark.parametrize("package,comp", [("lz4", "lz4"), ("zstandard", "zstd")])
@@ -498,6 +327,7 @@ def test_squashfs_module_is_imported_only_for_squashfs(tmp_path):
         "probe(MemorySource(bytes(70000)))\n"
         "assert 'pygrub.fs.squashfs' not in sys.modules\n"
         "assert 'lz4' not in sys.modules and 'zstandard' not in sys.modules\n"
+        "assert 'pygrub.compress' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -543,13 +373,6 @@ def small_images(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
         )
         images[name] = (image, src)
     return images
-
-
-def patched(image: Path, edits: dict[int, bytes]) -> MemorySource:
-    data = bytearray(image.read_bytes())
-    for offset, value in edits.items():
-        data[offset : offset + len(value)] = value
-    return MemorySource(bytes(data))
 
 
 def superblock(image: Path) -> dict[str, int]:
@@ -651,83 +474,27 @@ def test_directory_header_count_is_bounded(small_images):
 # -- hostile images: random damage ----------------------------------------------------
 
 
-class Timeout(Exception):
-    pass
+#: Each damage overwrites one byte, a u16, u32 or u64, or a value that often means something.
+DAMAGE = st.one_of(
+    st.binary(min_size=1, max_size=1),
+    st.integers(0, 0xFFFF).map(lambda v: struct.pack("<H", v)),
+    st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack("<I", v)),
+    st.integers(0, 2**64 - 1).map(lambda v: struct.pack("<Q", v)),
+    st.sampled_from(
+        [b"\0\0\0\0", b"\xff\xff\xff\xff", b"\x00\x80", b"\xff\x7f", b"\x00\x00\x00\x01"]
+    ),
+)
+WALK_PATHS = ("/link", "/loop", "/dir/name-020", "/boot/grub/grub.cfg", "/nothing")
 
 
-def on_alarm(_signum: int, _frame: object) -> None:
-    raise Timeout("the walk took too long")
-
-
-def walk_everything(fs: SquashFilesystem) -> None:
-    """Visit every node once through the driver's primitives, then a few paths."""
-
-    def attempt(action: Callable[..., object], *args: object) -> object:
-        try:
-            return action(*args)
-        except PygrubError:
-            return None
-
-    def read_file(node: int, size: int) -> None:
-        with FileReader(fs, node, size) as f:
-            for _ in range(16):
-                if not f.read(64 * 1024):
-                    break
-        for _extent in islice(checked_extents(fs, node, size), 10_000):
-            pass
-
-    seen: set[int] = set()
-    pending = [fs.root()]
-    while pending and len(seen) < 500:
-        node = pending.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        st_ = attempt(fs.node_stat, node)
-        if st_ is None:
-            continue
-        if st_.type is NodeType.DIR:
-            entries = attempt(lambda n: list(islice(fs.dir_entries(n), 5000)), node) or []
-            pending.extend(child for _name, child in entries)
-        elif st_.type is NodeType.FILE:
-            attempt(read_file, node, st_.size)
-        elif st_.type is NodeType.SYMLINK:
-            attempt(fs.readlink, node)
-    for path in ("/link", "/loop", "/dir/name-020", "/boot/grub/grub.cfg", "/nothing"):
-        attempt(fs.read_file, path, 100)
-
-
-@st.composite
-def damage(draw: Callable, regions: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
-    edits = []
-    for _ in range(draw(st.integers(1, 6))):
-        start, end = draw(st.sampled_from(regions))
-        offset = draw(st.integers(start, end - 1))
-        value = draw(
-            st.one_of(
-                st.binary(min_size=1, max_size=1),
-                st.integers(0, 0xFFFF).map(lambda v: struct.pack("<H", v)),
-                st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack("<I", v)),
-                st.integers(0, 2**64 - 1).map(lambda v: struct.pack("<Q", v)),
-                st.sampled_from(
-                    [
-                        b"\0\0\0\0",
-                        b"\xff\xff\xff\xff",
-                        b"\x00\x80",
-                        b"\xff\x7f",
-                        b"\x00\x00\x00\x01",
-                    ]
-                ),
-            )
-        )
-        edits.append((offset, value))
-    return edits
+def has_magic(source: ByteSource) -> bool:
+    return source.pread(0, 4) == MAGIC
 
 
 @pytest.mark.parametrize("name", ["gzip", "plain", "lzo"])
 def test_random_damage_gives_data_or_our_errors(small_images, name):
     image, _src = small_images[name]
-    pristine = image.read_bytes()
+    pristine = MemorySource(image.read_bytes())
     sb = superblock(image)
     regions = [(0, 96), (sb["inode_table"], sb["bytes_used"])]
     if name == "plain":
@@ -738,24 +505,9 @@ def test_random_damage_gives_data_or_our_errors(small_images, name):
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(edits=damage(regions))
+    @given(edits=overwrites(regions, DAMAGE))
     def check(edits: list[tuple[int, bytes]]) -> None:
-        data = bytearray(pristine)
-        for offset, value in edits:
-            data[offset : offset + len(value)] = value
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, 10)
-        try:
-            try:
-                fs = open_filesystem(MemorySource(bytes(data)))
-            except PygrubError:
-                return
-            if fs is None:
-                assert data[:4] != b"hsqs"
-                return
-            walk_everything(fs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        source = EditedSource(pristine, edits)
+        open_and_walk(open_filesystem, source, partial(walk_nodes, paths=WALK_PATHS), has_magic)
 
     check()

@@ -401,7 +401,8 @@ def test_uki_sections_and_menu_entry(tmp_path):
     for section, content in [(".linux", kernel), (".initrd", initrd)]:
         s = image.sections[section]
         assert data[s.offset : s.offset + s.size] == content
-    assert image.cmdline == "root=/dev/xvda2 ro quiet"
+    # As systemd-stub passes it: the newline dropped, the inner blanks kept.
+    assert image.cmdline == "root=/dev/xvda2 ro  quiet"
     assert image.os_release["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)"
 
     menu = esp_menu(root)
@@ -411,7 +412,9 @@ def test_uki_sections_and_menu_entry(tmp_path):
     assert [e.title for e in menu.items] == [e["showTitle"] for e in theirs]
     assert their_default == "debian-6.1.efi" and menu.default == (0,)
     entry = default_entry(menu)
-    assert entry.kind == OTHER and "unified kernel image" in entry.not_bootable
+    # It boots: tests/test_uki_boot.py extracts its sections.
+    assert entry.kind == LINUX and entry.not_bootable is None
+    assert entry.kernel_range == (image.sections[".linux"].offset, len(kernel))
 
 
 def test_pe_without_linux_section_is_no_uki(tmp_path):

@@ -15,45 +15,41 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from functools import partial
 from pathlib import Path
 
+import fswalk
 import pytest
+from fswalk import (
+    KERNEL,
+    EditedSource,
+    MiB,
+    assert_symlinks_resolve,
+    edited,
+    open_and_walk,
+    overwrites,
+    padded,
+    walk_nodes,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import run
 
 from pygrub.disk import FileSource, MemorySource, SliceSource
-from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError
+from pygrub.errors import CorruptError, LimitError
 from pygrub.fs import probe
-from pygrub.fs.base import FileReader, Filesystem, NodeType, checked_extents
+from pygrub.fs.base import Filesystem, NodeType, checked_extents
 from pygrub.fs.ufs import UfsFilesystem, open_filesystem
 
-MiB = 1 << 20
-CHUNK = 4 * MiB
-KERNEL = "boot/vmlinuz-6.1"
 LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
 LATIN1_DIR = os.fsdecode(b"dir\xff")
 
 
 # -- building images ------------------------------------------------------------------
-
-
-def padded(target: str, length: int) -> str:
-    """``target`` written with exactly ``length`` characters, padded with ./ and //."""
-    head, rest = ("/", target[1:]) if target.startswith("/") else ("", target)
-    need = length - len(target)
-    assert need >= 0 and need != 1
-    pad = ".//" if need % 2 else ""
-    pad += "./" * ((need - len(pad)) // 2)
-    result = head + pad + rest
-    assert len(result) == length
-    return result
 
 
 #: Around both fast-symlink limits: 60 bytes in UFS1 inodes, 120 in UFS2 ones.
@@ -155,77 +151,14 @@ def open_ufs(image: Path | bytes) -> UfsFilesystem:
 # -- comparing a filesystem with its source tree ------------------------------------
 
 
-def chunks(length: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, length, CHUNK):
-        yield start, min(CHUNK, length - start)
+def assert_tree_matches(fs: Filesystem, src: Path) -> None:
+    """The source tree reads back, permission bits too; makefs writes every block, so no
+    extent may be a hole."""
+    fswalk.assert_tree_matches(fs, src, modes=True, holes=False)
 
 
-def assert_file_matches(fs: Filesystem, rel: str, host: Path) -> None:
-    size = host.stat().st_size
-    st_ = fs.stat(rel)
-    assert (st_.type, st_.size) == (NodeType.FILE, size), rel
-    assert st_.mode == host.stat().st_mode & 0o7777, rel
-    with fs.open(rel) as f, open(host, "rb") as want:
-        for _start, length in chunks(size):
-            assert f.read(length) == want.read(length), rel
-        assert f.read(10) == b""
-
-
-def assert_extents_match(fs: Filesystem, rel: str, host: Path) -> None:
-    """extents() covers the file in order; host spans hold the file's bytes."""
-    pos = 0
-    with open(host, "rb") as want:
-        for offset, length, where in fs.extents(rel):
-            assert offset == pos, rel
-            assert where != "hole", rel  # makefs writes every block
-            for start, n in chunks(length):
-                want.seek(offset + start)
-                expected = want.read(n)
-                if where == "encoded":  # a MemorySource has no host spans
-                    with fs.open(rel) as f:
-                        f.seek(offset + start)
-                        assert f.read(n) == expected, rel
-                else:
-                    fd, host_offset = where
-                    assert os.pread(fd, n, host_offset + start) == expected, rel
-            pos += length
-    assert pos == host.stat().st_size, rel
-
-
-def assert_tree_matches(fs: Filesystem, src: Path, symlinks_inline: bool = True) -> None:
-    for dirpath, _dirs, _names in os.walk(src):
-        here = Path(dirpath)
-        rel = "/" + here.relative_to(src).as_posix().removeprefix(".")
-        assert sorted(fs.listdir(rel)) == sorted(os.listdir(here)), rel
-        for name in os.listdir(here):
-            host = here / name
-            path = rel.rstrip("/") + "/" + name
-            if host.is_dir() and not host.is_symlink():
-                assert fs.stat(path).type is NodeType.DIR
-            elif host.is_symlink():
-                target = os.readlink(host)
-                assert fs.lstat(path).type is NodeType.SYMLINK
-                assert fs.lstat(path).size == len(os.fsencode(target))
-                assert fs.readlink_path(path) == target
-            else:
-                assert_file_matches(fs, path, host)
-                assert_extents_match(fs, path, host)
-
-
-def assert_symlinks_resolve(fs: Filesystem, src: Path) -> None:
-    kernel = (src / KERNEL).read_bytes()
-    for n in SYMLINK_LENGTHS:
-        for kind in "ra":
-            assert fs.read_file(f"links/{kind}{n}", len(kernel) + 1) == kernel
-    assert fs.read_file("links/s1", 100) == b"the f file\n"
-    assert (
-        fs.read_file("links/bootdir/grub/grub.cfg", 1000)
-        == (src / "boot/grub/grub.cfg").read_bytes()
-    )
-    with pytest.raises(LimitError):
-        fs.open("links/loop1")
-    with pytest.raises(NotFoundError):
-        fs.open("links/dangling")
+#: The symlinks that lead to the kernel, inline and in blocks, relative and absolute.
+KERNEL_LINKS = [f"links/{kind}{n}" for n in SYMLINK_LENGTHS for kind in "ra"]
 
 
 # -- the fixture matrix ---------------------------------------------------------------
@@ -260,7 +193,7 @@ def test_makefs_image_reads_as_its_source_tree(images, geo):
     assert fs.uuid is None and fs.label is None
     assert fs.bsd44
     assert_tree_matches(fs, src)
-    assert_symlinks_resolve(fs, src)
+    assert_symlinks_resolve(fs, src, KERNEL_LINKS)
     assert len(fs.listdir("/many")) == 400
     fs.source.close()
 
@@ -285,13 +218,6 @@ def test_probe_finds_ufs_in_a_partition(images):
 
 
 # -- structures makefs does not make ---------------------------------------------------
-
-
-def patched(data: bytes, edits: dict[int, bytes]) -> bytes:
-    out = bytearray(data)
-    for offset, value in edits.items():
-        out[offset : offset + len(value)] = value
-    return bytes(out)
 
 
 def pack(fs: UfsFilesystem, code: str, *values: int) -> bytes:
@@ -344,7 +270,7 @@ def test_triple_indirect(images, name):
         ),
         inode.offset + size_offset(fs): pack(fs, "Q", triple_start + len(want)),
     }
-    fs = open_ufs(patched(data, edits))
+    fs = open_ufs(edited(data, edits))
     with fs.open("/double") as f:
         f.seek(double_start)
         assert f.read(len(want)) == want
@@ -367,7 +293,7 @@ def test_zero_pointers_are_holes(images, name):
     size = fs.flavour.pointer_size
     at = inode.offset + area_offset(fs)
     # Direct block 3 and the single indirect block (logical 12 on) become holes.
-    fs = open_ufs(patched(data, {at + 3 * size: bytes(size), at + 12 * size: bytes(size)}))
+    fs = open_ufs(edited(data, {at + 3 * size: bytes(size), at + 12 * size: bytes(size)}))
     want = bytearray((src / "direct-end").read_bytes())
     want[3 * bs : 4 * bs] = bytes(bs)
     want[12 * bs :] = bytes(len(want) - 12 * bs)
@@ -381,7 +307,7 @@ def test_ufs2_volume_label(images):
     data = image.read_bytes()
     fs = open_ufs(data)
     label_at = fs.sb_offset + 680  # fs_volname
-    assert open_ufs(patched(data, {label_at: b"BSDROOT\0"})).label == "BSDROOT"
+    assert open_ufs(edited(data, {label_at: b"BSDROOT\0"})).label == "BSDROOT"
 
 
 def directory_chunks(fs: UfsFilesystem, node: int) -> Iterator[int]:
@@ -425,17 +351,17 @@ def test_42bsd_directories(images, name):
     sb = fs.sb_offset
     edits = {sb + 1320: pack(fs, "i", 0), sb + 1324: pack(fs, "i", -1)}  # FS_42INODEFMT
     to_old_directories(data, fs, edits)
-    old = open_ufs(patched(data, edits))
+    old = open_ufs(edited(data, edits))
     assert not old.bsd44 and old.max_symlink_len == 0
     # Short targets stay readable: a symlink without blocks keeps its target inline.
     assert_tree_matches(old, src)
-    assert_symlinks_resolve(old, src)
+    assert_symlinks_resolve(old, src, KERNEL_LINKS)
 
 
 def test_ufs2_maxsymlinklen_is_bounded(small):
     data, _src = small["ufs2-be-4k-1024"]
     with pytest.raises(CorruptError, match="fs_maxsymlinklen"):
-        open_filesystem(MemorySource(patched(data, {8192 + 1320: struct.pack(">i", 121)})))
+        open_filesystem(MemorySource(edited(data, {8192 + 1320: struct.pack(">i", 121)})))
 
 
 def test_solaris_x86_ufs(images):
@@ -453,7 +379,7 @@ def test_solaris_x86_ufs(images):
     }
     to_old_directories(data, fs, edits)
     # In a VTOC slice of a Solaris fdisk partition.
-    disk = bytes(2 * MiB) + patched(data, edits)
+    disk = bytes(2 * MiB) + edited(data, edits)
     solaris = probe(SliceSource(MemorySource(disk), 2 * MiB, len(disk) - 2 * MiB))
     assert isinstance(solaris, UfsFilesystem)
     assert solaris.kind == "ufs1" and not solaris.bsd44 and solaris.label is None
@@ -468,9 +394,9 @@ def test_superblock_places(images):
     data = image.read_bytes()
     fs = open_ufs(data)
     assert fs.sb_offset == 8192  # this makefs puts UFS2's at 8 KiB, with fs_sblockloc so
-    assert open_filesystem(MemorySource(patched(data, {8192 + 1372: bytes(4)}))) is None
+    assert open_filesystem(MemorySource(edited(data, {8192 + 1372: bytes(4)}))) is None
     # A UFS2 superblock whose fs_sblockloc names another place is a backup: not used.
-    assert open_filesystem(MemorySource(patched(data, {8192 + 1000: pack(fs, "q", 65536)}))) is None
+    assert open_filesystem(MemorySource(edited(data, {8192 + 1000: pack(fs, "q", 65536)}))) is None
     # Moved to 64 KiB and saying so, it is found there.
     moved = bytearray(data)
     moved[65536 : 65536 + 8192] = data[8192 : 8192 + 8192]
@@ -536,7 +462,7 @@ def test_small_fixtures_are_read_correctly(small):
 def test_absurd_superblock_fields(small, field, offset, value, match):
     data, _src = small["ufs1-le-4k-512"]
     with pytest.raises(CorruptError, match=match):
-        open_filesystem(MemorySource(patched(data, {8192 + offset: struct.pack("<I", value)})))
+        open_filesystem(MemorySource(edited(data, {8192 + offset: struct.pack("<I", value)})))
 
 
 def test_truncated_image(small):
@@ -559,7 +485,7 @@ def test_bad_reclen_does_not_loop(small, reclen):
     data, _src = small["ufs1-le-4k-512"]
     fs = open_ufs(data)
     at = dirent_offset(data, fs, "/dir", b"name-007")
-    fs = open_ufs(patched(data, {at + 4: struct.pack("<H", reclen)}))
+    fs = open_ufs(edited(data, {at + 4: struct.pack("<H", reclen)}))
     with pytest.raises(CorruptError, match="d_reclen"):
         fs.listdir("/dir")
     with pytest.raises(CorruptError, match="d_reclen"):
@@ -571,7 +497,7 @@ def test_dirent_inode_out_of_range(small, ino):
     data, _src = small["ufs2-be-4k-1024"]
     fs = open_ufs(data)
     at = dirent_offset(data, fs, "/dir", b"name-007")
-    fs = open_ufs(patched(data, {at: struct.pack(">I", ino)}))
+    fs = open_ufs(edited(data, {at: struct.pack(">I", ino)}))
     with pytest.raises(CorruptError, match="out of range"):
         fs.listdir("/dir")
 
@@ -580,7 +506,7 @@ def test_pointer_past_the_end(small):
     data, _src = small["ufs1-le-4k-512"]
     fs = open_ufs(data)
     inode = fs.inode(fs.resolve("/small.txt"))
-    fs = open_ufs(patched(data, {inode.offset + 40: struct.pack("<I", fs.frag_count)}))
+    fs = open_ufs(edited(data, {inode.offset + 40: struct.pack("<I", fs.frag_count)}))
     with pytest.raises(CorruptError, match="past the last"):
         fs.read_file("/small.txt", 100)
 
@@ -600,7 +526,7 @@ def test_indirect_blocks_naming_themselves_are_bounded(small, name):
         inode.offset + area_offset(fs) + 12 * size: pack(fs, code, block) * 3,
         inode.offset + size_offset(fs): pack(fs, "Q", 1 << 62),
     }
-    fs = open_ufs(patched(data, edits))
+    fs = open_ufs(edited(data, edits))
     started = time.monotonic()
     with pytest.raises(LimitError):
         for _extent in fs.extents("/boot/vmlinuz"):
@@ -617,7 +543,7 @@ def test_blocks_of_holes_cost_no_loop(small):
         inode.offset + 40 + 12 * 4: struct.pack("<3I", zero, zero, zero),
         inode.offset + 8: struct.pack("<Q", 1 << 45),
     }
-    fs = open_ufs(patched(data, edits))
+    fs = open_ufs(edited(data, edits))
     started = time.monotonic()
     extents = list(fs.extents("/boot/vmlinuz"))
     assert time.monotonic() - started < 2
@@ -647,98 +573,32 @@ def damage_regions(data: bytes, fs: UfsFilesystem) -> list[tuple[int, int]]:
     return regions
 
 
-@st.composite
-def damage(draw: Callable, regions: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
-    edits = []
-    for _ in range(draw(st.integers(1, 6))):
-        start, end = draw(st.sampled_from(regions))
-        offset = draw(st.integers(start, end - 1))
-        value = draw(
-            st.one_of(
-                st.binary(min_size=1, max_size=1),
-                st.integers(0, 0xFFFF).map(lambda v: struct.pack("<H", v)),
-                st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack("<I", v)),
-                st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack(">I", v)),
-                st.sampled_from([bytes(4), b"\xff" * 8, bytes(8), b"\x00\x00\x00\x02"]),
-            )
-        )
-        edits.append((offset, value))
-    return edits
-
-
-class Timeout(Exception):
-    pass
-
-
-def on_alarm(_signum: int, _frame: object) -> None:
-    raise Timeout("the walk took too long")
-
-
-def walk_everything(fs: UfsFilesystem) -> None:
-    """Visit every node through the driver's primitives, then a few paths."""
-
-    def attempt(action: Callable[..., object], *args: object) -> object:
-        try:
-            return action(*args)
-        except PygrubError:
-            return None
-
-    def read_file(node: int, size: int) -> None:
-        with FileReader(fs, node, size) as f:
-            for _ in range(16):
-                if not f.read(64 * 1024):
-                    break
-        for _extent in islice(checked_extents(fs, node, size), 10_000):
-            pass
-
-    seen: set[int] = set()
-    pending = [fs.root()]
-    while pending and len(seen) < 500:
-        node = pending.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        st_ = attempt(fs.node_stat, node)
-        if st_ is None:
-            continue
-        if st_.type is NodeType.DIR:
-            entries = attempt(lambda n: list(islice(fs.dir_entries(n), 5000)), node) or []
-            pending.extend(child for _name, child in entries)
-        elif st_.type is NodeType.FILE:
-            attempt(read_file, node, st_.size)
-        elif st_.type is NodeType.SYMLINK:
-            attempt(fs.readlink, node)
-    for path in ("/fast", "/slow", "/loop", "/dir/name-050", "/boot/grub/grub.cfg", "/nothing"):
-        attempt(fs.read_file, path, 100)
+#: Each damage overwrites one byte, a u16 or a u32 in either byte order, or a value that
+#: often means something.
+DAMAGE = st.one_of(
+    st.binary(min_size=1, max_size=1),
+    st.integers(0, 0xFFFF).map(lambda v: struct.pack("<H", v)),
+    st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack("<I", v)),
+    st.integers(0, 0xFFFFFFFF).map(lambda v: struct.pack(">I", v)),
+    st.sampled_from([bytes(4), b"\xff" * 8, bytes(8), b"\x00\x00\x00\x02"]),
+)
+WALK_PATHS = ("/fast", "/slow", "/loop", "/dir/name-050", "/boot/grub/grub.cfg", "/nothing")
 
 
 @pytest.mark.parametrize("name", ["ufs1-le-4k-512", "ufs2-be-4k-1024"])
 def test_random_damage_gives_data_or_our_errors(small, name):
-    pristine, _src = small[name]
-    regions = damage_regions(pristine, open_ufs(pristine))
+    data, _src = small[name]
+    regions = damage_regions(data, open_ufs(data))
+    pristine = MemorySource(data)
 
     @settings(
         max_examples=200,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(edits=damage(regions))
+    @given(edits=overwrites(regions, DAMAGE))
     def check(edits: list[tuple[int, bytes]]) -> None:
-        data = bytearray(pristine)
-        for offset, value in edits:
-            data[offset : offset + len(value)] = value
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, 10)
-        try:
-            try:
-                fs = open_filesystem(MemorySource(bytes(data)))
-            except PygrubError:
-                return
-            if fs is None:
-                return
-            walk_everything(fs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        source = EditedSource(pristine, edits)
+        open_and_walk(open_filesystem, source, partial(walk_nodes, paths=WALK_PATHS))
 
     check()

@@ -12,32 +12,37 @@ import functools
 import os
 import random
 import re
-import signal
 import struct
 import subprocess
-from collections.abc import Callable, Iterator
-from itertools import islice
 from pathlib import Path
 
+import fswalk
 import pytest
+from fswalk import (
+    KERNEL,
+    EditedSource,
+    MiB,
+    assert_symlinks_resolve,
+    open_and_walk,
+    overwrites,
+    padded,
+    patched,
+    walk_nodes,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import require_tool, run
 
-from pygrub.disk import FileSource, MemorySource
-from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
+from pygrub.disk import ByteSource, FileSource, MemorySource
+from pygrub.errors import CorruptError, LimitError, NotFoundError, UnsupportedError
 from pygrub.fs import probe
-from pygrub.fs.base import ExtentKind, FileReader, Filesystem, NodeType, checked_extents
+from pygrub.fs.base import ExtentKind, Filesystem, NodeType, checked_extents
 from pygrub.fs.xfs import XfsFilesystem, decode_extent, open_filesystem
-
-MiB = 1 << 20
-CHUNK = 4 * MiB
 
 #: mkfs.xfs 5.19 and later refuse filesystems under 300 MB unless fstests runs them;
 #: these variables say it does, so fixtures stay small.
 SMALL_FS_ENV = {"TEST_DIR": "/tmp", "TEST_DEV": "/dev/null", "QA_CHECK_FS": "xfs"}
 
-KERNEL = "boot/vmlinuz-6.1"
 LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
 LATIN1_DIR = os.fsdecode(b"dir\xff")
 #: Directory address space: data below 32 GiB, the leaf index at 32 GiB, free index at 64.
@@ -46,18 +51,6 @@ FREE_OFFSET = 64 << 30
 
 
 # -- building images ------------------------------------------------------------------
-
-
-def padded(target: str, length: int) -> str:
-    """``target`` written with exactly ``length`` characters, padded with ./ and //."""
-    head, rest = ("/", target[1:]) if target.startswith("/") else ("", target)
-    need = length - len(target)
-    assert need >= 0 and need != 1
-    pad = ".//" if need % 2 else ""
-    pad += "./" * ((need - len(pad)) // 2)
-    result = head + pad + rest
-    assert len(result) == length
-    return result
 
 
 SYMLINKS = {
@@ -309,39 +302,6 @@ def inode_byte(image: Path, number: int) -> int:
 # -- comparing a filesystem with its source tree ------------------------------------
 
 
-def chunks(length: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, length, CHUNK):
-        yield start, min(CHUNK, length - start)
-
-
-def assert_file_matches(fs: Filesystem, rel: str, want: bytes) -> None:
-    st_ = fs.stat(rel)
-    assert (st_.type, st_.size) == (NodeType.FILE, len(want)), rel
-    with fs.open(rel) as f:
-        for start, length in chunks(len(want)):
-            assert f.read(length) == want[start : start + length], rel
-        assert f.read(10) == b"", rel
-
-
-def assert_extents_match(fs: Filesystem, rel: str, want: bytes) -> None:
-    """extents() covers the file in order; host spans hold the file's bytes; holes are zeros."""
-    pos = 0
-    for offset, length, where in fs.extents(rel):
-        assert offset == pos, rel
-        expected = want[offset : offset + length]
-        if where == "hole":
-            assert expected == bytes(length), f"{rel}: hole over data at {offset}"
-        elif where == "encoded":
-            with fs.open(rel) as f:
-                f.seek(offset)
-                assert f.read(length) == expected, rel
-        else:
-            fd, host_offset = where
-            assert os.pread(fd, length, host_offset) == expected, rel
-        pos += length
-    assert pos == len(want), rel
-
-
 def merged_mappings(mappings: list[tuple[int, int, int, bool]], bs: int) -> list[tuple]:
     """Mappings in bytes, merged where contiguous in the file and the volume."""
     merged: list[list] = []
@@ -369,30 +329,18 @@ def data_extents(fs: XfsFilesystem, node: int, size: int) -> list[tuple[int, int
 
 
 def assert_tree_matches(fs: XfsFilesystem, image: Path, src: Path, bulk: dict[str, Bulk]) -> None:
-    for dirpath, _dirs, _names in os.walk(src):
-        here = Path(dirpath)
-        rel = "/" + here.relative_to(src).as_posix().removeprefix(".")
-        node = fs.resolve(rel)
-        entries = {os.fsencode(name): child for name, child in fs.dir_entries(node)}
+    """The source tree reads back; each directory's entries, inode numbers too, match what
+    xfs_db lists (the bulk directories are at the root, not in the source tree)."""
+
+    def listing(fs: Filesystem, rel: str, here: Path) -> None:
+        entries = {os.fsencode(name): child for name, child in fs.dir_entries(fs.resolve(rel))}
         expected = set(map(os.fsencode, os.listdir(here)))
         if rel == "/":
             expected |= {name.encode() for name in bulk}
         assert set(entries) == expected, rel
         assert entries == db_ls(image, rel), rel
-        for name in os.listdir(here):
-            host = here / name
-            path = rel.rstrip("/") + "/" + name
-            if host.is_dir() and not host.is_symlink():
-                continue  # os.walk visits it
-            if host.is_symlink():
-                target = os.readlink(host)
-                assert fs.lstat(path).type is NodeType.SYMLINK
-                assert fs.lstat(path).size == len(os.fsencode(target))
-                assert fs.readlink_path(path) == target
-            else:
-                want = host.read_bytes()
-                assert_file_matches(fs, path, want)
-                assert_extents_match(fs, path, want)
+
+    fswalk.assert_tree_matches(fs, src, listing)
     for dirname, spec in bulk.items():
         listing = fs.listdir("/" + dirname)
         assert sorted(listing) == spec.names
@@ -403,19 +351,8 @@ def assert_tree_matches(fs: XfsFilesystem, image: Path, src: Path, bulk: dict[st
             assert fs.read_file(f"/{dirname}/{name}", 100) == spec.content
 
 
-def assert_symlinks_resolve(fs: Filesystem, src: Path) -> None:
-    kernel = (src / KERNEL).read_bytes()
-    for rel in ("links/r60", "links/r300", "links/r400", "links/a900"):
-        assert fs.read_file(rel, len(kernel) + 1) == kernel, rel
-    assert fs.read_file("links/s1", 100) == b"the f file\n"
-    assert (
-        fs.read_file("links/bootdir/grub/grub.cfg", 1000)
-        == (src / "boot/grub/grub.cfg").read_bytes()
-    )
-    with pytest.raises(LimitError):
-        fs.open("links/loop1")
-    with pytest.raises(NotFoundError):
-        fs.open("links/dangling")
+#: The symlinks that lead to the kernel: local and remote, relative and absolute.
+KERNEL_LINKS = ("links/r60", "links/r300", "links/r400", "links/a900")
 
 
 # -- the fixture matrix ---------------------------------------------------------------
@@ -444,7 +381,7 @@ def test_reads_the_whole_tree(tmp_path, name, options, block_size, size_mb):
         label = xfs_db(image, "label").decode().split(" = ")[1].strip().strip('"')
         assert fs.label == (label or None)
         assert_tree_matches(fs, image, src, bulk)
-        assert_symlinks_resolve(fs, src)
+        assert_symlinks_resolve(fs, src, KERNEL_LINKS)
         if "ftype=0" in options:
             assert fs.ftype_len == 0
         if "nrext64" in options[-1]:
@@ -631,13 +568,6 @@ def small_images(tmp_path_factory) -> dict[str, tuple[Path, Path, dict[str, Bulk
         assert db_format(image, "/dir") != "local"
         images[name] = (image, src, bulk)
     return images
-
-
-def patched(image: Path, edits: dict[int, bytes]) -> MemorySource:
-    data = bytearray(image.read_bytes())
-    for offset, value in edits.items():
-        data[offset : offset + len(value)] = value
-    return MemorySource(bytes(data))
 
 
 def be16(v: int) -> bytes:
@@ -882,101 +812,22 @@ def damage_regions(image: Path) -> list[tuple[int, int]]:
     return regions
 
 
-@st.composite
-def damage(draw: Callable, regions: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
-    edits = []
-    for _ in range(draw(st.integers(1, 6))):
-        start, end = draw(st.sampled_from(regions))
-        offset = draw(st.integers(start, end - 1))
-        value = draw(
-            st.one_of(
-                st.binary(min_size=1, max_size=1),
-                st.integers(0, 0xFFFF).map(be16),
-                st.integers(0, 0xFFFFFFFF).map(be32),
-                st.integers(0, (1 << 64) - 1).map(be64),
-                st.sampled_from(
-                    [be32(0), be32(1), be16(0xFFFF), be64(128), be64(1 << 63), b"\x00"]
-                ),
-            )
-        )
-        edits.append((offset, value))
-    return edits
+#: Each damage overwrites one byte, a u16, u32 or u64, or a value that often means something.
+DAMAGE = st.one_of(
+    st.binary(min_size=1, max_size=1),
+    st.integers(0, 0xFFFF).map(be16),
+    st.integers(0, 0xFFFFFFFF).map(be32),
+    st.integers(0, (1 << 64) - 1).map(be64),
+    st.sampled_from([be32(0), be32(1), be16(0xFFFF), be64(128), be64(1 << 63), b"\x00"]),
+)
+WALK_PATHS = ("/fast", "/slow", "/loop", "/dir/name-020", "/boot/grub/grub.cfg", "/nothing")
+#: The walk of each damaged image stays small: the fixture's bulk directories are large.
+walk_some = functools.partial(walk_nodes, paths=WALK_PATHS, nodes=60, reads=4, children=20)
 
 
-class Timeout(Exception):
-    pass
-
-
-class PatchedSource:
-    """A pristine image cut at ``size`` with edits laid over it as it is read (no 16 MiB
-    copy per example)."""
-
-    def __init__(self, pristine: MemorySource, edits: list[tuple[int, bytes]], size: int) -> None:
-        self.pristine = pristine
-        self.edits = edits
-        self._size = min(size, pristine.size)
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def pread(self, offset: int, length: int) -> bytes:
-        data = self.pristine.pread(offset, max(0, min(length, self._size - offset)))
-        end = offset + len(data)
-        if not any(o < end and o + len(v) > offset for o, v in self.edits):
-            return data
-        buf = bytearray(data)
-        for o, v in self.edits:
-            for index, byte in enumerate(v):
-                if offset <= o + index < end:
-                    buf[o + index - offset] = byte
-        return bytes(buf)
-
-    def host_span(self, offset: int, length: int) -> None:
-        return None
-
-
-def walk_everything(fs: XfsFilesystem) -> None:
-    """Visit nodes through the driver's primitives (reading each file, link and
-    directory), then resolve a few paths through the shared path walker."""
-
-    def attempt(action: Callable[..., object], *args: object) -> object:
-        try:
-            return action(*args)
-        except PygrubError:
-            return None
-
-    def read_file(node: int, size: int) -> None:
-        with FileReader(fs, node, size) as f:
-            for _ in range(4):
-                if not f.read(64 * 1024):
-                    break
-        for _extent in islice(checked_extents(fs, node, size), 10_000):
-            pass
-
-    seen: set[int] = set()
-    pending = [fs.root()]
-    while pending and len(seen) < 60:
-        node = pending.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        st_ = attempt(fs.node_stat, node)
-        if st_ is None:
-            continue
-        if st_.type is NodeType.DIR:
-            entries = attempt(lambda n: list(islice(fs.dir_entries(n), 5000)), node) or []
-            pending.extend(child for _name, child in entries[:20])
-        elif st_.type is NodeType.FILE:
-            attempt(read_file, node, st_.size)
-        elif st_.type is NodeType.SYMLINK:
-            attempt(fs.readlink, node)
-    for path in ("/fast", "/slow", "/loop", "/dir/name-020", "/boot/grub/grub.cfg", "/nothing"):
-        attempt(fs.read_file, path, 100)
-
-
-def on_alarm(_signum: int, _frame: object) -> None:
-    raise Timeout("the walk took too long")
+def has_magic(source: ByteSource) -> bool:
+    """A whole superblock with the magic (a cut one is no filesystem, as for ext)."""
+    return source.size >= 264 and source.pread(0, 4) == b"XFSB"
 
 
 @pytest.mark.parametrize("name", ["v5", "v4"])
@@ -991,23 +842,9 @@ def test_random_damage_gives_data_or_our_errors(small_images, name):
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     # an end past the image keeps it whole: a third of the examples are truncated
-    @given(edits=damage(regions), end=st.integers(0, 3 * pristine.size))
+    @given(edits=overwrites(regions, DAMAGE), end=st.integers(0, 3 * pristine.size))
     def check(edits: list[tuple[int, bytes]], end: int) -> None:
-        source = PatchedSource(pristine, edits, end)
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, 10)
-        try:
-            try:
-                fs = open_filesystem(source)
-            except PygrubError:
-                return
-            if fs is None:
-                whole = source.size >= 264  # a cut superblock is no filesystem, as for ext
-                assert source.pread(0, 4) != b"XFSB" or not whole, "XFS was not recognised"
-                return
-            walk_everything(fs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        source = EditedSource(pristine, edits, end)
+        open_and_walk(open_filesystem, source, walk_some, has_magic)
 
     check()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .config import Attempt, find_menu
 from .config.model import LINUX, BootEntry, BootMenu
@@ -18,6 +19,9 @@ from .fs import Filesystem
 from .guest import GuestDisk
 from .select import choose
 from .volumes import Volume, discover, volume_at_offset
+
+if TYPE_CHECKING:
+    from .fs.zfs import ZfsFilesystem
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ class BootPlan:
     entry: BootEntry | None = None
     path: tuple[int, ...] = ()
     volume: Volume | None = None
+    #: Every volume tried, the one booted last (for --explain and the API's explanation).
+    reports: list[VolumeReport] = field(default_factory=list)
 
 
 @dataclass
@@ -79,9 +85,43 @@ def entry_files(
     if entry.device is not None:
         volume = guest.find_volume(entry.device)
         other = guest.filesystem(volume) if volume is not None else None
-        if other is not None and other.is_file(entry.kernel):
+        if other is not None and _holds_file(other, entry.kernel):
             fs, where = other, f"({volume.grub_name})"  # type: ignore[union-attr]
-    return FileRef(fs, entry.kernel, where), [FileRef(fs, p, where) for p in entry.initrds]
+    ranges = entry.initrd_ranges or [None] * len(entry.initrds)
+    initrds = [
+        file_ref(fs, path, where, span) for path, span in zip(entry.initrds, ranges, strict=True)
+    ]
+    return file_ref(fs, entry.kernel, where, entry.kernel_range), initrds
+
+
+def file_ref(fs: Filesystem, path: str, where: str, span: tuple[int, int] | None = None) -> FileRef:
+    """A config's file, or the byte range ``span`` (offset, length) of it (a UKI section)."""
+    fs, path = dataset_path(fs, path)
+    if span is None:
+        return FileRef(fs, path, where)
+    return FileRef(fs, path, where, span[0], span[1])
+
+
+def dataset_path(fs: Filesystem, path: str) -> tuple[Filesystem, str]:
+    """On ZFS, GRUB's ``/dataset@/path`` names a file in another dataset of the pool."""
+    if fs.kind != "zfs" or "@" not in path:
+        return fs, path
+    return _as_zfs(fs).grub_path(path)
+
+
+def _as_zfs(fs: Filesystem) -> ZfsFilesystem:
+    from .fs.zfs import ZfsFilesystem
+
+    assert isinstance(fs, ZfsFilesystem)
+    return fs
+
+
+def _holds_file(fs: Filesystem, path: str) -> bool:
+    try:
+        fs, path = dataset_path(fs, path)
+        return fs.is_file(path)
+    except PygrubError:
+        return False
 
 
 def why_not_bootable(
@@ -93,11 +133,15 @@ def why_not_bootable(
         return f"a {entry.kind} entry, not a Linux kernel"
     if not entry.kernel:
         return "no kernel"
-    kernel, initrds = entry_files(guest, home, home_name, entry)
+    try:
+        kernel, initrds = entry_files(guest, home, home_name, entry)
+    except PygrubError as e:
+        return f"{entry.kernel}: {e}"
     for ref in [kernel, *initrds]:
         try:
             if not ref.fs.is_file(ref.path):
                 return f"{ref.path} not found"
+            ref.size()  # a byte range (UKI section) must lie inside its file
         except PygrubError as e:
             return f"{ref.path}: {e}"
     return None
@@ -142,6 +186,7 @@ def plan_boot(
             continue
         if plan is not None:
             plan.volume = volume
+            plan.reports = reports
             return plan
     raise NothingBootable(reports)
 
@@ -166,9 +211,10 @@ def _plan_from_config(
 ) -> BootPlan | None:
     menu, report.attempts = find_menu(guest, volume, fs, extra_args)
     if menu is None:
-        if not report.attempts:
+        sniffed = _plan_by_sniffing(fs, f"({volume.grub_name})", extra_args)
+        if sniffed is None and not report.attempts:
             report.problem = "no bootloader config"
-        return None
+        return sniffed
     # A config found in a btrfs subvolume names its files inside that subvolume.
     fs = menu.source_fs or fs
     home_name = f"({volume.grub_name})"
@@ -184,4 +230,37 @@ def _plan_from_config(
     args = entry.args
     if extra_args:
         args += " " + extra_args
+    args = solaris_zfs_args(kernel_ref, args)
     return BootPlan(kernel_ref, initrd_refs, args, menu, entry, path)
+
+
+def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:
+    """Xen's pygrub without a config: a Solaris PV kernel, else a NetWare loader, by path."""
+    from .config import solaris
+
+    dataset = solaris.zfs_bootfs_option(extra_args) if fs.kind == "zfs" else None
+    if dataset is not None:
+        fs = _as_zfs(fs).with_dataset(dataset)
+    for kernel, ramdisk in solaris.SNIFFED_KERNELS:
+        if fs.is_file(kernel):
+            ref = FileRef(fs, kernel, home_name)
+            args = solaris_zfs_args(ref, solaris.sniffed_args(kernel, extra_args))
+            return BootPlan(ref, [FileRef(fs, ramdisk, home_name)], args)
+    if fs.is_file(solaris.NETWARE_LOADER):
+        return BootPlan(FileRef(fs, solaris.NETWARE_LOADER, home_name), [], extra_args)
+    return None
+
+
+def solaris_zfs_args(kernel: FileRef, args: str) -> str:
+    """The command line with the ZFS pool's boot string, as Xen's pygrub gives it.
+
+    Xen does this for whatever it boots from ZFS; only a Solaris kernel reads it, so a
+    Linux command line on ZFS is left as its config wrote it.
+    """
+    if kernel.fs.kind != "zfs":
+        return args
+    from .config import solaris
+
+    if not solaris.is_solaris_kernel(kernel.path):
+        return args
+    return solaris.with_boot_string(args, _as_zfs(kernel.fs).bootstring())

@@ -8,61 +8,190 @@ only after the arguments are parsed, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import getopt
 import logging
 import os
 import signal
 import sys
 from dataclasses import dataclass
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
 from .errors import Interrupted, PygrubError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any, TextIO
 
-    from .boot import BootPlan, Chooser
+    from .api import Choice, Image, Menu, MenuEntry
+    from .boot import Chooser
     from .config.model import BootEntry, BootMenu
-    from .guest import GuestDisk
 
     MenuChoice = tuple[tuple[int, ...], BootEntry]
 
-USAGE = (
-    "Usage: {prog} [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really] "
-    "[--output=] [--kernel=] [--ramdisk=] [--args=] [--entry=] [--output-directory=] "
-    "[--output-format=sxp|simple|simple0] [--runas=] [--offset=] <image>"
+DEFAULT_OUTPUT_DIRECTORY = "/var/run/xen/pygrub/"
+#: What --output-format and --format accept (the readers' own list is disk.source.IMAGE_FORMATS).
+OUTPUT_FORMATS = ("sxp", "simple", "simple0", "json")
+IMAGE_FORMATS = ("auto", "raw", "qcow2")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line option: what getopt parses, --help prints and the man page says."""
+
+    long: str
+    #: One letter, or None.
+    short: str | None
+    #: The value's name (FILE, FMT, ...); None when the option takes none.
+    value: str | None
+    #: For --help and the man page: the first line is the summary, the rest continue it.
+    help: str
+    #: Said only in the man page, after the help text.
+    detail: str = ""
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("quiet", "q", None, "no menu: boot the default entry"),
+    Flag(
+        "interactive",
+        "i",
+        None,
+        "show the menu on the terminal (the default)",
+        "Without a terminal on stdin and stdout the default entry boots.",
+    ),
+    Flag(
+        "list-entries",
+        "l",
+        None,
+        "list the menu entries and exit",
+        "Each entry as Xen's pygrub lists it (title, root, kernel, args, initrd lines); "
+        "with --output-format=json, the whole menu as a tree.",
+    ),
+    Flag(
+        "not-really",
+        "n",
+        None,
+        "choose the entry but extract nothing",
+        "The output names kernel None (null in JSON), as Xen's pygrub does.",
+    ),
+    Flag("help", "h", None, "show this help"),
+    Flag(
+        "output",
+        None,
+        "FILE",
+        "write the result to FILE (an existing file; default stdout)",
+        "FILE is opened write-only and never created; - is stdout.",
+    ),
+    Flag(
+        "output-format",
+        None,
+        "FMT",
+        "sxp (default), simple, simple0 or json",
+        "sxp: linux (kernel '...')(ramdisk '...')(args '...'). simple and simple0: "
+        "kernel, ramdisk and args items each ended by a newline or a NUL, then one more. "
+        "json: one object described by the JSON Schema shipped in the package "
+        "(pygrub/output.schema.json), with the entry, the config file and the volume.",
+    ),
+    Flag(
+        "output-directory",
+        None,
+        "DIR",
+        "where boot_kernel.* and boot_ramdisk.* go\n"
+        "(default /var/run/xen/pygrub/, created 0700 when missing)",
+    ),
+    Flag(
+        "kernel",
+        None,
+        "PATH",
+        "boot this kernel from the image; the menu is skipped",
+    ),
+    Flag("ramdisk", None, "PATH", "with --kernel, this initrd"),
+    Flag("args", None, "ARGS", "with --kernel, the command line; otherwise appended to it"),
+    Flag(
+        "entry",
+        None,
+        "N|TITLE|ID|A>B",
+        "boot this entry (implies non-interactive)",
+        "A number counts the items of the top level, a submenu being one item; a title or "
+        "an id matches at the top level first, then at any depth; A>B walks into submenus.",
+    ),
+    Flag("offset", None, "BYTES", "the filesystem starts at BYTES; no partition table is read"),
+    Flag(
+        "format",
+        None,
+        "FMT",
+        "the image's format: auto (default), raw or qcow2",
+        "auto reads a qcow2 image by its magic and anything else as raw; raw never "
+        "interprets a qcow2 header, as a guest-written raw disk must not be.",
+    ),
+    Flag("isconfig", None, None, "IMAGE is a bootloader config file on this host"),
+    Flag(
+        "runas",
+        None,
+        "UID",
+        "read the image as this user (needs -q or --entry)",
+        "The image is read in a sandbox: new namespaces, an empty root, resource limits, "
+        "this user's ids, no other files.",
+    ),
+    Flag(
+        "explain",
+        None,
+        None,
+        "say which rule chose the entry (on stderr; with -l, on stdout)",
+        "The volumes skipped and why, the config file and its volume, the loader's "
+        "default rule and every fallback taken.",
+    ),
+    Flag("debug", None, None, "log what is tried, and show tracebacks"),
 )
 
-HELP = """
-Find the kernel a Xen guest's disk would boot, copy it (and its initrd) out, and print
-where they are and the kernel command line. The image is only ever read.
+#: Environment variables, for --help and the man page.
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("PYGRUB_MAX_FILE_SIZE_MB", "per-file limit, default 1024"),
+    ("PYGRUB_TIMEOUT", "seconds an unattended run may take, default 60"),
+    ("PYGRUB_MENU_MAX_WAIT", "longest wait of the menu for a first key, default 30"),
+)
 
-  -q, --quiet             no menu: boot the default entry
-  -i, --interactive       show the menu on the terminal (the default)
-  -l, --list-entries      list the menu entries and exit
-  -n, --not-really        choose the entry but extract nothing
-  -h, --help              show this help
-  --output=FILE           write the result to FILE (an existing file; default stdout)
-  --output-format=FMT     sxp (default), simple or simple0
-  --output-directory=DIR  where boot_kernel.* and boot_ramdisk.* go
-                          (default /var/run/xen/pygrub/, created 0700 when missing)
-  --kernel=PATH           boot this kernel from the image; the menu is skipped
-  --ramdisk=PATH          with --kernel, this initrd
-  --args=ARGS             with --kernel, the command line; otherwise appended to it
-  --entry=N|TITLE|ID|A>B  boot this entry (implies non-interactive)
-  --offset=BYTES          the filesystem starts at BYTES; no partition table is read
-  --isconfig              IMAGE is a bootloader config file on this host
-  --runas=UID             read the image as this user (needs -q or --entry)
-  --debug                 log what is tried, and show tracebacks
+EXIT_STATUS = "0 on success, 1 on error, 2 on a usage error."
 
-Environment: PYGRUB_MAX_FILE_SIZE_MB (per-file limit, default 1024),
-PYGRUB_TIMEOUT (seconds an unattended run may take, default 60),
-PYGRUB_MENU_MAX_WAIT (longest wait of the menu for a first key, default 30).
-Exit status: 0 on success, 1 on error, 2 on a usage error.
-"""
+DESCRIPTION = (
+    "Find the kernel a Xen guest's disk would boot, copy it (and its initrd) out, and print\n"
+    "where they are and the kernel command line. The image is only ever read."
+)
 
-DEFAULT_OUTPUT_DIRECTORY = "/var/run/xen/pygrub/"
+
+def flag_names(flag: Flag) -> str:
+    """The flag as --help names it: "-q, --quiet" or "--output=FILE"."""
+    name = f"--{flag.long}" + (f"={flag.value}" if flag.value else "")
+    return f"-{flag.short}, {name}" if flag.short else name
+
+
+def usage(prog: str) -> str:
+    return (
+        f"Usage: {prog} [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really] "
+        "[--output=] [--kernel=] [--ramdisk=] [--args=] [--entry=] [--output-directory=] "
+        f"[--output-format={'|'.join(OUTPUT_FORMATS)}] [--format={'|'.join(IMAGE_FORMATS)}] "
+        "[--runas=] [--offset=] [--explain] <image>"
+    )
+
+
+def help_text() -> str:
+    """--help after the usage line: FLAGS and ENVIRONMENT in two columns."""
+    lines = ["", DESCRIPTION, ""]
+    for flag in FLAGS:
+        names = flag_names(flag)
+        first, *rest = flag.help.split("\n")
+        if len(names) <= 22:
+            lines.append(f"  {names:<22}  {first}")
+        else:
+            lines += [f"  {names}", f"{'':26}{first}"]
+        lines += [f"{'':26}{more}" for more in rest]
+    lines.append("")
+    lines.append(
+        "Environment: " + ",\n".join(f"{name} ({text})" for name, text in ENVIRONMENT) + "."
+    )
+    lines.append(f"Exit status: {EXIT_STATUS}")
+    return "\n".join(lines) + "\n"
+
+
 #: Seconds an unattended run may take (PYGRUB_TIMEOUT).
 DEFAULT_TIMEOUT = 60.0
 
@@ -84,36 +213,40 @@ class Options:
     isconfig: bool = False
     runas: int | None = None
     debug: bool = False
+    image_format: str = "auto"
+    explain: bool = False
 
 
 class HelpRequested(Exception):
     pass
 
 
+def _getopt_without_gettext() -> ModuleType:
+    """The getopt module, imported without gettext.
+
+    getopt imports gettext only to translate its messages, which no catalog translates,
+    and that import is a millisecond of every start. Told gettext is missing, getopt keeps
+    its messages as they are.
+    """
+    blocked = "getopt" not in sys.modules and "gettext" not in sys.modules
+    if blocked:
+        sys.modules["gettext"] = None  # type: ignore[assignment]
+    try:
+        import getopt
+    finally:
+        if blocked:
+            del sys.modules["gettext"]
+    return getopt
+
+
 def parse_args(argv: list[str]) -> Options:
     """Parse argv as Xen's pygrub does (GNU getopt: options may follow the image)."""
+    getopt = _getopt_without_gettext()
     try:
         opts, rest = getopt.gnu_getopt(
             argv,
-            "qilnh",
-            [
-                "quiet",
-                "interactive",
-                "list-entries",
-                "not-really",
-                "help",
-                "output=",
-                "output-format=",
-                "output-directory=",
-                "offset=",
-                "runas=",
-                "entry=",
-                "kernel=",
-                "ramdisk=",
-                "args=",
-                "isconfig",
-                "debug",
-            ],
+            "".join(f.short + (":" if f.value else "") for f in FLAGS if f.short),
+            [f.long + ("=" if f.value else "") for f in FLAGS],
         )
     except getopt.GetoptError as e:
         raise UsageError(str(e)) from None
@@ -157,16 +290,37 @@ def parse_args(argv: list[str]) -> Options:
         elif name == "--debug":
             o.debug = True
         elif name == "--output-format":
-            if value not in ("sxp", "simple", "simple0"):
+            if value not in OUTPUT_FORMATS:
                 raise UsageError(f"unknown output format {value}")
             o.output_format = value
+        elif name == "--format":
+            if value not in IMAGE_FORMATS:
+                raise UsageError(f"unknown image format {value}: not {', '.join(IMAGE_FORMATS)}")
+            o.image_format = value
+        elif name == "--explain":
+            o.explain = True
         elif name == "--output-directory":
             if not os.path.isdir(value):
                 raise UsageError(f"{value} is not an existing directory")
             o.output_directory = value + "/"
     if o.runas is not None and o.interactive:
         raise UsageError("In order to use --runas, you must also set --entry or -q")
+    _check_combinations(o)
     return o
+
+
+def _check_combinations(o: Options) -> None:
+    if o.isconfig and o.output_format == "json":
+        raise UsageError("--output-format=json does not apply to --isconfig")
+    # Under --runas only -l (run whole in the sandbox) knows these; the boot path would
+    # quietly ignore them, so they are refused rather than dropped.
+    if o.runas is not None and not (o.list_entries or o.isconfig):
+        if o.output_format == "json":
+            raise UsageError("--output-format=json cannot be used with --runas (only with -l)")
+        if o.explain:
+            raise UsageError("--explain cannot be used with --runas (only with -l)")
+        if o.image_format != "auto":
+            raise UsageError("--format cannot be used with --runas (only with -l)")
 
 
 def _integer(flag: str, value: str) -> int:
@@ -200,11 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(argv)
     except HelpRequested:
-        print(USAGE.format(prog=prog) + "\n" + HELP, end="")
+        print(usage(prog) + "\n" + help_text(), end="")
         return 0
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        print(USAGE.format(prog=prog), file=sys.stderr)
+        print(usage(prog), file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.DEBUG if options.debug else logging.WARNING,
@@ -256,19 +410,16 @@ def run(o: Options) -> int:
     if o.isconfig:
         return _run_isconfig(o, MAX_CONFIG_BYTES)
 
-    from .boot import open_guest, plan_boot
-    from .disk import open_image
+    from .api import Image
 
-    source = open_image(o.image)
-    try:
-        guest = open_guest(source, o.offset)
+    with Image(o.image, offset=o.offset, image_format=o.image_format) as image:
         if o.list_entries:
-            return _list_entries(guest, o)
+            return _list_entries(image, o)
         chooser = _menu_chooser() if o.interactive else None
-        plan = plan_boot(guest, o.entry, o.args, o.kernel, o.ramdisk, chooser)
-        return _extract_and_report(plan, o)
-    finally:
-        source.close()
+        choice = image._choose(o.entry, o.args, o.kernel, o.ramdisk, chooser)
+        if o.explain:
+            _print_explanation(choice.explanation, sys.stderr)
+        return _extract_and_report(choice, o)
 
 
 def _menu_chooser() -> Chooser:
@@ -307,19 +458,18 @@ def _make_output_directory(directory: str) -> None:
         raise PygrubError(f"cannot create output directory {directory}: {e.strerror}") from None
 
 
-def _extract_and_report(plan: BootPlan, o: Options) -> int:
+def _extract_and_report(choice: Choice, o: Options) -> int:
     from .extract import Extraction
     from .limits import max_file_size
-    from .output import render
 
+    plan = choice._plan
     limit = max_file_size()
     out_fd = _open_output(o)
     try:
         if o.not_really:
             for ref in [plan.kernel, *plan.initrds]:
                 print(f"would extract {ref} ({ref.size()} bytes)", file=sys.stderr)
-            data = render(o.output_format, None, None, plan.args or None)
-            _write_all(out_fd, data)
+            _write_all(out_fd, _rendered(o, choice, None, None))
             return 0
         _make_output_directory(o.output_directory)
         with Extraction(o.output_directory) as extraction:
@@ -329,7 +479,7 @@ def _extract_and_report(plan: BootPlan, o: Options) -> int:
                 ramdisk_path = extraction.write(
                     "boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1
                 )
-            data = render(o.output_format, kernel_path, ramdisk_path, plan.args or None)
+            data = _rendered(o, choice, kernel_path, ramdisk_path)
             sys.stdout.flush()
             _write_all(out_fd, data)
             extraction.keep()
@@ -339,45 +489,81 @@ def _extract_and_report(plan: BootPlan, o: Options) -> int:
             os.close(out_fd)
 
 
+def _rendered(o: Options, choice: Choice, kernel: str | None, ramdisk: str | None) -> bytes:
+    from .output import boot_json, render, render_json
+
+    if o.output_format == "json":
+        return render_json(boot_json(choice, kernel, ramdisk))
+    return render(o.output_format, kernel, ramdisk, choice.args or None)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def _list_entries(guest: GuestDisk, o: Options) -> int:
-    from .boot import NothingBootable, VolumeReport
-    from .config import find_menu
+def _list_entries(image: Image, o: Options) -> int:
+    menu = image.menu(o.args)
+    if o.output_format == "json":
+        from .output import menu_json, render_json
 
-    reports = []
-    for volume in guest.volumes:
-        report = VolumeReport(volume)
-        reports.append(report)
-        fs = guest.filesystem(volume)
-        if fs is None:
-            report.problem = guest.probe_error(volume)
-            continue
-        report.filesystem = fs.kind
-        menu, report.attempts = find_menu(guest, volume, fs, o.args)
-        if menu is not None:
-            print(
-                f"Using {menu.format} config {menu.config_path} on ({volume.grub_name})",
-                file=sys.stderr,
-            )
-            _print_menu(menu)
-            return 0
-    raise NothingBootable(reports)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render_json(menu_json(menu)))
+        sys.stdout.flush()
+        if o.explain:
+            _print_explanation(menu.explanation, sys.stderr)
+        return 0
+    print(
+        f"Using {menu.bootloader} config {menu.config_path} on ({menu.volume.device})",
+        file=sys.stderr,
+    )
+    _print_entries(menu.entries())
+    if o.explain:
+        _print_explanation((*menu_tree(menu), *menu.explanation), sys.stdout)
+    return 0
 
 
-def _print_menu(menu: BootMenu) -> None:
+def _print_entries(entries: Iterable[BootEntry | MenuEntry]) -> None:
     """The entries as Xen's pygrub lists them (title, root, kernel, args, initrd)."""
-    for _path, entry in menu.entries():
+    for entry in entries:
         root = f"({entry.device})" if entry.device else "None"
         print(f"title: {entry.title}")
         print(f"  root: {root}")
         print(f"  kernel: {entry.kernel}")
         print(f"  args: {entry.args}")
         print(f"  initrd: {' '.join(entry.initrds)}")
+
+
+def menu_tree(menu: Menu) -> list[str]:
+    """The menu for people: one line per item, indented by depth, the default marked ``*``."""
+    lines = [f"menu of {menu.config_path} ({menu.bootloader}); * the default:"]
+    for path, item in _walk_public(menu.items):
+        text = f"{'*' if item.default else ' '} {'  ' * (len(path) - 1)}"
+        text += f"{'>'.join(map(str, path))} {item.title}"
+        if item.id is not None:
+            text += f" [id {item.id}]"
+        if hasattr(item, "items"):
+            text += " >"
+        elif item.not_bootable is not None:
+            text += f" (cannot boot here: {item.not_bootable})"
+        if path == menu.chosen and not item.default:
+            text += " (boots: fallback)"
+        lines.append(text)
+    return lines
+
+
+def _walk_public(items: tuple) -> Iterator[tuple[tuple[int, ...], Any]]:
+    for item in items:
+        yield item.path, item
+        if hasattr(item, "items"):
+            yield from _walk_public(item.items)
+
+
+def _print_explanation(lines: Iterable[str], stream: TextIO) -> None:
+    # Guest strings go to a person's terminal: no control or bidi characters reach it.
+    for line in lines:
+        print("explain: " + "".join(c if c.isprintable() else "?" for c in line), file=stream)
 
 
 def _run_isconfig(o: Options, max_bytes: int) -> int:
@@ -391,7 +577,7 @@ def _run_isconfig(o: Options, max_bytes: int) -> int:
         raise PygrubError(f"cannot read config file {o.image}: {e.strerror}") from None
     menu = load_config_file(o.image, data, o.args)
     if o.list_entries:
-        _print_menu(menu)
+        _print_entries(entry for _path, entry in menu.entries())
 
     def why_not(e: BootEntry) -> str | None:
         return None if e.kernel else "no kernel"

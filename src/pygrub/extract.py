@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import LimitError, PygrubError
+from .errors import CorruptError, LimitError, PygrubError
 from .fs import FileReader, Filesystem
 
 #: Largest piece copied at once, through the kernel or through Python.
@@ -43,18 +43,29 @@ def make_temp_file(prefix: str, directory: str) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class FileRef:
-    """A file inside a guest filesystem."""
+    """A file inside a guest filesystem, or a byte range of one (a section of a UKI)."""
 
     fs: Filesystem
     path: str
     #: Where it is, for messages: "(hd0,msdos1)".
     where: str = ""
+    #: The range's first byte in the file; with ``length`` None, the whole file is meant.
+    offset: int = 0
+    length: int | None = None
 
     def size(self) -> int:
-        return self.fs.stat(self.path).size
+        """Bytes to extract; a range that does not lie inside the file is CorruptError."""
+        size = self.fs.stat(self.path).size
+        if self.length is None:
+            return size
+        if self.offset < 0 or self.length < 0 or self.offset + self.length > size:
+            raise CorruptError(f"{self}: the range does not lie inside the file of {size} bytes")
+        return self.length
 
     def __str__(self) -> str:
-        return f"{self.where}{self.path}"
+        if self.length is None:
+            return f"{self.where}{self.path}"
+        return f"{self.where}{self.path}[{self.offset}:{self.offset + self.length}]"
 
 
 class Extraction:
@@ -121,18 +132,24 @@ class Extraction:
 
 
 def copy_file(ref: FileRef, out_fd: int, out_offset: int) -> None:
-    """Write the whole of ``ref`` into ``out_fd`` at ``out_offset``."""
+    """Write ``ref`` (the whole file, or its byte range) into ``out_fd`` at ``out_offset``."""
+    start = ref.offset
+    end = start + ref.size()
     reader = None
     for file_offset, length, where in ref.fs.extents(ref.path):
-        if where == "hole":
+        if file_offset >= end:
+            break  # extents come in file order
+        first, last = max(file_offset, start), min(file_offset + length, end)
+        if first >= last or where == "hole":
             continue
+        dest = out_offset + first - start
         if where == "encoded":
             if reader is None:
                 reader = ref.fs.open(ref.path)
-            _copy_through_python(reader, file_offset, length, out_fd, out_offset + file_offset)
+            _copy_through_python(reader, first, last - first, out_fd, dest)
         else:
             src_fd, src_offset = where
-            _copy_in_kernel(src_fd, src_offset, length, out_fd, out_offset + file_offset)
+            _copy_in_kernel(src_fd, src_offset + first - file_offset, last - first, out_fd, dest)
 
 
 def _copy_through_python(

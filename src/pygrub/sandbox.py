@@ -88,7 +88,16 @@ PR_SET_NO_NEW_PRIVS = 38
 ROOT_TMPFS_OPTIONS = b"mode=0755,size=64k,nr_inodes=8"
 
 #: Modules the readers import inside functions, and the decompressors when installed.
-LAZY_DEPENDENCIES = ("io", "lzma", "unicodedata", "zlib", "lz4.block", "lz4.frame", "zstandard")
+LAZY_DEPENDENCIES = (
+    "getopt",
+    "io",
+    "lzma",
+    "unicodedata",
+    "zlib",
+    "lz4.block",
+    "lz4.frame",
+    "zstandard",
+)
 #: Codecs the readers decode with; a codec's module is imported at its first use.
 CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
 #: Modules a non-interactive run never needs (the menu) or must not import (``__main__``).

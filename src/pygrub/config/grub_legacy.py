@@ -18,6 +18,23 @@ Facts from GRUB 0.97's stage2 that decide indexes, and where Xen's GrubConf diff
   (``default 2 # two`` is 2), and anything past 0x7fffffff makes the command fail.
 - Partitions count from 0: ``(hd0,0)`` is GRUB 2's ``hd0,1``; ``(hd0,4)`` the first
   logical partition, ``hd0,5``.
+
+Solaris and illumos (their GRUB 0.97 fork, menus written by bootadm):
+
+- ``findroot (SIG,0,a)`` makes the volume holding ``/boot/grub/bootsign/SIG`` the root
+  (on ZFS the signature sits in the pool's top dataset); none holding it: the config's.
+- ``bootfs pool/ROOT/be`` names the ZFS dataset the entry's files are read from; a
+  ``zfs-bootfs=`` in --args overrides it (as Xen's pygrub opens that dataset); with
+  neither, the pool's bootfs property decides. A dataset other than the config's own is
+  written into the paths in GRUB 2's syntax, ``/ROOT/be@/platform/...``.
+- ``kernel$`` and ``module$`` expand ``$ISADIR`` (amd64: Xen runs 64-bit PV guests),
+  ``$ZFS-BOOTFS`` (the pool's boot string, as Xen's getbootstring makes it; left as it
+  is off ZFS, as GRUB does) and ``${name}`` (``variable name value``), as expand.c does.
+- An entry whose kernel is Solaris's (``/platform/*/kernel/[amd64/]unix``) boots as a
+  Xen PV domain boots Solaris: the i86xpv kernel (for an i86pc one, the i86xpv kernel
+  beside it, as PV-GRUB for illumos does), the first module (the boot archive) as the
+  ramdisk, and the kernel path as the first word of the command line; ``-B`` property
+  lists pass through untouched. Without an i86xpv kernel it stays a multiboot entry.
 """
 
 from __future__ import annotations
@@ -31,9 +48,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import PygrubError
 from ..limits import MAX_MENU_ENTRIES, check_count
+from . import solaris
 from .model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, MenuItem, Password
 
 if TYPE_CHECKING:
+    from ..fs import Filesystem
+    from ..fs.zfs import ZfsFilesystem
     from . import LoadContext
 
 log = logging.getLogger(__name__)
@@ -58,7 +78,7 @@ MENU_COMMANDS = frozenset(
     "bootp color default device dhcp fallback hiddenmenu hide ifconfig pager partnew "
     "parttype password rarp serial setkey terminal terminfo tftpserver timeout unhide".split()
     # Distribution additions: Red Hat/Debian splash and colours, SUSE gfxmenu, illumos.
-    + "splashimage foreground background gfxmenu min_mem64".split()
+    + "splashimage foreground background gfxmenu min_mem64 variable".split()
 )
 #: Menu-only commands: inside an entry GRUB rejects them and the entry fails.
 MENU_ONLY_COMMANDS = frozenset("default fallback hiddenmenu timeout".split())
@@ -71,12 +91,9 @@ ENTRY_COMMANDS = frozenset(
     "rootnoverify savedefault serial setkey setup terminal terminfo testload testvbe "
     "tftpserver unhide uppermem vbeprobe".split()
     + "splashimage foreground background gfxmenu".split()
-    + "kernel$ module$ findroot bootfs".split()
+    + "kernel$ module$ findroot bootfs variable".split()
 )
 KNOWN_COMMANDS = MENU_COMMANDS | ENTRY_COMMANDS | {"title"}
-
-#: Commands of illumos' GRUB for Solaris boot environments (issue 6 reads them).
-SOLARIS_COMMANDS = frozenset("kernel$ module$ findroot bootfs".split())
 #: Entry commands after which nothing boots here.
 STOPPING_COMMANDS = {
     "halt": "halts the machine",
@@ -101,6 +118,17 @@ _DIGITS = {c: i for i, c in enumerate("0123456789abcdef")} | {
     c: 10 + i for i, c in enumerate("ABCDEF")
 }
 
+#: Where ``findroot`` looks for its signature file on each volume.
+BOOTSIGN_DIR = "/boot/grub/bootsign"
+#: A signature is a file name; GRUB's own bound on the argument is smaller than this.
+MAX_SIGNATURE = 255
+#: illumos GRUB's variables (expand.c): names under 32 bytes, values under 220, 32 of them.
+MAX_VARIABLE_NAME = 31
+MAX_VARIABLE_VALUE = 219
+MAX_VARIABLES = 32
+#: ``kernel$``/``module$`` lines expand into GRUB's command-line buffer; past it they fail.
+MAX_EXPANDED_LINE = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Command:
@@ -123,11 +151,18 @@ def load(ctx: LoadContext) -> BootMenu:
     items: list[MenuItem] = []
     unknown = UnknownCommands()
     builder: EntryBuilder | None = None
+    disk = SolarisDisk(ctx)
     for command in read_commands(ctx.text):
         if command.name == "title":
             add_entry(items, builder, ctx.path)
             # Every menu command comes before the first title: the password is known.
-            builder = EntryBuilder(command.arg, command.line, settings.password is not None)
+            builder = EntryBuilder(
+                command.arg,
+                command.line,
+                settings.password is not None,
+                disk,
+                settings.variables,
+            )
         elif command.name not in KNOWN_COMMANDS:
             unknown.add(command)
         elif builder is None:
@@ -139,10 +174,12 @@ def load(ctx: LoadContext) -> BootMenu:
 
     if settings.saved_line is not None:
         settings.use_saved_default(ctx)
-    return build_menu(items, settings, ctx.path)
+    return build_menu(items, settings, ctx.path, disk)
 
 
-def build_menu(items: list[MenuItem], settings: MenuSettings, path: str) -> BootMenu:
+def build_menu(
+    items: list[MenuItem], settings: MenuSettings, path: str, disk: SolarisDisk | None = None
+) -> BootMenu:
     """The BootMenu, with the default GRUB picks when the configured one does not exist."""
     count = len(items)
     default, reason = settings.default, settings.default_reason(path)
@@ -162,17 +199,28 @@ def build_menu(items: list[MenuItem], settings: MenuSettings, path: str) -> Boot
         timeout_style="hidden" if settings.hidden and settings.timeout is not None else "menu",
         password=settings.password,
         default_reason=reason,
-        evaluate=functools.partial(evaluate_entry, menu_password=settings.password is not None),
+        evaluate=functools.partial(
+            evaluate_entry,
+            menu_password=settings.password is not None,
+            disk=disk,
+            variables=settings.variables,
+        ),
     )
 
 
-def evaluate_entry(title: str, lines: list[str], menu_password: bool) -> BootEntry:
+def evaluate_entry(
+    title: str,
+    lines: list[str],
+    menu_password: bool,
+    disk: SolarisDisk | None = None,
+    variables: dict[str, str] | None = None,
+) -> BootEntry:
     """An entry's edited (or typed) commands, run as GRUB runs an entry it boots.
 
     The menu's editor and command line use this; unlike in the file, a command GRUB
     does not know stops the entry (stage2 says "Unrecognized command").
     """
-    builder = EntryBuilder(title, 1, menu_password)
+    builder = EntryBuilder(title, 1, menu_password, disk, variables)
     for number, line in enumerate(lines, 1):
         for command in read_commands(line):
             if command.name not in KNOWN_COMMANDS or command.name == "title":
@@ -353,6 +401,8 @@ class MenuSettings:
     timeout: float | None = None
     hidden: bool = False
     password: Password | None = None
+    #: illumos ``variable`` definitions, for ``${name}`` in kernel$ and module$ lines.
+    variables: dict[str, str] = field(default_factory=dict)
 
     def apply(self, command: Command, path: str) -> None:
         """Run one command before the first title, as GRUB does (a failing one changes nothing)."""
@@ -408,6 +458,9 @@ class MenuSettings:
         self.hidden = True
         return True
 
+    def set_variable(self, command: Command) -> bool:
+        return define_variable(self.variables, command.arg)
+
     def set_password(self, command: Command) -> bool:
         kind, rest = password_kind(command.arg)
         if len(rest) > MAX_PASSWORD:
@@ -462,7 +515,14 @@ def read_saved_default(ctx: LoadContext, path: str) -> str | None:
 class EntryBuilder:
     """Runs an entry's commands in order, as GRUB does when the entry boots."""
 
-    def __init__(self, title: str, line: int, menu_password: bool) -> None:
+    def __init__(
+        self,
+        title: str,
+        line: int,
+        menu_password: bool,
+        disk: SolarisDisk | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> None:
         self.line = line
         #: ``lock`` stops an entry only when a menu password exists to unlock it.
         self.menu_password = menu_password
@@ -471,7 +531,15 @@ class EntryBuilder:
         self.root: str | None = None
         self.loader: str | None = None
         self.stopped = False
-        self.solaris = False
+        #: The disk around the config, for findroot and ZFS datasets; None: no disk (--isconfig).
+        self.disk = disk
+        #: illumos variables: the menu's, then this entry's own (GRUB's are global; an
+        #: entry's changes matter only to the entry that makes them here).
+        self.variables = dict(variables or {})
+        #: The ZFS dataset named by ``bootfs``.
+        self.bootfs: str | None = None
+        #: The files of the module lines since the kernel line, in order.
+        self.modules: list[str] = []
 
     def add(self, command: Command) -> None:
         self.entry.lines.append(command.text)
@@ -480,8 +548,6 @@ class EntryBuilder:
         elif command.name == "password":
             # Inside an entry, ``password`` asks for it before the entry goes on booting.
             self.entry.locked = True
-        if command.name in SOLARIS_COMMANDS:
-            self.solaris = True
         if self.stopped:
             return
         try:
@@ -494,12 +560,23 @@ class EntryBuilder:
         name, arg = command.name, command.arg
         if name in ("root", "rootnoverify"):
             self.set_root(arg)
-        elif name in ("kernel", "kernel$"):
-            self.load_kernel(arg, check=name == "kernel")
+        elif name == "kernel":
+            self.load_kernel(arg)
+        elif name == "kernel$":
+            self.load_kernel(self.expand(arg))
         elif name == "initrd":
             self.load_initrd(arg)
-        elif name in ("module", "modulenounzip", "module$"):
-            self.load_module(name)
+        elif name in ("module", "modulenounzip"):
+            self.load_module(name, arg)
+        elif name == "module$":
+            self.load_module(name, self.expand(arg))
+        elif name == "findroot":
+            self.find_root(arg)
+        elif name == "bootfs":
+            self.set_bootfs(arg)
+        elif name == "variable":
+            if not define_variable(self.variables, arg):
+                raise Unbootable(f"variable {quote(arg, 40)} is not one GRUB can hold")
         elif name == "chainloader":
             self.load_chainloader(arg)
         elif name == "configfile":
@@ -522,7 +599,7 @@ class EntryBuilder:
         device, _ = split_device(word, self.root)
         self.root = device
 
-    def load_kernel(self, arg: str, check: bool) -> None:
+    def load_kernel(self, arg: str) -> None:
         entry = self.entry
         entry.kind = LINUX
         while arg.startswith(("--type=", "--no-mem-option")):
@@ -531,11 +608,12 @@ class EntryBuilder:
             arg = first_word(arg)[1]
         word, args = first_word(arg)
         device, path = split_device(word, self.root)
-        entry.kernel = check_file(path, "kernel") if check else path
+        entry.kernel = check_file(path, "kernel")
         entry.args = args
         entry.device = device
         # A new kernel forgets what the previous one loaded.
         entry.initrds = []
+        self.modules = []
         self.loader = "kernel"
 
     def load_initrd(self, arg: str) -> None:
@@ -544,21 +622,28 @@ class EntryBuilder:
         if self.entry.kind != LINUX:
             raise Unbootable(f"initrd after a {self.entry.kind} kernel, not a Linux one")
         device, path = split_device(first_word(arg)[0], self.root)
-        if device != self.entry.device:
-            log.warning(
-                "title %s: initrd on (%s) but kernel on (%s); reading both from the kernel's",
-                quote(self.entry.title),
-                device,
-                self.entry.device,
-            )
+        self.warn_other_device("initrd", device)
         # GRUB 0.97 loads one initrd: a second replaces the first.
         self.entry.initrds = [check_file(path, "initrd")]
 
-    def load_module(self, name: str) -> None:
+    def load_module(self, name: str, arg: str) -> None:
         if self.loader != "kernel":
             raise Unbootable(f"{name} before any kernel")
         if self.entry.kind == LINUX:
             self.entry.kind = MULTIBOOT
+        device, path = split_device(first_word(arg)[0], self.root)
+        self.warn_other_device(name, device)
+        self.modules.append(path)
+
+    def warn_other_device(self, what: str, device: str | None) -> None:
+        if device != self.entry.device:
+            log.warning(
+                "title %s: %s on (%s) but kernel on (%s); reading both from the kernel's",
+                quote(self.entry.title),
+                what,
+                device,
+                self.entry.device,
+            )
 
     def load_chainloader(self, arg: str) -> None:
         if arg.startswith("--force"):
@@ -572,16 +657,109 @@ class EntryBuilder:
         entry.kernel, entry.args, entry.initrds, entry.device = path, "", [], device
         self.loader = "chainloader"
 
+    # Solaris commands ----------------------------------------------------------------
+
+    def find_root(self, arg: str) -> None:
+        signature = findroot_signature(arg)
+        if self.disk is not None:
+            self.root = self.disk.signature_device(signature)
+
+    def set_bootfs(self, arg: str) -> None:
+        name = first_word(arg)[0]
+        # illumos GRUB refuses a path; a snapshot cannot be a boot environment here.
+        if not name or name.startswith("/") or "@" in name:
+            raise Unbootable(f"bootfs {quote(name)} is not a ZFS dataset name")
+        self.bootfs = name
+
+    def expand(self, text: str) -> str:
+        """``text`` with illumos GRUB's variables expanded (expand.c's expand_string)."""
+        out: list[str] = []
+        size = 0
+        pos = 0
+        while pos < len(text):
+            piece, pos = self.expand_at(text, pos)
+            out.append(piece)
+            size += len(piece)
+            if size > MAX_EXPANDED_LINE:
+                raise Unbootable(f"the expanded line is over {MAX_EXPANDED_LINE} characters")
+        return "".join(out)
+
+    def expand_at(self, text: str, pos: int) -> tuple[str, int]:
+        """What the text at ``pos`` expands to, and where the rest starts."""
+        if text.startswith("$ISADIR", pos):
+            return solaris.ISADIR, pos + len("$ISADIR")
+        if text.startswith("$ZFS-BOOTFS", pos):
+            boot_string = self.boot_string()
+            if boot_string is not None:
+                return boot_string, pos + len("$ZFS-BOOTFS")
+        if text.startswith("${", pos):
+            end = text.find("}", pos + 2, pos + 2 + MAX_VARIABLE_NAME + 1)
+            if end < 0:
+                return "${", pos + 2  # unterminated: copied as it is
+            name = text[pos + 2 : end]
+            if name not in self.variables:
+                raise Unbootable(f"variable {quote(name, 40)} is not defined")
+            return self.variables[name], end + 1
+        return text[pos], pos + 1
+
+    def boot_string(self) -> str | None:
+        """``$ZFS-BOOTFS``: the boot string of the root's dataset; None off ZFS."""
+        fs, _prefix = self.boot_dataset(self.root)
+        if fs is None or fs.kind != "zfs":
+            return None
+        return zfs(fs).bootstring()
+
+    def boot_dataset(self, device: str | None) -> tuple[Filesystem | None, str]:
+        """The filesystem files on ``device`` are read from, and the path prefix naming its
+        ZFS dataset when that is not the one the paths are read from by default."""
+        if self.disk is None:
+            return None, ""
+        return self.disk.dataset(device, self.bootfs)
+
+    # The end of the entry ---------------------------------------------------------------
+
     def finish(self) -> BootEntry:
         entry = self.entry
-        if entry.not_bootable is None:
-            if self.solaris:
-                entry.not_bootable = (
-                    "a Solaris GRUB entry (kernel$, findroot, bootfs): not read yet"
-                )
-            elif self.loader is None:
-                entry.not_bootable = "no kernel or chainloader line"
+        if entry.not_bootable is None and self.loader == "kernel":
+            try:
+                self.place_files()
+            except Unbootable as e:
+                entry.not_bootable = str(e)
+        if entry.not_bootable is None and self.loader is None:
+            entry.not_bootable = "no kernel or chainloader line"
         return entry
+
+    def place_files(self) -> None:
+        """Where the kernel's files are: a Solaris PV boot, a ZFS dataset."""
+        entry = self.entry
+        assert entry.kernel is not None
+        fs, prefix = self.boot_dataset(entry.device)
+        if solaris.is_solaris_kernel(entry.kernel):
+            self.boot_solaris(fs)
+        if prefix and entry.kind in (LINUX, MULTIBOOT):
+            entry.kernel = prefix + entry.kernel
+            entry.initrds = [prefix + path for path in entry.initrds]
+
+    def boot_solaris(self, fs: Filesystem | None) -> None:
+        """Make a Solaris kernel's entry the PV boot Xen runs, when an i86xpv kernel is there."""
+        entry = self.entry
+        assert entry.kernel is not None
+        kernel = entry.kernel
+        pv = solaris.pv_kernel(kernel)
+        assert pv is not None
+        if pv != kernel and not holds_file(fs, pv):
+            if entry.kind == MULTIBOOT:
+                entry.not_bootable = (
+                    f"a multiboot entry, not a Linux kernel: {kernel} is Solaris's "
+                    f"bare-metal kernel and there is no PV kernel {pv} beside it"
+                )
+            return
+        if not self.modules:
+            raise Unbootable(f"the Solaris kernel {kernel} has no boot archive module")
+        entry.kind = LINUX
+        entry.kernel = pv
+        entry.initrds = [check_file(self.modules[0], "module")]
+        entry.args = " ".join(word for word in (pv, entry.args) if word)
 
 
 def kernel_kind(value: str) -> str:
@@ -612,3 +790,130 @@ class UnknownCommands:
                 else ""
             )
             log.warning("%s: unknown commands ignored: %s%s", path, ", ".join(self.examples), more)
+
+
+# Solaris and illumos -----------------------------------------------------------------
+
+
+class SolarisDisk:
+    """The disk as Solaris's GRUB commands see it: signature files and ZFS datasets."""
+
+    def __init__(self, ctx: LoadContext) -> None:
+        self.ctx = ctx
+        #: Xen's pygrub opens a ZFS pool at the dataset a ``zfs-bootfs=`` in --args names.
+        self.zfs_bootfs = solaris.zfs_bootfs_option(ctx.extra_args)
+        self._signatures: dict[str, str | None] = {}
+        self._datasets: dict[tuple[str | None, str | None], tuple[Filesystem | None, str]] = {}
+
+    def signature_device(self, signature: str) -> str | None:
+        """The device ``findroot`` makes the root: the config's own volume (None) when it
+        holds the signature file, else the first volume that does, else the config's."""
+        if signature not in self._signatures:
+            self._signatures[signature] = self.find_signature(signature)
+        return self._signatures[signature]
+
+    def find_signature(self, signature: str) -> str | None:
+        path = f"{BOOTSIGN_DIR}/{signature}"
+        ctx = self.ctx
+        if ctx.fs is not None and holds_signature(ctx.fs, path):
+            return None
+        if ctx.guest is None:
+            return None
+        for volume, fs in ctx.guest.filesystems():
+            if volume is not ctx.volume and holds_signature(fs, path):
+                return volume.grub_name
+        log.info("%s: no volume holds %s; the config's volume is the root", ctx.path, path)
+        return None
+
+    def volume_fs(self, device: str | None) -> Filesystem | None:
+        """The filesystem a device's files are read from; None: the config's own."""
+        ctx = self.ctx
+        if device is None or ctx.guest is None:
+            return ctx.fs if device is None else None
+        volume = ctx.guest.find_volume(device)
+        return ctx.guest.filesystem(volume) if volume is not None else None
+
+    def default_fs(self, device: str | None) -> Filesystem | None:
+        """The volume's filesystem as probed: on ZFS, at the pool's bootfs dataset."""
+        ctx = self.ctx
+        if device is None and ctx.guest is not None and ctx.volume is not None:
+            return ctx.guest.filesystem(ctx.volume) or ctx.fs
+        return self.volume_fs(device)
+
+    def dataset(self, device: str | None, bootfs: str | None) -> tuple[Filesystem | None, str]:
+        """The filesystem an entry on ``device`` reads its files from, and the path prefix
+        (``/ROOT/be@``) naming its ZFS dataset when it is not the one paths go to."""
+        key = (device, bootfs)
+        if key not in self._datasets:
+            self._datasets[key] = self.find_dataset(device, bootfs)
+        return self._datasets[key]
+
+    def find_dataset(self, device: str | None, bootfs: str | None) -> tuple[Filesystem | None, str]:
+        home = self.volume_fs(device)
+        if home is None or home.kind != "zfs":
+            return home, ""
+        view = zfs(home)
+        default = self.default_fs(device)
+        if default is None or default.kind != "zfs":
+            default = view
+        name = self.zfs_bootfs or bootfs or zfs(default).dataset
+        if name == view.dataset:
+            return view, ""
+        try:
+            chosen = view.with_dataset(name)
+        except PygrubError as e:
+            raise Unbootable(f"ZFS dataset {quote(name, 80)}: {e}") from None
+        # GRUB 2's /dataset@/path names a dataset relative to the pool; "/@" its top.
+        return chosen, "/" + chosen.dataset.partition("/")[2] + "@"
+
+
+def zfs(fs: Filesystem) -> ZfsFilesystem:
+    """``fs``, known to be a ZFS one, with the ZFS driver's own methods."""
+    from ..fs.zfs import ZfsFilesystem
+
+    assert isinstance(fs, ZfsFilesystem)
+    return fs
+
+
+def holds_signature(fs: Filesystem, path: str) -> bool:
+    """Whether ``fs`` has the findroot signature file; ZFS keeps it in the pool's top dataset."""
+    try:
+        if fs.kind == "zfs":
+            fs, path = zfs(fs).grub_path("/@" + path)
+        return fs.is_file(path)
+    except PygrubError:
+        return False
+
+
+def holds_file(fs: Filesystem | None, path: str) -> bool:
+    if fs is None:
+        return False
+    try:
+        return fs.is_file(path)
+    except PygrubError:
+        return False
+
+
+def findroot_signature(arg: str) -> str:
+    """The signature of ``findroot SIG`` or ``findroot (SIG,0,a)``; the partition and slice
+    only speed GRUB's search up, which pygrub does not need."""
+    word = first_word(arg)[0]
+    if word.startswith("("):
+        close = word.find(")")
+        if close < 0:
+            raise Unbootable(f"no ')' after the signature in {quote(word)}")
+        word = word[1:close].split(",", 1)[0]
+    if not word or word in (".", "..") or "/" in word or len(word) > MAX_SIGNATURE:
+        raise Unbootable(f"findroot {quote(word)} is not a signature file name")
+    return word
+
+
+def define_variable(variables: dict[str, str], arg: str) -> bool:
+    """``variable NAME [VALUE]``; False when GRUB's table cannot take it."""
+    name, value = first_word(arg)
+    if not name or len(name) > MAX_VARIABLE_NAME or len(value) > MAX_VARIABLE_VALUE:
+        return False
+    if name not in variables and len(variables) >= MAX_VARIABLES:
+        return False
+    variables[name] = value
+    return True

@@ -16,6 +16,9 @@ MULTIBOOT2 = "multiboot2"
 CHAINLOADER = "chainloader"
 OTHER = "other"
 
+#: A byte range of a file: (offset, length).
+ByteRange = tuple[int, int]
+
 
 @dataclass
 class BootEntry:
@@ -36,6 +39,11 @@ class BootEntry:
     locked: bool = False
     #: Why this entry cannot boot here, when the loader already knows.
     not_bootable: str | None = None
+    #: When the kernel is only part of its file (a unified kernel image's .linux section):
+    #: its (offset, length) there; None is the whole file.
+    kernel_range: ByteRange | None = None
+    #: The same for each initrd, in the order of ``initrds``; empty when all are whole files.
+    initrd_ranges: list[ByteRange | None] = field(default_factory=list)
 
 
 @dataclass

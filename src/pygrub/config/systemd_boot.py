@@ -393,16 +393,21 @@ class Loader:
 
 
 def uki_entry(name: str, path: str, image: object) -> Entry:
-    """A type #2 entry: title, version and sort key from the image's .osrel."""
+    """A type #2 entry: title, version and sort key from the image's .osrel; the kernel
+    and initrds are byte ranges (sections) of the image file."""
     from .uki import UnifiedKernelImage
 
     assert isinstance(image, UnifiedKernelImage)
     stem, left, done = split_counter(name[: -len(".efi")])
     osrel = image.os_release
-    entry = BootEntry(title="", id=stem, args=image.cmdline)
+    entry = BootEntry(title="", id=stem, args=image.cmdline, kind=LINUX)
     entry.kernel = path
-    entry.kind = OTHER
-    entry.not_bootable = "a unified kernel image: its kernel is a PE section, not a file"
+    entry.kernel_range = image.kernel_range()
+    for initrd in image.initrd_ranges():
+        entry.initrds.append(path)
+        entry.initrd_ranges.append(initrd)
+    if not entry.kernel_range[1]:
+        entry.not_bootable = f"{path}: the .linux section is empty"
     record = Entry((stem + ".efi").lower(), entry, tries_left=left, tries_done=done)
     record.title = osrel.get("PRETTY_NAME") or osrel.get("NAME") or osrel.get("ID")
     record.sort_key = osrel.get("IMAGE_ID") or osrel.get("ID")

@@ -3,7 +3,8 @@ the kernel (.linux), the initrd (.initrd), the command line (.cmdline) and an os
 (.osrel).
 
 Only the headers and the two small text sections are read here; .linux and .initrd are
-located (file offset and length) for a later extraction, never loaded.
+located (file offset and length) for a later extraction, never loaded. The kernel boots
+with the initrds systemd-stub would hand it: .ucode (CPU microcode) first, then .initrd.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ MAX_HEADER_OFFSET = 1 << 20
 #: .osrel and .cmdline are a few hundred bytes; anything past this is not a UKI we read.
 MAX_TEXT_SECTION = 64 << 10
 _TEXT_SECTIONS = (".osrel", ".cmdline")
+#: The sections systemd-stub passes as initrds, in the order the kernel receives them.
+INITRD_SECTIONS = (".ucode", ".initrd")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,16 @@ class UnifiedKernelImage:
     sections: dict[str, Section]
     os_release: dict[str, str] = field(default_factory=dict)
     cmdline: str = ""
+
+    def kernel_range(self) -> tuple[int, int]:
+        """(offset, length) of the kernel: the .linux section."""
+        linux = self.sections[".linux"]
+        return linux.offset, linux.size
+
+    def initrd_ranges(self) -> list[tuple[int, int]]:
+        """(offset, length) of each initrd section present and not empty, in load order."""
+        found = (self.sections.get(name) for name in INITRD_SECTIONS)
+        return [(s.offset, s.size) for s in found if s is not None and s.size]
 
 
 def read_uki(fs: Filesystem, path: str) -> UnifiedKernelImage | None:
@@ -70,7 +83,7 @@ def read_uki(fs: Filesystem, path: str) -> UnifiedKernelImage | None:
             f.seek(section.offset)
             texts[name] = decode_text(f.read(section.size))
     return UnifiedKernelImage(
-        path, sections, parse_os_release(texts[".osrel"]), " ".join(texts[".cmdline"].split())
+        path, sections, parse_os_release(texts[".osrel"]), stub_cmdline(texts[".cmdline"])
     )
 
 
@@ -117,6 +130,12 @@ def section_table(f: FileReader[Any], size: int, path: str) -> dict[str, Section
 
 def decode_text(data: bytes) -> str:
     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def stub_cmdline(text: str) -> str:
+    """The command line as systemd-stub passes it on (mangle_stub_cmdline): each control
+    character or DEL becomes a blank, and blanks at either end are dropped."""
+    return "".join(" " if c <= " " or c == "\x7f" else c for c in text).strip(" ")
 
 
 def parse_os_release(text: str) -> dict[str, str]:

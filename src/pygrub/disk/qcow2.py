@@ -14,9 +14,10 @@ import logging
 import os
 import struct
 from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from ..compress import Decoder, inflate, zstd_decoder
 from ..errors import CorruptError, LimitError, UnsupportedError
 from .source import QCOW2_MAGIC, ByteSource, FileSource, check_request
 
@@ -87,7 +88,6 @@ COMPRESSED_SECTOR = 512
 #: L1 entries read at once, and the L2 table bytes kept after a read.
 L1_PAGE_ENTRIES = 512
 L2_CACHE_BYTES = 4 << 20
-ZSTD_MAX_WINDOW = 8 << 20
 
 # What a run of guest clusters is.
 ZEROS, BACKING, STORED, COMPRESSED = "zeros", "backing", "stored", "compressed"
@@ -107,43 +107,6 @@ def open_qcow2(path: str, depth: int = 0) -> Qcow2Source:
     except BaseException:
         container.close()
         raise
-
-
-def zlib_cluster_decoder(cluster_size: int) -> Callable[[bytes], bytes]:
-    import zlib
-
-    def decode(data: bytes) -> bytes:
-        # QEMU writes raw deflate with a 4 KiB window and stops reading once the cluster
-        # is full: what follows in the last sector may belong to the next cluster.
-        try:
-            return zlib.decompressobj(-12).decompress(data, cluster_size)
-        except zlib.error as e:
-            raise CorruptError(f"deflate: {e}") from None
-
-    return decode
-
-
-def zstd_cluster_decoder(cluster_size: int) -> Callable[[bytes], bytes]:
-    try:
-        import zstandard
-    except ImportError:
-        raise UnsupportedError(
-            "qcow2: zstd compression needs the Python package zstandard (pip install zstandard)"
-        ) from None
-    dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-
-    def decode(data: bytes) -> bytes:
-        try:
-            # zstandard sizes its output by the frame's declared content size, so a frame
-            # declaring more than a cluster is refused before it is decoded.
-            declared = zstandard.get_frame_parameters(data).content_size
-            if declared != zstandard.CONTENTSIZE_UNKNOWN and declared > cluster_size:
-                raise CorruptError(f"zstd frame declares {declared} bytes")
-            return dctx.decompress(data, max_output_size=cluster_size)
-        except zstandard.ZstdError as e:
-            raise CorruptError(f"zstd: {e}") from None
-
-    return decode
 
 
 class Qcow2Source:
@@ -243,11 +206,13 @@ class Qcow2Source:
                 f"qcow2: {self.name}: unsupported incompatible features: {', '.join(refused)}"
             )
 
-    def _cluster_decoder(self, compression: int) -> Callable[[bytes], bytes]:
+    def _cluster_decoder(self, compression: int) -> Decoder:
         if compression == COMPRESSION_ZLIB:
-            return zlib_cluster_decoder(self.cluster_size)
+            # QEMU writes raw deflate with a 4 KiB window and stops reading once the
+            # cluster is full: what follows in the last sector may be the next cluster's.
+            return lambda data, limit: inflate(data, limit, -12)
         if compression == COMPRESSION_ZSTD:
-            return zstd_cluster_decoder(self.cluster_size)
+            return zstd_decoder("qcow2")
         raise UnsupportedError(f"qcow2: {self.name}: compression type {compression}")
 
     def _check_l1_table(self) -> None:
@@ -446,7 +411,7 @@ class Qcow2Source:
         # The last sector may run past the end of the file; the stream ends before it.
         data = self.container.pread(host, min(stored, self.container.size - host))
         try:
-            cluster = self._decode_cluster(data)
+            cluster = self._decode_cluster(data, self.cluster_size)
         except CorruptError as e:
             raise CorruptError(f"{what}: {e}") from None
         if len(cluster) != self.cluster_size:

@@ -11,7 +11,7 @@ import os
 import stat
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import CorruptError, NotFoundError, PygrubError
+from ..errors import CorruptError, NotFoundError, PygrubError, UsageError
 from ..limits import MAX_READ
 
 if TYPE_CHECKING:
@@ -154,10 +154,20 @@ class MemorySource:
         return None
 
 
-def open_image(path: str) -> FileSource | Qcow2Source:
-    """Open a disk image read-only. Image formats (qcow2, ...) join here by their magic."""
+#: What --format may say: sniff the magic, or trust the caller (as libguestfs's format=).
+IMAGE_FORMATS = ("auto", "raw", "qcow2")
+
+
+def open_image(path: str, image_format: str = "auto") -> FileSource | Qcow2Source:
+    """Open a disk image read-only. Image formats (qcow2, ...) join here by their magic.
+
+    ``image_format`` "raw" reads even a file that starts with a qcow2 header as a raw
+    disk; "qcow2" refuses a file that does not.
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise UsageError(f"unknown image format {image_format!r}: not one of {IMAGE_FORMATS}")
     source = FileSource(path)
-    if source.pread(0, 4) == QCOW2_MAGIC:
+    if image_format == "qcow2" or (image_format == "auto" and source.pread(0, 4) == QCOW2_MAGIC):
         from .qcow2 import Qcow2Source
 
         try:

@@ -9,50 +9,36 @@ filesystem's own block count, so a hostile image costs at most a read of the ima
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
-from ..limits import MAX_DIR_ENTRIES, MAX_TREE_DEPTH
+from ..limits import MAX_TREE_DEPTH
 from .base import (
     MAX_SYMLINK_TARGET,
     Extent,
     ExtentKind,
+    FileReader,
     Filesystem,
     NodeType,
     Stat,
     checked_extents,
 )
-
-
-class _Layout:
-    """A little-endian C struct read by its spec field names: rows of (name, offset, code)."""
-
-    def __init__(self, name: str, rows: tuple[tuple[str, int, str], ...]) -> None:
-        fmt, pos = "<", 0
-        for field, offset, code in rows:
-            if offset < pos:
-                raise ValueError(f"{name}.{field} overlaps the field before it")
-            fmt += f"{offset - pos}x{code}"
-            pos = offset + struct.calcsize("<" + code)
-        self.struct = struct.Struct(fmt)
-        self.record = namedtuple(name, [row[0] for row in rows])
-
-    def read(self, buf: bytes, offset: int = 0) -> Any:
-        return self.record._make(self.struct.unpack_from(buf, offset))
-
+from .blockmap import Run, merged_extents
+from .directory import find_entry, name_bytes
+from .layout import Layout, format_uuid, read_exact, unknown_features
 
 SUPERBLOCK_OFFSET = 1024
 SUPERBLOCK_SIZE = 1024
 MAGIC = 0xEF53
 
 # struct ext4_super_block (only the fields a reader needs)
-_SUPERBLOCK = _Layout(
+_SUPERBLOCK = Layout(
     "Superblock",
+    "<",
     (
         ("s_inodes_count", 0x00, "I"),
         ("s_blocks_count_lo", 0x04, "I"),
@@ -121,14 +107,15 @@ MIN_DESC_SIZE_64BIT = 64
 MAX_DESC_SIZE = 1024
 
 # struct ext4_group_desc: bg_inode_table_lo, and bg_inode_table_hi in 64-byte descriptors
-_GROUP_DESC = _Layout("GroupDesc", (("bg_inode_table_lo", 0x08, "I"),))
-_GROUP_DESC_64 = _Layout(
-    "GroupDesc64", (("bg_inode_table_lo", 0x08, "I"), ("bg_inode_table_hi", 0x28, "I"))
+_GROUP_DESC = Layout("GroupDesc", "<", (("bg_inode_table_lo", 0x08, "I"),))
+_GROUP_DESC_64 = Layout(
+    "GroupDesc64", "<", (("bg_inode_table_lo", 0x08, "I"), ("bg_inode_table_hi", 0x28, "I"))
 )
 
 # struct ext4_inode, the 128-byte fixed part; osd2 holds the Linux l_i_*_high fields
-_INODE = _Layout(
+_INODE = Layout(
     "RawInode",
+    "<",
     (
         ("i_mode", 0x00, "H"),
         ("i_size_lo", 0x04, "I"),
@@ -183,9 +170,6 @@ INLINE_DATA_XATTR = b"data"  # system.data: the inline bytes past i_block
 #: Inodes and descriptor blocks kept after a read; a path walk touches only a few.
 CACHE_ENTRIES = 1024
 
-#: (logical block, block count, physical block or None for an uninitialized extent)
-Run = tuple[int, int, int | None]
-
 
 @dataclass(frozen=True)
 class Inode:
@@ -228,11 +212,6 @@ def open_filesystem(source: ByteSource) -> Ext4Filesystem | None:
     return Ext4Filesystem(source, sb)
 
 
-def format_uuid(raw: bytes) -> str:
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def kind_for_features(compat: int, incompat: int, ro_compat: int) -> str:
     """ext4 when it uses anything ext3 lacks, ext3 with a journal, else ext2 (as blkid says)."""
     ext3_incompat = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG
@@ -240,16 +219,6 @@ def kind_for_features(compat: int, incompat: int, ro_compat: int) -> str:
     if incompat & ~ext3_incompat or ro_compat & ~ext3_ro_compat:
         return "ext4"
     return "ext3" if compat & COMPAT_HAS_JOURNAL else "ext2"
-
-
-def unsupported_incompat(incompat: int) -> list[str]:
-    """Names of the INCOMPAT features we cannot read (hex for bits nobody named)."""
-    names = []
-    for bit in range(32):
-        mask = 1 << bit
-        if incompat & mask and mask not in KNOWN_INCOMPAT:
-            names.append(REFUSED_INCOMPAT.get(mask, f"0x{mask:x}"))
-    return names
 
 
 def is_power_of(n: int, base: int) -> bool:
@@ -263,6 +232,14 @@ def casefold_key(name: str) -> str:
     import unicodedata
 
     return unicodedata.normalize("NFD", name.casefold())
+
+
+def casefold_matcher(name: str, want: bytes) -> Callable[[bytes], bool]:
+    """Whether an on-disk name in a casefolded directory is ``name`` (``want`` in bytes)."""
+    folded = casefold_key(name)
+    return lambda entry: (
+        entry == want or casefold_key(entry.decode("utf-8", "surrogateescape")) == folded
+    )
 
 
 class Ext4Filesystem(Filesystem[int]):
@@ -310,7 +287,7 @@ class Ext4Filesystem(Filesystem[int]):
         return CorruptError(f"{self.kind}: superblock at byte {SUPERBLOCK_OFFSET}: {problem}")
 
     def _check_features(self) -> None:
-        refused = unsupported_incompat(self.incompat)
+        refused = unknown_features(self.incompat, KNOWN_INCOMPAT, REFUSED_INCOMPAT)
         if refused:
             raise UnsupportedError(
                 f"{self.kind}: unsupported incompatible features: {', '.join(refused)}"
@@ -470,12 +447,7 @@ class Ext4Filesystem(Filesystem[int]):
     # -- reading blocks -----------------------------------------------------------------
 
     def _read(self, offset: int, length: int, what: str) -> bytes:
-        data = self.source.pread(offset, length)
-        if len(data) != length:
-            raise CorruptError(
-                f"{self.kind}: {what} at byte {offset} is past the end of the volume"
-            )
-        return data
+        return read_exact(self.source, offset, length, f"{self.kind}: {what}")
 
     def _block(self, number: int, what: str) -> bytes:
         if not 0 <= number < self.blocks_count:
@@ -549,7 +521,7 @@ class Ext4Filesystem(Filesystem[int]):
                     f"{what}: extent at logical block {ee_block} points past the last block"
                 )
             walk.next_block = ee_block + length
-            yield ee_block, length, None if uninitialized else start
+            yield ee_block, length, None if uninitialized else start * self.block_size
 
     def _indirect_runs(self, inode: Inode) -> Iterator[Run]:
         walk = self._new_walk(inode)
@@ -572,7 +544,7 @@ class Ext4Filesystem(Filesystem[int]):
                 f"{self.kind}: block pointer of inode {walk.inode} at logical block {logical} "
                 f"names block {physical}, past the last block"
             )
-        return logical, 1, physical
+        return logical, 1, physical * self.block_size
 
     def _indirect_block(self, number: int, level: int, first: int, walk: _Walk) -> Iterator[Run]:
         """Runs under an indirect block of ``level`` (1 single, 2 double, 3 triple)."""
@@ -591,31 +563,6 @@ class Ext4Filesystem(Filesystem[int]):
                 yield self._data_run(logical, pointer, walk)
             else:
                 yield from self._indirect_block(pointer, level - 1, logical, walk)
-
-    def _merged(self, runs: Iterator[Run]) -> Iterator[Extent]:
-        """Extents in bytes, physically contiguous neighbours merged into one."""
-        pending: Run | None = None
-        for run in runs:
-            if pending is not None:
-                logical, count, physical = pending
-                if (
-                    run[0] == logical + count
-                    and (run[2] is None) == (physical is None)
-                    and (physical is None or run[2] == physical + count)
-                ):
-                    pending = (logical, count + run[1], physical)
-                    continue
-                yield self._extent(pending)
-            pending = run
-        if pending is not None:
-            yield self._extent(pending)
-
-    def _extent(self, run: Run) -> Extent:
-        logical, count, physical = run
-        bs = self.block_size
-        if physical is None:
-            return Extent(logical * bs, count * bs, ExtentKind.HOLE)
-        return Extent(logical * bs, count * bs, ExtentKind.DATA, physical * bs)
 
     # -- inline data --------------------------------------------------------------------
 
@@ -678,10 +625,12 @@ class Ext4Filesystem(Filesystem[int]):
             if length:
                 yield Extent(0, length, ExtentKind.ENCODED)
             return
-        if inode.flags & EXT4_EXTENTS_FL:
-            yield from self._merged(self._extent_runs(inode))
-        else:
-            yield from self._merged(self._indirect_runs(inode))
+        runs = (
+            self._extent_runs(inode)
+            if inode.flags & EXT4_EXTENTS_FL
+            else self._indirect_runs(inode)
+        )
+        yield from merged_extents(runs, self.block_size)
 
     def readlink(self, node: int) -> bytes:
         inode = self.inode(node)
@@ -691,7 +640,7 @@ class Ext4Filesystem(Filesystem[int]):
             raise CorruptError(f"{self.kind}: symlink inode {node}: target of {inode.size} bytes")
         if self._is_fast_symlink(inode):
             return inode.i_block[: inode.size]
-        return self._read_whole(inode)
+        return FileReader(self, node, inode.size, f"symlink inode {node}").read()
 
     def _is_fast_symlink(self, inode: Inode) -> bool:
         """Targets under 60 bytes live in i_block when the inode owns no data blocks
@@ -701,17 +650,6 @@ class Ext4Filesystem(Filesystem[int]):
         xattr_sectors = self.cluster_size // 512 if inode.has_xattr_block else 0
         return inode.sectors <= xattr_sectors
 
-    def _read_whole(self, inode: Inode) -> bytes:
-        parts = []
-        for ext in checked_extents(self, inode.number, inode.size):
-            if ext.kind is ExtentKind.HOLE:
-                parts.append(bytes(ext.length))
-            elif ext.kind is ExtentKind.ENCODED:
-                parts.append(self.read_encoded(inode.number, ext))
-            else:
-                parts.append(self._read(ext.offset, ext.length, f"data of inode {inode.number}"))
-        return b"".join(parts)
-
     # -- directories --------------------------------------------------------------------
 
     def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
@@ -719,23 +657,13 @@ class Ext4Filesystem(Filesystem[int]):
             yield name.decode("utf-8", "surrogateescape"), child
 
     def lookup(self, node: int, name: str) -> int | None:
-        try:
-            want = name.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return None  # no on-disk name decodes to this
-        folded = casefold_key(name) if self.inode(node).flags & EXT4_CASEFOLD_FL else None
-        for count, (entry, child) in enumerate(self._raw_entries(node)):
-            if count >= MAX_DIR_ENTRIES:
-                raise LimitError(
-                    f"{self.kind}: directory inode {node} has over {MAX_DIR_ENTRIES} entries"
-                )
-            if entry == want:
-                return child
-            if folded is not None and casefold_key(entry.decode("utf-8", "surrogateescape")) == (
-                folded
-            ):
-                return child
-        return None
+        want = name_bytes(name)
+        if want is None:
+            return None
+        matches = want.__eq__
+        if self.inode(node).flags & EXT4_CASEFOLD_FL:
+            matches = casefold_matcher(name, want)
+        return find_entry(self._raw_entries(node), matches, f"{self.kind}: directory inode {node}")
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         """(name, inode) of every live entry but . and .., in on-disk order.

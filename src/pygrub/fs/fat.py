@@ -16,6 +16,7 @@ from typing import NamedTuple
 from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from .base import Extent, ExtentKind, Filesystem, NodeType, Stat
+from .directory import ListingCache
 
 # -- on-disk structures -----------------------------------------------------------------
 
@@ -412,7 +413,9 @@ class FatFilesystem(Filesystem[FatNode]):
         super().__init__(source)
         self.geo = geo
         self._fat_cache: dict[int, bytes] = {}
-        self._listings: dict[tuple[int, bool], list[_Listed]] = {}
+        self._listings: ListingCache[tuple[int, bool], _Listed] = ListingCache(
+            CACHED_LISTINGS, CACHED_LISTING_ENTRIES
+        )
         self.uuid = (
             f"{geo.serial >> 16:04X}-{geo.serial & 0xFFFF:04X}" if geo.serial is not None else None
         )
@@ -538,21 +541,7 @@ class FatFilesystem(Filesystem[FatNode]):
     def _listing(self, node: FatNode) -> Iterator[_Listed]:
         """The directory's entries; a listing read to its end is kept for later lookups."""
         key = (node.first_cluster, node.fixed_root)
-        cached = self._listings.get(key)
-        if cached is not None:
-            yield from cached
-            return
-        kept: list[_Listed] | None = []
-        for item in self._scan(node):
-            if kept is not None:
-                kept.append(item)
-                if len(kept) > CACHED_LISTING_ENTRIES:
-                    kept = None
-            yield item
-        if kept is not None:
-            if len(self._listings) >= CACHED_LISTINGS:
-                del self._listings[next(iter(self._listings))]
-            self._listings[key] = kept
+        return self._listings.listing(key, lambda: self._scan(node))
 
     def _scan(self, node: FatNode) -> Iterator[_Listed]:
         run = _LongNameRun()

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from .base import Extent, ExtentKind, Filesystem, NodeType, Stat
+from .directory import ListingCache
 
 SECTOR = 2048
 #: Volume descriptors start at sector 16 (ECMA-119 6.2.1, after the System Area).
@@ -305,7 +306,9 @@ class IsoFilesystem(Filesystem[IsoNode]):
         self.joliet = False
         #: SUSP's LEN_SKP: bytes before the entries in every System Use area.
         self.susp_skip = 0
-        self._listings: dict[int, list[tuple[str, IsoNode]]] = {}
+        self._listings: ListingCache[int, tuple[str, IsoNode]] = ListingCache(
+            CACHED_LISTINGS, CACHED_LISTING_ENTRIES
+        )
         chosen = primary
         self._root = self._root_node(primary)
         if self._detect_rock_ridge(self._root):
@@ -565,22 +568,7 @@ class IsoFilesystem(Filesystem[IsoNode]):
         """The directory's entries; a listing read to its end is kept for later lookups."""
         if node.type is not NodeType.DIR:
             return
-        key = node.sections[0][0]
-        cached = self._listings.get(key)
-        if cached is not None:
-            yield from cached
-            return
-        kept: list[tuple[str, IsoNode]] | None = []
-        for item in self._scan(node):
-            if kept is not None:
-                kept.append(item)
-                if len(kept) > CACHED_LISTING_ENTRIES:
-                    kept = None
-            yield item
-        if kept is not None:
-            if len(self._listings) >= CACHED_LISTINGS:
-                del self._listings[next(iter(self._listings))]
-            self._listings[key] = kept
+        yield from self._listings.listing(node.sections[0][0], lambda: self._scan(node))
 
     def _scan(self, node: IsoNode) -> Iterator[tuple[str, IsoNode]]:
         for records in self._files(node):

@@ -24,16 +24,9 @@ from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError
-from ..limits import MAX_DIR_ENTRIES
-from .base import (
-    MAX_SYMLINK_TARGET,
-    Extent,
-    ExtentKind,
-    Filesystem,
-    NodeType,
-    Stat,
-    checked_extents,
-)
+from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, FileReader, Filesystem, NodeType, Stat
+from .directory import find_entry, name_bytes
+from .layout import format_uuid
 
 #: Where the superblock is: 64 KiB, or 8 KiB in the first 3.5 filesystems.
 REISERFS_DISK_OFFSET = 65536
@@ -182,11 +175,6 @@ def open_filesystem(source: ByteSource) -> ReiserFilesystem | None:
         if magic in MAGICS and (offset == REISERFS_DISK_OFFSET or magic == OLD_MAGIC):
             return ReiserFilesystem(source, sb, offset)
     return None
-
-
-def format_uuid(raw: bytes) -> str:
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class ReiserFilesystem(Filesystem[Object]):
@@ -468,16 +456,7 @@ class ReiserFilesystem(Filesystem[Object]):
         size = self.inode(node).size
         if size > MAX_SYMLINK_TARGET:
             raise CorruptError(f"{self.kind}: symlink {list(node)}: target of {size} bytes")
-        parts = []
-        for ext in checked_extents(self, node, size):
-            if ext.kind is ExtentKind.HOLE:
-                parts.append(bytes(ext.length))
-            else:
-                data = self.source.pread(ext.offset, ext.length)
-                if len(data) != ext.length:
-                    raise CorruptError(f"{self.kind}: symlink {list(node)} body is past the end")
-                parts.append(data)
-        return b"".join(parts)
+        return FileReader(self, node, size, f"symlink {list(node)}").read()
 
     # -- directories --------------------------------------------------------------------
 
@@ -486,18 +465,12 @@ class ReiserFilesystem(Filesystem[Object]):
             yield name.decode("utf-8", "surrogateescape"), child
 
     def lookup(self, node: Object, name: str) -> Object | None:
-        try:
-            want = name.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return None  # no on-disk name decodes to this
-        for count, (entry, child) in enumerate(self._raw_entries(node)):
-            if count >= MAX_DIR_ENTRIES:
-                raise LimitError(
-                    f"{self.kind}: directory {list(node)} has over {MAX_DIR_ENTRIES} entries"
-                )
-            if entry == want:
-                return child
-        return None
+        want = name_bytes(name)
+        if want is None:
+            return None
+        return find_entry(
+            self._raw_entries(node), want.__eq__, f"{self.kind}: directory {list(node)}"
+        )
 
     def _raw_entries(self, node: Object) -> Iterator[tuple[bytes, Object]]:
         """(name, object) of every visible entry but . and .., in hash order."""

@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import struct
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
+from ..compress import (
+    Decoder,
+    Undecodable,
+    inflate_whole,
+    lz4_decoder,
+    lzma_decoder,
+    lzo1x_decompress,
+    zstd_decoder,
+)
 from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
+from .layout import read_exact
 
 MAGIC = b"hsqs"
 SUPERBLOCK_SIZE = 96
@@ -96,192 +106,15 @@ BLOCK_LIST_CHUNK = 2048
 METADATA_CACHE = 256
 INODE_CACHE = 1024
 DATA_CACHE = 4
-#: What a hostile xz/lzma header may make the decoder allocate, and the zstd window.
-LZMA_MEMLIMIT = 64 << 20
-ZSTD_MAX_WINDOW = 8 << 20
 
 
-class Undecodable(Exception):
-    """A compressed block is malformed; the caller names the block."""
-
-
-# -- decompressors: each returns at most ``limit`` bytes or raises Undecodable ------------
-
-
-Decoder = Callable[[bytes, int], bytes]
-
-
-def inflate_zlib(data: bytes, limit: int) -> bytes:
-    import zlib
-
-    d = zlib.decompressobj()
-    try:
-        out = d.decompress(data, limit)
-        if not d.eof:
-            # At exactly ``limit`` bytes zlib may stop before the end-of-stream marker.
-            if d.decompress(d.unconsumed_tail, 1) or not d.eof:
-                raise Undecodable(f"zlib stream is truncated or inflates past {limit} bytes")
-    except zlib.error as e:
-        raise Undecodable(f"zlib: {e}") from None
-    return out
-
-
-def lzma_decoder(container: str) -> Decoder:
-    import lzma
-
-    fmt = lzma.FORMAT_XZ if container == "xz" else lzma.FORMAT_ALONE
-
-    def decode(data: bytes, limit: int) -> bytes:
-        d = lzma.LZMADecompressor(fmt, memlimit=LZMA_MEMLIMIT)
-        try:
-            out = d.decompress(data, limit)
-            if not d.eof and (d.decompress(b"", 1) or not d.eof):
-                raise Undecodable(f"{container} stream is truncated or decodes past {limit} bytes")
-        except lzma.LZMAError as e:
-            raise Undecodable(f"{container}: {e}") from None
-        return out
-
-    return decode
-
-
-def lz4_decoder() -> Decoder:
-    try:
-        import lz4.block
-    except ImportError:
-        raise UnsupportedError(
-            "squashfs: lz4 compression needs the Python package lz4 (pip install lz4)"
-        ) from None
-
-    def decode(data: bytes, limit: int) -> bytes:
-        try:
-            return lz4.block.decompress(data, uncompressed_size=limit)
-        except lz4.block.LZ4BlockError:
-            raise Undecodable(f"lz4 block is malformed or decodes past {limit} bytes") from None
-
-    return decode
-
-
-def zstd_decoder(what: str) -> Decoder:
-    try:
-        import zstandard
-    except ImportError:
-        raise UnsupportedError(
-            f"{what}: zstd compression needs the Python package zstandard (pip install zstandard)"
-        ) from None
-    dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-
-    def decode(data: bytes, limit: int) -> bytes:
-        try:
-            # zstandard sizes its output by the frame's content size when there is one,
-            # so a frame claiming more than the limit is refused before it is decoded.
-            declared = zstandard.get_frame_parameters(data).content_size
-            if declared != zstandard.CONTENTSIZE_UNKNOWN and declared > limit:
-                raise Undecodable(f"zstd frame declares {declared} bytes, over {limit}")
-            return dctx.decompress(data, max_output_size=limit)
-        except zstandard.ZstdError as e:
-            raise Undecodable(f"zstd: {e}") from None
-
-    return decode
-
-
-def lzo1x_decompress(src: bytes, limit: int) -> bytes:
-    """Decode an LZO1X stream (as Linux's lzo1x_decompress_safe reads it), at most ``limit`` bytes.
-
-    Instructions copy literals from the input or a match from the output so far;
-    ``state`` is how many literals the previous instruction copied (4 meaning "4 or
-    more"), which decides what the next instruction byte 0..15 means. The stream ends
-    with a 3-byte match of distance 16384 and must then be fully consumed.
-    """
-    out = bytearray()
-    end = len(src)
-    if end == 0:
-        raise Undecodable("lzo: empty stream")
-    ip = 0
-    state = 0
-
-    def byte() -> int:
-        nonlocal ip
-        if ip >= end:
-            raise Undecodable(f"lzo: stream ends inside an instruction at byte {ip}")
-        ip += 1
-        return src[ip - 1]
-
-    def long_length(bits: int, field: int) -> int:
-        """A length field of ``bits`` bits; zero means 255 per zero byte plus the next byte."""
-        if field:
-            return field
-        zeros = 0
-        while (value := byte()) == 0:
-            zeros += 1
-        return (1 << bits) - 1 + 255 * zeros + value
-
-    def literals(count: int) -> None:
-        nonlocal ip
-        if ip + count > end:
-            raise Undecodable(f"lzo: {count} literals at byte {ip} run past the stream")
-        if len(out) + count > limit:
-            raise Undecodable(f"lzo: output grows past {limit} bytes")
-        out.extend(src[ip : ip + count])
-        ip += count
-
-    def match(distance: int, length: int) -> None:
-        if distance > len(out):
-            raise Undecodable(f"lzo: match distance {distance} before the start of output")
-        if len(out) + length > limit:
-            raise Undecodable(f"lzo: output grows past {limit} bytes")
-        start = len(out) - distance
-        if distance >= length:
-            out.extend(out[start : start + length])
-        else:  # the match overlaps what it writes: a repeating pattern
-            pattern = out[start:]
-            out.extend((pattern * (length // distance + 1))[:length])
-
-    first = src[0]
-    if first > 17:
-        ip = 1
-        count = first - 17
-        literals(count)
-        state = min(count, 4)
-    while True:
-        inst = byte()
-        if inst < 16:
-            if state == 0:
-                literals(3 + long_length(4, inst))
-                state = 4
-                continue
-            low = byte()
-            if state < 4:
-                match((low << 2) + ((inst >> 2) & 3) + 1, 2)
-            else:
-                match((low << 2) + ((inst >> 2) & 3) + 2049, 3)
-            trailing = inst & 3
-        elif inst < 32:
-            length = 2 + long_length(3, inst & 7)
-            word = byte() | (byte() << 8)
-            distance = 16384 + ((inst & 8) << 11) + (word >> 2)
-            if distance == 16384:
-                if length != 3 or ip != end:
-                    raise Undecodable(f"lzo: bad end of stream at byte {ip}")
-                return bytes(out)
-            match(distance, length)
-            trailing = word & 3
-        elif inst < 64:
-            length = 2 + long_length(5, inst & 31)
-            word = byte() | (byte() << 8)
-            match((word >> 2) + 1, length)
-            trailing = word & 3
-        else:
-            length = 3 + ((inst >> 5) & 1) if inst < 128 else 5 + ((inst >> 5) & 3)
-            match((byte() << 3) + ((inst >> 2) & 7) + 1, length)
-            trailing = inst & 3
-        literals(trailing)
-        state = trailing
+# -- decompressors -------------------------------------------------------------------------
 
 
 def decoder_for(compression: int) -> tuple[str, Decoder]:
     """(name, decoder) for a superblock compression id; imports only what that id needs."""
     if compression == 1:
-        return "gzip", inflate_zlib
+        return "gzip", inflate_whole
     if compression == 2:
         return "lzma", lzma_decoder("lzma")
     if compression == 3:
@@ -289,7 +122,7 @@ def decoder_for(compression: int) -> tuple[str, Decoder]:
     if compression == 4:
         return "xz", lzma_decoder("xz")
     if compression == 5:
-        return "lz4", lz4_decoder()
+        return "lz4", lz4_decoder("squashfs")
     if compression == 6:
         return "zstd", zstd_decoder("squashfs")
     raise UnsupportedError(f"squashfs: unknown compression id {compression}")
@@ -455,10 +288,7 @@ class SquashFilesystem(Filesystem[int]):
             raise CorruptError(
                 f"squashfs: {what} at byte {offset} runs past bytes_used {self.bytes_used}"
             )
-        data = self.source.pread(offset, length)
-        if len(data) != length:
-            raise CorruptError(f"squashfs: {what} at byte {offset} is past the end of the volume")
-        return data
+        return read_exact(self.source, offset, length, f"squashfs: {what}")
 
     def decode(self, raw: bytes, limit: int, what: str) -> bytes:
         try:

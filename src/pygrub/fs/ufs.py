@@ -28,7 +28,6 @@ indirect pointers, block count). Its differences all land in fields read here on
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress
@@ -36,16 +35,19 @@ from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError
-from ..limits import MAX_DIR_ENTRIES
 from .base import (
     MAX_SYMLINK_TARGET,
     Extent,
     ExtentKind,
+    FileReader,
     Filesystem,
     NodeType,
     Stat,
     checked_extents,
 )
+from .blockmap import Run, merged_extents
+from .directory import find_entry, name_bytes
+from .layout import Layout, read_exact
 
 FS_UFS1_MAGIC = 0x011954
 FS_UFS2_MAGIC = 0x19540119
@@ -65,24 +67,6 @@ MAXFRAG = 8
 MIN_FSIZE = 512
 DIRBLKSIZ = 512
 MAXNAMLEN = 255
-
-
-class _Layout:
-    """A C struct read by its spec field names, in one byte order: rows of (name, offset, code)."""
-
-    def __init__(self, name: str, order: str, rows: tuple[tuple[str, int, str], ...]) -> None:
-        fmt, pos = order, 0
-        for field, offset, code in rows:
-            if offset < pos:
-                raise ValueError(f"{name}.{field} overlaps the field before it")
-            fmt += f"{offset - pos}x{code}"
-            pos = offset + struct.calcsize(order + code)
-        self.struct = struct.Struct(fmt)
-        self.size = pos
-        self.record = namedtuple(name, [row[0] for row in rows])
-
-    def read(self, buf: bytes, offset: int = 0) -> Any:
-        return self.record._make(self.struct.unpack_from(buf, offset))
 
 
 # struct fs, the fields a reader needs (UFS1 keeps its size in fs_old_size, UFS2 in fs_size)
@@ -132,8 +116,8 @@ class _Flavour:
     """What differs between UFS1 and UFS2, in one byte order."""
 
     kind: str
-    superblock: _Layout
-    inode: _Layout
+    superblock: Layout
+    inode: Layout
     inode_size: int
     #: struct format code of one block pointer (ufs1_daddr_t / ufs2_daddr_t)
     pointer: str
@@ -150,13 +134,13 @@ class _Flavour:
 
 
 def _flavour(magic: int, order: str) -> _Flavour:
-    sb = _Layout("Superblock", order, _SUPERBLOCK_ROWS)
+    sb = Layout("Superblock", order, _SUPERBLOCK_ROWS)
     if magic == FS_UFS1_MAGIC:
         return _Flavour(
-            "ufs1", sb, _Layout("Ufs1Dinode", order, _UFS1_ROWS), UFS1_INODE_SIZE, "I", order
+            "ufs1", sb, Layout("Ufs1Dinode", order, _UFS1_ROWS), UFS1_INODE_SIZE, "I", order
         )
     return _Flavour(
-        "ufs2", sb, _Layout("Ufs2Dinode", order, _UFS2_ROWS), UFS2_INODE_SIZE, "Q", order
+        "ufs2", sb, Layout("Ufs2Dinode", order, _UFS2_ROWS), UFS2_INODE_SIZE, "Q", order
     )
 
 
@@ -188,9 +172,6 @@ class _Walk:
     end_block: int
     blocks_left: int
 
-
-#: (logical block, block count, first fragment or None for a hole)
-Run = tuple[int, int, int | None]
 
 #: Inodes kept after a read; a path walk touches only a few.
 CACHE_ENTRIES = 1024
@@ -356,12 +337,7 @@ class UfsFilesystem(Filesystem[int]):
     # -- reading ------------------------------------------------------------------------
 
     def _read(self, offset: int, length: int, what: str) -> bytes:
-        data = self.source.pread(offset, length)
-        if len(data) != length:
-            raise CorruptError(
-                f"{self.kind}: {what} at byte {offset} is past the end of the volume"
-            )
-        return data
+        return read_exact(self.source, offset, length, f"{self.kind}: {what}")
 
     def _check_frags(self, frag: int, length: int, what: str) -> None:
         """Fragments [frag, frag + length bytes) must lie inside the filesystem."""
@@ -411,7 +387,7 @@ class UfsFilesystem(Filesystem[int]):
         self._check_frags(
             frag, length, f"block pointer of inode {inode.number} at logical block {logical}"
         )
-        return logical, 1, frag
+        return logical, 1, frag * self.frag_size
 
     def _indirect(
         self, inode: Inode, frag: int, level: int, first: int, walk: _Walk
@@ -433,25 +409,6 @@ class UfsFilesystem(Filesystem[int]):
             else:
                 yield from self._indirect(inode, pointers[index], level - 1, logical, walk)
 
-    def _merged(self, runs: Iterator[Run]) -> Iterator[Extent]:
-        """Extents in bytes, with physically contiguous neighbours merged into one."""
-        pending: Run | None = None
-        for run in runs:
-            if pending is not None:
-                logical, count, frag = pending
-                if run[0] == logical + count and run[2] == frag + count * self.frags_per_block:
-                    pending = (logical, count + run[1], frag)
-                    continue
-                yield self._extent(pending)
-            pending = run
-        if pending is not None:
-            yield self._extent(pending)
-
-    def _extent(self, run: Run) -> Extent:
-        logical, count, frag = run
-        bs = self.block_size
-        return Extent(logical * bs, count * bs, ExtentKind.DATA, frag * self.frag_size)
-
     # -- the Filesystem primitives ------------------------------------------------------
 
     def root(self) -> int:
@@ -462,7 +419,7 @@ class UfsFilesystem(Filesystem[int]):
         return Stat(inode.type, inode.size, inode.mode & 0o7777)
 
     def node_extents(self, node: int) -> Iterator[Extent]:
-        yield from self._merged(self._runs(self.inode(node)))
+        yield from merged_extents(self._runs(self.inode(node)), self.block_size)
 
     def readlink(self, node: int) -> bytes:
         inode = self.inode(node)
@@ -470,13 +427,7 @@ class UfsFilesystem(Filesystem[int]):
             raise CorruptError(f"{self.kind}: symlink inode {node}: target of {inode.size} bytes")
         if self._is_fast_symlink(inode):
             return inode.area[: inode.size]
-        parts = []
-        for ext in checked_extents(self, node, inode.size):
-            if ext.kind is ExtentKind.HOLE:
-                parts.append(bytes(ext.length))
-            else:
-                parts.append(self._read(ext.offset, ext.length, f"symlink of inode {node}"))
-        return b"".join(parts)
+        return FileReader(self, node, inode.size, f"symlink inode {node}").read()
 
     def _is_fast_symlink(self, inode: Inode) -> bool:
         """Targets shorter than fs_maxsymlinklen live in di_db/di_ib; so do targets of a
@@ -492,18 +443,12 @@ class UfsFilesystem(Filesystem[int]):
             yield name.decode("utf-8", "surrogateescape"), child
 
     def lookup(self, node: int, name: str) -> int | None:
-        try:
-            want = name.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return None  # no on-disk name decodes to this
-        for count, (entry, child) in enumerate(self._raw_entries(node)):
-            if count >= MAX_DIR_ENTRIES:
-                raise LimitError(
-                    f"{self.kind}: directory inode {node} has over {MAX_DIR_ENTRIES} entries"
-                )
-            if entry == want:
-                return child
-        return None
+        want = name_bytes(name)
+        if want is None:
+            return None
+        return find_entry(
+            self._raw_entries(node), want.__eq__, f"{self.kind}: directory inode {node}"
+        )
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         """(name, inode) of every live entry but . and .., in on-disk order."""

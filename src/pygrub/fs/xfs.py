@@ -12,39 +12,24 @@ headers are checked for their magic, filesystem UUID and owner instead.
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
-from ..limits import MAX_DIR_ENTRIES, MAX_TREE_DEPTH
+from ..limits import MAX_TREE_DEPTH
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
-
-
-class _Layout:
-    """A big-endian C struct read by its spec field names: rows of (name, offset, code)."""
-
-    def __init__(self, name: str, rows: tuple[tuple[str, int, str], ...]) -> None:
-        fmt, pos = ">", 0
-        for field, offset, code in rows:
-            if offset < pos:
-                raise ValueError(f"{name}.{field} overlaps the field before it")
-            fmt += f"{offset - pos}x{code}"
-            pos = offset + struct.calcsize(">" + code)
-        self.struct = struct.Struct(fmt)
-        self.record = namedtuple(name, [row[0] for row in rows])
-
-    def read(self, buf: bytes, offset: int = 0) -> Any:
-        return self.record._make(self.struct.unpack_from(buf, offset))
-
+from .blockmap import Run, merged_extents
+from .directory import find_entry, name_bytes
+from .layout import Layout, format_uuid, read_exact, unknown_features
 
 MAGIC = b"XFSB"
 
 # struct xfs_dsb (only the fields a reader needs); it fills the first 264 bytes of sector 0
-_SUPERBLOCK = _Layout(
+_SUPERBLOCK = Layout(
     "Superblock",
+    ">",
     (
         ("sb_magicnum", 0, "4s"),
         ("sb_blocksize", 4, "I"),
@@ -110,8 +95,9 @@ MIN_INODE_LOG_V5 = 9
 MAX_DIR_BLOCK = 65536
 
 # struct xfs_dinode: the fields of the v1/v2 core (100 bytes) a reader needs
-_DINODE = _Layout(
+_DINODE = Layout(
     "Dinode",
+    ">",
     (
         ("di_magic", 0x00, "H"),
         ("di_mode", 0x02, "H"),
@@ -125,7 +111,7 @@ _DINODE = _Layout(
     ),
 )
 # the v3 core continues to 176 bytes
-_DINODE_V3 = _Layout("DinodeV3", (("di_flags2", 0x78, "Q"), ("di_ino", 0x98, "Q")))
+_DINODE_V3 = Layout("DinodeV3", ">", (("di_flags2", 0x78, "Q"), ("di_ino", 0x98, "Q")))
 DINODE_MAGIC = 0x494E  # "IN"
 CORE_SIZE_V2 = 100
 CORE_SIZE_V3 = 176
@@ -147,8 +133,10 @@ BLOCKCOUNT_MASK = (1 << 21) - 1
 _BMDR = struct.Struct(">HH")
 # struct xfs_btree_block, long form: bb_magic, bb_level, bb_numrecs, bb_leftsib,
 # bb_rightsib; v5 adds bb_blkno, bb_lsn, bb_uuid, bb_owner, bb_crc, bb_pad
-_BMBT = _Layout("BmbtBlock", (("bb_magic", 0, "4s"), ("bb_level", 4, "H"), ("bb_numrecs", 6, "H")))
-_BMBT_V5 = _Layout("BmbtBlockV5", (("bb_uuid", 40, "16s"), ("bb_owner", 56, "Q")))
+_BMBT = Layout(
+    "BmbtBlock", ">", (("bb_magic", 0, "4s"), ("bb_level", 4, "H"), ("bb_numrecs", 6, "H"))
+)
+_BMBT_V5 = Layout("BmbtBlockV5", ">", (("bb_uuid", 40, "16s"), ("bb_owner", 56, "Q")))
 BMBT_HEADER_V4, BMBT_HEADER_V5 = 24, 72
 BMBT_MAGIC_V4, BMBT_MAGIC_V5 = b"BMAP", b"BMA3"
 BMBT_KEY_SIZE = BMBT_PTR_SIZE = 8
@@ -161,7 +149,7 @@ DIR_BLOCK_MAGIC_V5, DIR_DATA_MAGIC_V5 = b"XDB3", b"XDD3"
 # xfs_dir2_data_hdr: magic, bestfree[3]; xfs_dir3_data_hdr: xfs_dir3_blk_hdr (magic, crc,
 # blkno, lsn, uuid, owner), bestfree[3], pad
 DIR_HEADER_V4, DIR_HEADER_V5 = 16, 64
-_DIR3_BLK_HDR = _Layout("Dir3BlkHdr", (("uuid", 24, "16s"), ("owner", 40, "Q")))
+_DIR3_BLK_HDR = Layout("Dir3BlkHdr", ">", (("uuid", 24, "16s"), ("owner", 40, "Q")))
 # xfs_dir2_block_tail at the end of a single-block directory: count, stale; the leaf
 # entries (hashval, address: 8 bytes each) come just before it
 _BLOCK_TAIL = struct.Struct(">II")
@@ -178,8 +166,9 @@ SF_ENTRY_FIXED = 3
 
 # struct xfs_dsymlink_hdr (v5 remote symlink blocks): sl_magic, sl_offset, sl_bytes,
 # sl_crc, sl_uuid, sl_owner, sl_blkno, sl_lsn
-_SYMLINK_HDR = _Layout(
+_SYMLINK_HDR = Layout(
     "SymlinkHdr",
+    ">",
     (("sl_magic", 0, "4s"), ("sl_offset", 4, "I"), ("sl_uuid", 16, "16s"), ("sl_owner", 32, "Q")),
 )
 SYMLINK_HEADER_SIZE = 56
@@ -187,9 +176,6 @@ SYMLINK_MAGIC = b"XSLM"
 
 #: Inodes kept after a read; a path walk touches only a few.
 CACHE_ENTRIES = 1024
-
-#: (logical block, block count, byte offset in the volume, or None for an unwritten extent)
-Run = tuple[int, int, int | None]
 
 
 @dataclass(frozen=True)
@@ -236,26 +222,17 @@ def open_filesystem(source: ByteSource) -> XfsFilesystem | None:
     return XfsFilesystem(source, sb)
 
 
-def format_uuid(raw: bytes) -> str:
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def unsupported_incompat(incompat: int) -> list[str]:
-    """Names of the v5 INCOMPAT features we cannot read (hex for bits nobody named)."""
-    names = []
-    for bit in range(32):
-        mask = 1 << bit
-        if incompat & mask and mask not in KNOWN_INCOMPAT:
-            names.append(REFUSED_INCOMPAT.get(mask, f"0x{mask:x}"))
-    return names
-
-
 def decode_extent(l0: int, l1: int) -> tuple[int, int, int, bool]:
     """(startoff, startblock, blockcount, unwritten) of one packed bmbt record."""
     startoff = (l0 >> 9) & STARTOFF_MASK
     startblock = ((l0 & 0x1FF) << 43) | (l1 >> 21)
     return startoff, startblock, l1 & BLOCKCOUNT_MASK, bool(l0 >> 63)
+
+
+def ascii_ci_matcher(want: bytes) -> Callable[[bytes], bool]:
+    """Whether an on-disk name is ``want`` in an ASCII case-insensitive filesystem."""
+    folded = want.translate(_ASCII_CI_FOLD)
+    return lambda entry: entry.translate(_ASCII_CI_FOLD) == folded
 
 
 def dir_entry_size(namelen: int, ftype_len: int) -> int:
@@ -303,7 +280,7 @@ class XfsFilesystem(Filesystem[int]):
         if self.version == 4 and not sb.sb_versionnum & VERSION_DIRV2BIT:
             raise UnsupportedError(f"{self.kind}: version 1 directories")
         if self.version == 5:
-            refused = unsupported_incompat(sb.sb_features_incompat)
+            refused = unknown_features(sb.sb_features_incompat, KNOWN_INCOMPAT, REFUSED_INCOMPAT)
             if refused:
                 raise UnsupportedError(
                     f"{self.kind}: unsupported incompatible features: {', '.join(refused)}"
@@ -394,12 +371,7 @@ class XfsFilesystem(Filesystem[int]):
         return linear * self.block_size
 
     def _read(self, offset: int, length: int, what: str) -> bytes:
-        data = self.source.pread(offset, length)
-        if len(data) != length:
-            raise CorruptError(
-                f"{self.kind}: {what} at byte {offset} is past the end of the volume"
-            )
-        return data
+        return read_exact(self.source, offset, length, f"{self.kind}: {what}")
 
     # -- inodes -------------------------------------------------------------------------
 
@@ -572,35 +544,6 @@ class XfsFilesystem(Filesystem[int]):
         if found != owner:
             raise CorruptError(f"{self.kind}: {what}: owner is inode {found}, not {owner}")
 
-    def _merged(self, runs: Iterator[Run]) -> Iterator[Extent]:
-        """Extents in bytes, neighbours contiguous in the file and the volume merged."""
-        pending: Run | None = None
-        for run in runs:
-            if pending is not None and self._continues(pending, run):
-                pending = (pending[0], pending[1] + run[1], pending[2])
-                continue
-            if pending is not None:
-                yield self._extent(pending)
-            pending = run
-        if pending is not None:
-            yield self._extent(pending)
-
-    def _continues(self, before: Run, run: Run) -> bool:
-        """Whether ``run`` carries on from ``before`` in the file and, for data, the volume."""
-        logical, count, where = before
-        if run[0] != logical + count:
-            return False
-        if where is None or run[2] is None:
-            return where is None and run[2] is None
-        return run[2] == where + count * self.block_size
-
-    def _extent(self, run: Run) -> Extent:
-        logical, count, where = run
-        bs = self.block_size
-        if where is None:
-            return Extent(logical * bs, count * bs, ExtentKind.HOLE)
-        return Extent(logical * bs, count * bs, ExtentKind.DATA, where)
-
     def _end_block(self, size: int) -> int:
         return -(-size // self.block_size)
 
@@ -624,7 +567,7 @@ class XfsFilesystem(Filesystem[int]):
                 yield Extent(0, inode.size, ExtentKind.ENCODED)
             return
         walk = self._new_walk(inode, self._end_block(inode.size))
-        yield from self._merged(self._runs(inode, walk))
+        yield from merged_extents(self._runs(inode, walk), self.block_size)
 
     def read_encoded(self, node: int, extent: Extent) -> bytes:
         fork = self.inode(node).fork
@@ -693,20 +636,15 @@ class XfsFilesystem(Filesystem[int]):
             yield name.decode("utf-8", "surrogateescape"), self._check_child(child, node, where)
 
     def lookup(self, node: int, name: str) -> int | None:
-        try:
-            want = name.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return None  # no on-disk name decodes to this
+        want = name_bytes(name)
+        if want is None:
+            return None
+        matches = want.__eq__
         if self.ascii_ci:
-            want = want.translate(_ASCII_CI_FOLD)
-        for count, (entry, child, where) in enumerate(self._raw_entries(node)):
-            if count >= MAX_DIR_ENTRIES:
-                raise LimitError(
-                    f"{self.kind}: directory inode {node} has over {MAX_DIR_ENTRIES} entries"
-                )
-            if (entry.translate(_ASCII_CI_FOLD) if self.ascii_ci else entry) == want:
-                return self._check_child(child, node, where)
-        return None
+            matches = ascii_ci_matcher(want)
+        entries = ((entry, (child, where)) for entry, child, where in self._raw_entries(node))
+        found = find_entry(entries, matches, f"{self.kind}: directory inode {node}")
+        return None if found is None else self._check_child(found[0], node, found[1])
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
         """(name, inode, byte offset of the entry) of every entry but . and .., in on-disk

@@ -15,15 +15,9 @@ from dataclasses import dataclass
 
 from ...disk import ByteSource
 from ...errors import CorruptError, NotFoundError, UnsupportedError
-from ..base import (
-    MAX_SYMLINK_TARGET,
-    Extent,
-    ExtentKind,
-    Filesystem,
-    NodeType,
-    Stat,
-    checked_extents,
-)
+from ..base import MAX_SYMLINK_TARGET, Extent, ExtentKind, FileReader, Filesystem, NodeType, Stat
+from ..directory import name_bytes
+from ..layout import format_uuid, read_exact
 from .checksum import name_hash
 from .chunks import ChunkMap, parse_chunk
 from .structures import (
@@ -106,11 +100,6 @@ class Encoded:
     #: Inline extents: the bytes stored in the leaf. Else None: read the disk extent.
     inline: bytes | None = None
     disk_num_bytes: int = 0
-
-
-def format_uuid(raw: bytes) -> str:
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_dir_items(item: Item) -> Iterator[DirEntry]:
@@ -205,6 +194,15 @@ class BtrfsFilesystem(Filesystem[Node]):
         if found.location.type != ROOT_ITEM_KEY:
             raise CorruptError("btrfs: the default subvolume entry does not name a subvolume")
         return found.location.objectid
+
+    def boot_views(self) -> list[tuple[str, Filesystem]]:
+        """openSUSE's default subvolume (btrfs_relative_path), then Ubuntu's ``@``."""
+        views: list[tuple[str, Filesystem]] = []
+        if self.default_subvolume_id() != FS_TREE_OBJECTID:
+            views.append(("default subvolume", self.subvolume_view(default=True)))
+        if self.is_dir("/@"):
+            views.append(("@", self.subvolume_view(path="/@")))
+        return views
 
     def subvolume_view(
         self, default: bool = False, subvol_id: int | None = None, path: str | None = None
@@ -307,10 +305,9 @@ class BtrfsFilesystem(Filesystem[Node]):
         node = self._enter(node)
         if self._is_empty_stand_in(node):
             return None
-        try:
-            want = name.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return None  # no on-disk name decodes to this
+        want = name_bytes(name)
+        if want is None:
+            return None
         found = self._dir_item(self._tree(node), node.ino, want)
         return None if found is None else self._child(node, found, None)
 
@@ -341,15 +338,7 @@ class BtrfsFilesystem(Filesystem[Node]):
         size = self.inode(node).size
         if size > MAX_SYMLINK_TARGET:
             raise CorruptError(f"btrfs: symlink inode {node.ino}: target of {size} bytes")
-        parts = []
-        for ext in checked_extents(self, node, size):
-            if ext.kind is ExtentKind.HOLE:
-                parts.append(bytes(ext.length))
-            elif ext.kind is ExtentKind.ENCODED:
-                parts.append(self.read_encoded(node, ext))
-            else:
-                parts.append(self._read(ext.offset, ext.length, f"symlink inode {node.ino}"))
-        return b"".join(parts)
+        return FileReader(self, node, size, f"symlink inode {node.ino}").read()
 
     # -- file data ----------------------------------------------------------------------
 
@@ -435,13 +424,7 @@ class BtrfsFilesystem(Filesystem[Node]):
 
     def _read_logical(self, logical: int, length: int, what: str) -> bytes:
         parts = [
-            self._read(physical, count, what)
+            read_exact(self.source, physical, count, f"btrfs: {what}")
             for physical, count in self.trees.chunks.pieces(logical, length, what)
         ]
         return b"".join(parts)
-
-    def _read(self, offset: int, length: int, what: str) -> bytes:
-        data = self.source.pread(offset, length)
-        if len(data) != length:
-            raise CorruptError(f"btrfs: {what} at byte {offset} is past the end of the volume")
-        return data

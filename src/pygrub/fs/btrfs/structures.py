@@ -1,25 +1,15 @@
 """Btrfs on-disk structures, named as in the kernel's include/uapi/linux/btrfs_tree.h.
 
-Every structure is packed little-endian; a Record reads one by its spec field names.
+Every structure is packed little-endian and read as a Layout, by its spec field names
+at the byte offsets the "On-disk Format" document gives.
 """
 
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-
-class Record:
-    """A packed little-endian C struct: ``fields`` names the members in order of ``fmt``."""
-
-    def __init__(self, name: str, fmt: str, fields: str) -> None:
-        self.struct = struct.Struct("<" + fmt)
-        self.record = namedtuple(name, fields)  # type: ignore[misc]
-        self.size = self.struct.size
-
-    def read(self, buf: bytes, offset: int = 0) -> Any:
-        return self.record._make(self.struct.unpack_from(buf, offset))
+from ..layout import Layout
 
 
 class Key(NamedTuple):
@@ -48,22 +38,64 @@ DEV_ITEM_OFFSET = 0xC9
 MAX_LEVEL = 8  # BTRFS_MAX_LEVEL: levels are 0..7
 
 # struct btrfs_super_block, up to metadata_uuid (sys_chunk_array is read separately)
-SUPERBLOCK = Record(
+SUPERBLOCK = Layout(
     "Superblock",
-    "32s16sQQ8sQQQQQQQQQIIIIIQQQQHBBB98s256sQQ16s",
-    "csum fsid bytenr flags magic generation root chunk_root log_root log_root_transid "
-    "total_bytes bytes_used root_dir_objectid num_devices sectorsize nodesize leafsize "
-    "stripesize sys_chunk_array_size chunk_root_generation compat_flags compat_ro_flags "
-    "incompat_flags csum_type root_level chunk_root_level log_root_level dev_item label "
-    "cache_generation uuid_tree_generation metadata_uuid",
+    "<",
+    (
+        ("csum", 0x0, "32s"),
+        ("fsid", 0x20, "16s"),
+        ("bytenr", 0x30, "Q"),
+        ("flags", 0x38, "Q"),
+        ("magic", 0x40, "8s"),
+        ("generation", 0x48, "Q"),
+        ("root", 0x50, "Q"),
+        ("chunk_root", 0x58, "Q"),
+        ("log_root", 0x60, "Q"),
+        ("log_root_transid", 0x68, "Q"),
+        ("total_bytes", 0x70, "Q"),
+        ("bytes_used", 0x78, "Q"),
+        ("root_dir_objectid", 0x80, "Q"),
+        ("num_devices", 0x88, "Q"),
+        ("sectorsize", 0x90, "I"),
+        ("nodesize", 0x94, "I"),
+        ("leafsize", 0x98, "I"),
+        ("stripesize", 0x9C, "I"),
+        ("sys_chunk_array_size", 0xA0, "I"),
+        ("chunk_root_generation", 0xA4, "Q"),
+        ("compat_flags", 0xAC, "Q"),
+        ("compat_ro_flags", 0xB4, "Q"),
+        ("incompat_flags", 0xBC, "Q"),
+        ("csum_type", 0xC4, "H"),
+        ("root_level", 0xC6, "B"),
+        ("chunk_root_level", 0xC7, "B"),
+        ("log_root_level", 0xC8, "B"),
+        ("dev_item", 0xC9, "98s"),
+        ("label", 0x12B, "256s"),
+        ("cache_generation", 0x22B, "Q"),
+        ("uuid_tree_generation", 0x233, "Q"),
+        ("metadata_uuid", 0x23B, "16s"),
+    ),
 )
-# struct btrfs_dev_item: devid total_bytes bytes_used io_align io_width sector_size type
-# generation start_offset dev_group seek_speed bandwidth uuid[16] fsid[16]
-DEV_ITEM = Record(
+# struct btrfs_dev_item
+DEV_ITEM = Layout(
     "DevItem",
-    "QQQIIIQQQIBB16s16s",
-    "devid total_bytes bytes_used io_align io_width sector_size type generation "
-    "start_offset dev_group seek_speed bandwidth uuid fsid",
+    "<",
+    (
+        ("devid", 0x0, "Q"),
+        ("total_bytes", 0x8, "Q"),
+        ("bytes_used", 0x10, "Q"),
+        ("io_align", 0x18, "I"),
+        ("io_width", 0x1C, "I"),
+        ("sector_size", 0x20, "I"),
+        ("type", 0x24, "Q"),
+        ("generation", 0x2C, "Q"),
+        ("start_offset", 0x34, "Q"),
+        ("dev_group", 0x3C, "I"),
+        ("seek_speed", 0x40, "B"),
+        ("bandwidth", 0x41, "B"),
+        ("uuid", 0x42, "16s"),
+        ("fsid", 0x52, "16s"),
+    ),
 )
 
 #: csum_type -> (name, bytes of the checksum)
@@ -92,12 +124,21 @@ INCOMPAT_METADATA_UUID = 0x400
 
 # -- tree blocks -----------------------------------------------------------------------
 
-# struct btrfs_header: csum[32] fsid[16] bytenr flags chunk_tree_uuid[16] generation owner
-# nritems level
-HEADER = Record(
+# struct btrfs_header
+HEADER = Layout(
     "Header",
-    "32s16sQQ16sQQIB",
-    "csum fsid bytenr flags chunk_tree_uuid generation owner nritems level",
+    "<",
+    (
+        ("csum", 0x0, "32s"),
+        ("fsid", 0x20, "16s"),
+        ("bytenr", 0x30, "Q"),
+        ("flags", 0x38, "Q"),
+        ("chunk_tree_uuid", 0x40, "16s"),
+        ("generation", 0x50, "Q"),
+        ("owner", 0x58, "Q"),
+        ("nritems", 0x60, "I"),
+        ("level", 0x64, "B"),
+    ),
 )
 # struct btrfs_item: key, offset (from the end of the header), size
 ITEM = struct.Struct("<QBQII")
@@ -129,15 +170,32 @@ CHUNK_ITEM_KEY = 228
 
 # -- chunks ----------------------------------------------------------------------------
 
-# struct btrfs_chunk (without its stripes): length owner stripe_len type io_align io_width
-# sector_size num_stripes sub_stripes
-CHUNK = Record(
+# struct btrfs_chunk (without its stripes)
+CHUNK = Layout(
     "Chunk",
-    "QQQQIIIHH",
-    "length owner stripe_len type io_align io_width sector_size num_stripes sub_stripes",
+    "<",
+    (
+        ("length", 0x0, "Q"),
+        ("owner", 0x8, "Q"),
+        ("stripe_len", 0x10, "Q"),
+        ("type", 0x18, "Q"),
+        ("io_align", 0x20, "I"),
+        ("io_width", 0x24, "I"),
+        ("sector_size", 0x28, "I"),
+        ("num_stripes", 0x2C, "H"),
+        ("sub_stripes", 0x2E, "H"),
+    ),
 )
-# struct btrfs_stripe: devid offset dev_uuid[16]
-STRIPE = Record("Stripe", "QQ16s", "devid offset dev_uuid")
+# struct btrfs_stripe
+STRIPE = Layout(
+    "Stripe",
+    "<",
+    (
+        ("devid", 0x0, "Q"),
+        ("offset", 0x8, "Q"),
+        ("dev_uuid", 0x10, "16s"),
+    ),
+)
 
 BLOCK_GROUP_DATA = 0x1
 BLOCK_GROUP_SYSTEM = 0x2
@@ -158,43 +216,96 @@ MIRRORED = {0x10: 2, 0x20: 2, 0x200: 3, 0x400: 4}
 
 # -- items of the root tree and of filesystem trees ------------------------------------
 
-# struct btrfs_inode_item (the fields we use; 160 bytes in all): generation transid size
-# nbytes block_group nlink uid gid mode rdev flags
-INODE_ITEM = Record(
+# struct btrfs_inode_item, up to flags (160 bytes in all)
+INODE_ITEM = Layout(
     "InodeItem",
-    "QQQQQIIIIQQ",
-    "generation transid size nbytes block_group nlink uid gid mode rdev flags",
+    "<",
+    (
+        ("generation", 0x0, "Q"),
+        ("transid", 0x8, "Q"),
+        ("size", 0x10, "Q"),
+        ("nbytes", 0x18, "Q"),
+        ("block_group", 0x20, "Q"),
+        ("nlink", 0x28, "I"),
+        ("uid", 0x2C, "I"),
+        ("gid", 0x30, "I"),
+        ("mode", 0x34, "I"),
+        ("rdev", 0x38, "Q"),
+        ("flags", 0x40, "Q"),
+    ),
 )
 INODE_ITEM_SIZE = 160
 
-# struct btrfs_root_item: the embedded inode item, then generation root_dirid bytenr
-# byte_limit bytes_used last_snapshot flags refs drop_progress drop_level level (the
-# 239 bytes every version has)
-ROOT_ITEM = Record(
+# struct btrfs_root_item: the embedded inode item, then the 239 bytes every version has
+ROOT_ITEM = Layout(
     "RootItem",
-    f"{INODE_ITEM_SIZE}xQQQQQQQI17sBB",
-    "generation root_dirid bytenr byte_limit bytes_used last_snapshot flags refs "
-    "drop_progress drop_level level",
+    "<",
+    (
+        ("generation", 0xA0, "Q"),
+        ("root_dirid", 0xA8, "Q"),
+        ("bytenr", 0xB0, "Q"),
+        ("byte_limit", 0xB8, "Q"),
+        ("bytes_used", 0xC0, "Q"),
+        ("last_snapshot", 0xC8, "Q"),
+        ("flags", 0xD0, "Q"),
+        ("refs", 0xD8, "I"),
+        ("drop_progress", 0xDC, "17s"),
+        ("drop_level", 0xED, "B"),
+        ("level", 0xEE, "B"),
+    ),
 )
 
-# struct btrfs_root_ref (ROOT_REF and ROOT_BACKREF): dirid sequence name_len, then the name
-ROOT_REF = Record("RootRef", "QQH", "dirid sequence name_len")
+# struct btrfs_root_ref (ROOT_REF and ROOT_BACKREF); the name follows
+ROOT_REF = Layout(
+    "RootRef",
+    "<",
+    (
+        ("dirid", 0x0, "Q"),
+        ("sequence", 0x8, "Q"),
+        ("name_len", 0x10, "H"),
+    ),
+)
 
 # struct btrfs_dir_item: location (a disk key), transid, data_len, name_len, type; then
 # the name and data_len bytes of data
-DIR_ITEM = Record(
+DIR_ITEM = Layout(
     "DirItem",
-    "QBQQHHB",
-    "location_objectid location_type location_offset transid data_len name_len type",
+    "<",
+    (
+        ("location_objectid", 0x0, "Q"),
+        ("location_type", 0x8, "B"),
+        ("location_offset", 0x9, "Q"),
+        ("transid", 0x11, "Q"),
+        ("data_len", 0x19, "H"),
+        ("name_len", 0x1B, "H"),
+        ("type", 0x1D, "B"),
+    ),
 )
 
-# struct btrfs_file_extent_item: generation ram_bytes compression encryption
-# other_encoding type; inline data follows here, or for regular and prealloc extents
-# disk_bytenr disk_num_bytes offset num_bytes
-FILE_EXTENT_HEAD = Record(
-    "FileExtentHead", "QQBBHB", "generation ram_bytes compression encryption other_encoding type"
+# struct btrfs_file_extent_item: the head; inline data follows it, or for regular and
+# prealloc extents the body
+FILE_EXTENT_HEAD = Layout(
+    "FileExtentHead",
+    "<",
+    (
+        ("generation", 0x0, "Q"),
+        ("ram_bytes", 0x8, "Q"),
+        ("compression", 0x10, "B"),
+        ("encryption", 0x11, "B"),
+        ("other_encoding", 0x12, "H"),
+        ("type", 0x14, "B"),
+    ),
 )
-FILE_EXTENT_BODY = Record("FileExtentBody", "QQQQ", "disk_bytenr disk_num_bytes offset num_bytes")
+FILE_EXTENT_BODY = Layout(
+    "FileExtentBody",
+    "<",
+    (
+        ("disk_bytenr", 0x0, "Q"),
+        ("disk_num_bytes", 0x8, "Q"),
+        ("offset", 0x10, "Q"),
+        ("num_bytes", 0x18, "Q"),
+    ),
+)
 
 FILE_EXTENT_INLINE = 0
 FILE_EXTENT_REG = 1

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...disk import ByteSource
 from ...errors import CorruptError, UnsupportedError
+from ..layout import unknown_features
 from .checksum import checksum_matches
 from .chunks import Chunk, parse_chunk
 from .structures import (
@@ -101,11 +102,7 @@ def _power_of_two(n: int) -> bool:
 
 
 def _check_features(incompat: int) -> None:
-    refused = []
-    for bit in range(64):
-        mask = 1 << bit
-        if incompat & mask and mask not in KNOWN_INCOMPAT:
-            refused.append(REFUSED_INCOMPAT.get(mask, f"0x{mask:x}"))
+    refused = unknown_features(incompat, KNOWN_INCOMPAT, REFUSED_INCOMPAT)
     if refused:
         raise UnsupportedError(f"btrfs: unsupported incompatible features: {', '.join(refused)}")
 

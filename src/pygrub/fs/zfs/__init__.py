@@ -83,6 +83,12 @@ class ZfsFilesystem(Filesystem[int]):
             name += "@" + snapshot
         return ZfsFilesystem(self.source, self.pool, self.pool.find_dataset(name)), inner
 
+    def boot_views(self) -> list[tuple[str, Filesystem]]:
+        """The pool's top dataset, where illumos GRUB reads menu.lst (is_top_dataset_file)."""
+        if self.dataset == self.pool.name:
+            return []
+        return [(self.pool.name, self.with_dataset(self.pool.name))]
+
     def child_datasets(self) -> list[str]:
         """The names of this dataset's children."""
         ds = self.pool.dsl_dataset(self.dataset_object)

@@ -1,0 +1,232 @@
+"""Put this pygrub where Xen's toolstack runs ``pygrub``, and take it away again.
+
+libxl runs ``bootloader = "pygrub"`` from its own libexec directory
+(``/usr/lib/xen-<version>/bin`` on Debian, ``/usr/lib/xen/bin`` or
+``/usr/libexec/xen/bin`` elsewhere). ``--install`` keeps Xen's script there as
+``pygrub.xen`` and puts a two-line shell wrapper in its place that execs this
+interpreter on this package; ``--uninstall`` puts Xen's back. The files are swapped by
+rename, so the toolstack never finds the name missing or half written.
+
+    python3 -m pygrub.dropin --install [--xen-dir DIR] [--root DIR]
+    python3 -m pygrub.dropin --uninstall [--xen-dir DIR] [--root DIR]
+    python3 -m pygrub.dropin --status [--xen-dir DIR] [--root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+NAME = "pygrub"
+BACKUP = "pygrub.xen"
+#: The wrapper's first two lines; a file that starts so is ours.
+MARK = b"#!/bin/sh\n# pygrub-dropin:"
+#: A wrapper is a few hundred bytes; a longer file is never taken for one.
+MAX_WRAPPER = 4096
+#: Where Xen's packages put libxl's helper programs, under --root.
+XEN_BIN_PATTERNS = ("usr/lib/xen-*/bin", "usr/lib/xen/bin", "usr/libexec/xen/bin")
+
+
+class DropinError(Exception):
+    """Something the administrator must sort out; the message says what."""
+
+
+@dataclass(frozen=True)
+class State:
+    directory: str
+    #: "ours", "xen" (a pygrub that is not our wrapper) or "none".
+    installed: str
+    backup: bool
+
+    def __str__(self) -> str:
+        what = {
+            "ours": "this pygrub (the drop-in wrapper)",
+            "xen": "another pygrub (Xen's)",
+            "none": "no pygrub",
+        }[self.installed]
+        kept = f"; Xen's kept as {BACKUP}" if self.backup else ""
+        return f"{self.directory}: {what}{kept}"
+
+
+def is_wrapper(path: str) -> bool:
+    """Whether ``path`` is a wrapper this module wrote (a symlink never is)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.read(fd, MAX_WRAPPER + 1)
+    finally:
+        os.close(fd)
+    return head.startswith(MARK) and len(head) <= MAX_WRAPPER
+
+
+def state(directory: str) -> State:
+    target = os.path.join(directory, NAME)
+    if is_wrapper(target):
+        installed = "ours"
+    elif os.path.lexists(target):
+        installed = "xen"
+    else:
+        installed = "none"
+    return State(directory, installed, os.path.lexists(os.path.join(directory, BACKUP)))
+
+
+def wrapper_text(python: str, directory: str) -> str:
+    """The shell script that runs this pygrub with every argument unchanged."""
+    # -I: libxl's environment and working directory must not decide which code runs.
+    return (
+        MARK.decode()
+        + f" this is the pure-Python pygrub; Xen's is kept as {BACKUP}.\n"
+        + f"# Undo: {_sh_quote(python)} -m pygrub.dropin --uninstall"
+        + f" --xen-dir {_sh_quote(directory)}\n"
+        + f'exec {_sh_quote(python)} -I -m pygrub "$@"\n'
+    )
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def check_python(python: str) -> None:
+    """The interpreter the wrapper will exec must import this pygrub in isolated mode."""
+    if not os.path.isabs(python):
+        raise DropinError(f"the interpreter must be an absolute path, not {python!r}")
+    proc = subprocess.run(
+        [python, "-I", "-c", "import pygrub.cli"], capture_output=True, timeout=60
+    )
+    if proc.returncode != 0:
+        raise DropinError(
+            f"{python} -I cannot import pygrub (install the package for that interpreter)"
+        )
+
+
+def install(directory: str, python: str) -> State:
+    """Make ``directory/pygrub`` our wrapper, Xen's kept as ``pygrub.xen``."""
+    if "\n" in python or "\n" in directory:
+        raise DropinError("a path with a newline cannot go into the wrapper script")
+    before = state(directory)
+    target = os.path.join(directory, NAME)
+    backup = os.path.join(directory, BACKUP)
+    if before.installed == "xen":
+        # A pygrub that is not ours is the newest Xen one (an upgrade may have put it
+        # back over the wrapper): it becomes the backup, hard-linked so the name
+        # "pygrub" stays in place until the wrapper replaces it.
+        _replace_by_link(target, backup)
+    _write_atomically(target, wrapper_text(python, directory))
+    return state(directory)
+
+
+def uninstall(directory: str) -> State:
+    """Put Xen's pygrub back (or remove the wrapper when there was none)."""
+    before = state(directory)
+    target = os.path.join(directory, NAME)
+    if before.installed != "ours":
+        return before
+    if before.backup:
+        os.rename(os.path.join(directory, BACKUP), target)
+    else:
+        os.unlink(target)
+    return state(directory)
+
+
+def _replace_by_link(source: str, destination: str) -> None:
+    temporary = destination + ".dropin-tmp"
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    os.link(source, temporary, follow_symlinks=False)
+    os.rename(temporary, destination)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = path + ".dropin-tmp"
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, 0o755)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+
+
+def xen_directories(root: str) -> list[str]:
+    """libxl's helper directories under ``root`` that hold a pygrub (or our backup)."""
+    found = []
+    for pattern in XEN_BIN_PATTERNS:
+        for directory in sorted(glob.glob(os.path.join(root, pattern))):
+            if os.path.isdir(directory) and (
+                os.path.lexists(os.path.join(directory, NAME))
+                or os.path.lexists(os.path.join(directory, BACKUP))
+            ):
+                found.append(directory)
+    return found
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m pygrub.dropin",
+        description="Install this pygrub in place of Xen's, or put Xen's back.",
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--install", action="store_true", help="put this pygrub in place")
+    action.add_argument("--uninstall", action="store_true", help="put Xen's pygrub back")
+    action.add_argument("--status", action="store_true", help="say what is installed")
+    parser.add_argument(
+        "--xen-dir",
+        action="append",
+        metavar="DIR",
+        help="libxl's helper directory, e.g. /usr/lib/xen-4.17/bin (default: every one found)",
+    )
+    parser.add_argument(
+        "--root", default="/", metavar="DIR", help="look for Xen under DIR instead of /"
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        metavar="PATH",
+        help="the interpreter the wrapper runs (default: this one)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        directories = args.xen_dir or xen_directories(args.root)
+        if not directories:
+            raise DropinError(
+                f"no Xen pygrub found under {args.root} ({', '.join(XEN_BIN_PATTERNS)}); "
+                "name the directory with --xen-dir"
+            )
+        for directory in directories:
+            if not os.path.isdir(directory):
+                raise DropinError(f"{directory} is not a directory")
+        if args.install:
+            check_python(args.python)
+        for directory in directories:
+            if args.install:
+                print(install(directory, args.python))
+            elif args.uninstall:
+                before = state(directory)
+                after = uninstall(directory)
+                if before.installed != "ours":
+                    print(f"{after} (not installed here: nothing done)")
+                else:
+                    print(after)
+            else:
+                print(state(directory))
+    except (DropinError, OSError, subprocess.SubprocessError) as e:
+        print(f"pygrub-dropin: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
