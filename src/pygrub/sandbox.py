@@ -90,6 +90,7 @@ ROOT_TMPFS_OPTIONS = b"mode=0755,size=64k,nr_inodes=8"
 #: Modules the readers import inside functions, and the decompressors when installed.
 LAZY_DEPENDENCIES = (
     "getopt",
+    "importlib.resources",
     "io",
     "lzma",
     "unicodedata",
