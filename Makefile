@@ -1,0 +1,28 @@
+# make test                      the whole test suite (scripts/test.sh; ARGS go to pytest)
+# make fuzz SEED=1 COUNT=1000    the full hostile-image suite: COUNT mutants per guest
+#                                from SEED, MINUTES to time-box it, RUNAS_EVERY=N to run
+#                                every Nth mutant with --runas (root)
+# make fuzz-atheris TARGET=ext4  coverage-guided fuzzing of one parser (pip install '.[fuzz]')
+
+PYTHON ?= python3
+SEED ?= 1
+COUNT ?= 1000
+MINUTES ?= 0
+JOBS ?= $(shell nproc)
+RUNAS_EVERY ?= 0
+SAVE ?= fuzz-failures
+TARGET ?= ext4
+SECONDS ?= 300
+
+.PHONY: test fuzz fuzz-atheris
+
+test:
+	bash scripts/test.sh $(ARGS)
+
+fuzz:
+	$(PYTHON) scripts/fuzz.py --seed $(SEED) --count $(COUNT) --minutes $(MINUTES) \
+		--jobs $(JOBS) --runas-every $(RUNAS_EVERY) --save $(SAVE)
+
+fuzz-atheris:
+	$(PYTHON) fuzz/atheris_parsers.py $(TARGET) -max_total_time=$(SECONDS) \
+		-artifact_prefix=$(SAVE)/ fuzz/corpus/$(TARGET)
