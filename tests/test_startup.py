@@ -88,6 +88,9 @@ PLAIN_MBR_LAYERS = {
     "pygrub.volumes.mbr",
 }
 INTERACTIVE_ONLY = {"curses", "_curses", "pygrub.menu"}
+#: Standard modules a quiet run leaves out: dataclasses (with inspect, ast) and logging
+#: (with threading, traceback) cost 40-50 ms of start-up (pygrub.record, pygrub.log).
+HEAVY_STDLIB = {"dataclasses", "inspect", "ast", "logging"}
 
 
 def guest_disk(tmp: Path, config_path: str, config: str) -> Path:
@@ -149,6 +152,7 @@ def assert_only_met_formats(modules: set[str], config_format: str) -> None:
     assert within(modules, {"pygrub.disk", "pygrub.volumes"}) <= PLAIN_MBR_LAYERS
     assert not within(modules, INTERACTIVE_ONLY)
     assert "pygrub.sandbox" not in modules
+    assert not modules & HEAVY_STDLIB
 
 
 def test_grub_legacy_guest_imports_ext4_and_grub_legacy_only(legacy_disk, tmp_path):
@@ -266,3 +270,37 @@ def test_hostile_disk_loads_only_the_readers_its_bytes_name(grub2_bytes, flips, 
         return
     assert set(loaded) & FS_DRIVERS <= drivers_named_by(guest.volumes)
     assert set(loaded) & CONFIG_FORMATS <= formats_present(guest)
+
+
+def clipped_partition(disk: Path, tmp: Path) -> Path:
+    """``disk`` with a second MBR partition running past its end: a warning, then a boot."""
+    data = bytearray(disk.read_bytes())
+    sectors = len(data) // 512
+    entry = bytes([0, 0, 0, 0, 0x83, 0, 0, 0]) + (sectors - 8).to_bytes(4, "little")
+    data[446 + 16 : 446 + 32] = entry + (1000).to_bytes(4, "little")
+    warned = tmp / "warned.img"
+    warned.write_bytes(bytes(data))
+    return warned
+
+
+def test_warnings_and_debug_messages_still_reach_stderr(grub2_disk, tmp_path):
+    """Logging is imported when there is something to say, configured as the command says."""
+    disk = clipped_partition(grub2_disk, tmp_path)
+    (tmp_path / "quiet").mkdir()
+    modules = boot_and_check(tmp_path / "quiet", disk, "-q")
+    assert "logging" in modules
+    proc, _ = imported_by(tmp_path, "-q", "-n", disk)
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 0
+    assert [line for line in lines if not line.startswith("would extract")] == [
+        "pygrub: WARNING: MBR partition 2 (type 0x83): ends past the end of the disk: clipped"
+    ]
+    tree = {"boot/grub/grub.cfg": GRUB_CFG, "boot/vmlinuz": KERNEL, "boot/initrd.img": INITRD}
+    whole_disk = make_ext(tmp_path, tree)
+    proc, _ = imported_by(tmp_path, "-q", "-n", "--debug", whole_disk)
+    assert proc.returncode == 0
+    expected = "pygrub: DEBUG: no MBR signature at 510: the whole disk is one volume"
+    assert expected in proc.stderr.decode().splitlines()
+    proc, modules = imported_by(tmp_path, "-q", "-n", whole_disk)
+    assert proc.returncode == 0 and "DEBUG" not in proc.stderr.decode()
+    assert "logging" not in modules

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .boot import (
@@ -36,6 +35,7 @@ from .errors import (
 from .extract import CHUNK, Extraction, FileRef
 from .fs import Filesystem
 from .limits import max_file_size
+from .record import field, record
 from .select import choose as _choose_by_rules
 from .select import find_entry, first_entry_under
 from .volumes import Volume
@@ -71,7 +71,7 @@ WhyNot = Callable[[BootEntry], "str | None"]
 # -- the public objects ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilesystemInfo:
     """The filesystem on a volume."""
 
@@ -81,7 +81,7 @@ class FilesystemInfo:
     label: str | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VolumeInfo:
     """A place on the disk that may hold a filesystem, in the order pygrub tries them."""
 
@@ -100,7 +100,7 @@ class VolumeInfo:
     problem: str | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MenuEntry:
     """One bootable item of a menu, as the guest's bootloader evaluated it."""
 
@@ -127,7 +127,7 @@ class MenuEntry:
         return self.not_bootable is None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MenuSubmenu:
     title: str
     id: str | None
@@ -141,7 +141,7 @@ class MenuSubmenu:
 MenuItem = MenuEntry | MenuSubmenu
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Menu:
     """A guest's boot menu: the first bootloader config found, in pygrub's search order."""
 
@@ -183,7 +183,7 @@ class Menu:
         return item
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Choice:
     """What would boot: the files to extract, the command line, and where they came from."""
 
@@ -206,7 +206,7 @@ class Choice:
     _image: Image = field(repr=False, compare=False)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Extracted:
     """Host paths of extracted files (the caller removes them when done)."""
 

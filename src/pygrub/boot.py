@@ -5,9 +5,7 @@ This is the library entry point the CLI uses; it knows nothing of argv or exit c
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import Attempt, find_menu
@@ -17,16 +15,18 @@ from .errors import NotFoundError, PygrubError
 from .extract import FileRef
 from .fs import Filesystem
 from .guest import GuestDisk
+from .log import get_logger
+from .record import field, record
 from .select import choose
 from .volumes import Volume, discover, volume_at_offset
 
 if TYPE_CHECKING:
     from .fs.zfs import ZfsFilesystem
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
-@dataclass
+@record
 class BootPlan:
     """What to extract and the command line to pass."""
 
@@ -41,7 +41,7 @@ class BootPlan:
     reports: list[VolumeReport] = field(default_factory=list)
 
 
-@dataclass
+@record
 class VolumeReport:
     """What was found on one volume, for the message when nothing boots."""
 

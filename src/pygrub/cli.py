@@ -8,15 +8,15 @@ only after the arguments are parsed, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
+from . import log
 from .errors import Interrupted, PygrubError, UsageError
+from .record import record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -28,13 +28,15 @@ if TYPE_CHECKING:
 
     MenuChoice = tuple[tuple[int, ...], BootEntry]
 
+_log = log.get_logger("pygrub")
+
 DEFAULT_OUTPUT_DIRECTORY = "/var/run/xen/pygrub/"
 #: What --output-format and --format accept (the readers' own list is disk.source.IMAGE_FORMATS).
 OUTPUT_FORMATS = ("sxp", "simple", "simple0", "json")
 IMAGE_FORMATS = ("auto", "raw", "qcow2")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Flag:
     """One command-line option: what getopt parses, --help prints and the man page says."""
 
@@ -196,7 +198,7 @@ def help_text() -> str:
 DEFAULT_TIMEOUT = 60.0
 
 
-@dataclass
+@record
 class Options:
     image: str
     interactive: bool = True
@@ -360,9 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         print(usage(prog), file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if options.debug else logging.WARNING,
-        format=f"{prog}: %(levelname)s: %(message)s",
+    log.configure(
+        log.DEBUG if options.debug else log.WARNING, f"{prog}: %(levelname)s: %(message)s"
     )
     previous = {
         s: signal.signal(s, _raise_interrupted)
@@ -377,13 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         return run(options)
     except (PygrubError, Interrupted) as e:
         if options.debug:
-            logging.exception("failed")
+            _log.exception("failed")
         print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
     except (Exception, RecursionError, MemoryError) as e:
         # A bug of ours, not the guest's: still one line, and everything was cleaned up.
         if options.debug:
-            logging.exception("internal error")
+            _log.exception("internal error")
         print(
             f"{prog}: error: internal error: {type(e).__name__}: {_one_line(str(e))}",
             file=sys.stderr,

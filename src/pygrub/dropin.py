@@ -19,7 +19,8 @@ import glob
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+
+from .record import record
 
 NAME = "pygrub"
 BACKUP = "pygrub.xen"
@@ -35,7 +36,7 @@ class DropinError(Exception):
     """Something the administrator must sort out; the message says what."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class State:
     directory: str
     #: "ours", "xen" (a pygrub that is not our wrapper) or "none".

@@ -10,10 +10,10 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .errors import CorruptError, LimitError, PygrubError
 from .fs import FileReader, Filesystem
+from .record import record
 
 #: Largest piece copied at once, through the kernel or through Python.
 CHUNK = 4 << 20
@@ -41,7 +41,7 @@ def make_temp_file(prefix: str, directory: str) -> tuple[int, str]:
     raise PygrubError(f"cannot create a {prefix}XXXXXXXX file in {directory}: every name taken")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FileRef:
     """A file inside a guest filesystem, or a byte range of one (a section of a UKI)."""
 

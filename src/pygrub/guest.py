@@ -6,22 +6,22 @@ the CLI to find the files an entry names.
 
 from __future__ import annotations
 
-import logging
 import re
-from dataclasses import dataclass
 
 from .disk import ByteSource
 from .errors import PygrubError
 from .fs import Filesystem, probe
+from .log import get_logger
+from .record import record
 from .volumes import Volume
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _DISK = re.compile(r"^(?:hd(?P<hd>\d+)|/dev/(?:xvd|sd|hd|vd)(?P<letter>[a-z]))$")
 _PART = re.compile(r"^(?P<scheme>[a-z_]*?)(?P<number>\d+)$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceName:
     """A parsed GRUB device: disk number and partition path ((scheme or "", number), ...)."""
 

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import codecs
 import ctypes
-import dataclasses
 import errno
 import functools
 import importlib
 import json
-import logging
 import os
 import pkgutil
 import pwd
@@ -42,16 +40,17 @@ import stat
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from .errors import Interrupted, LimitError, NotFoundError, PygrubError, UsageError
 from .limits import megabytes_from_env
+from .log import get_logger
+from .record import asdict, fields, record, replace
 
 if TYPE_CHECKING:
     from .cli import Options
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: The --runas defaults in MiB: Xen's LIMIT_FSIZE, and its LIMIT_AS (twice that).
 RUNAS_FILE_MB = 128
@@ -92,6 +91,7 @@ LAZY_DEPENDENCIES = (
     "getopt",
     "importlib.resources",
     "io",
+    "logging",
     "lzma",
     "unicodedata",
     "zlib",
@@ -105,7 +105,7 @@ CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
 NOT_PRELOADED = ("pygrub.__main__", "pygrub.menu")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sandbox:
     """What the child is confined to."""
 
@@ -134,7 +134,7 @@ class Sandbox:
         return "/" + (name if name not in ("", ".", "..") else "disk")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Report:
     """The child's last words: JSON ``{"result": ...}`` or ``{"error": "...", "usage": bool}``."""
 
@@ -143,7 +143,7 @@ class Report:
     usage: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """All the parent needs from a --runas run to write the output."""
 
@@ -155,7 +155,7 @@ class Outcome:
 
     @classmethod
     def from_result(cls, value: object) -> Outcome:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in fields(cls)}
         if not isinstance(value, dict) or set(value) != names:
             raise _malformed("the result has other fields than printed, ramdisk, args")
         if not (
@@ -230,8 +230,8 @@ def read_guest(o: Options, image: str, files: dict[str, tuple[int, str]], limit:
     from .extract import Extraction
 
     if o.list_entries or o.isconfig:
-        cli.run(dataclasses.replace(o, image=image, runas=None))
-        return dataclasses.asdict(Outcome(printed=True))
+        cli.run(replace(o, image=image, runas=None))
+        return asdict(Outcome(printed=True))
     source = open_image(image)
     try:
         guest = open_guest(source, o.offset)
@@ -239,12 +239,12 @@ def read_guest(o: Options, image: str, files: dict[str, tuple[int, str]], limit:
         if o.not_really:
             for ref in [plan.kernel, *plan.initrds]:
                 print(f"would extract {ref} ({ref.size()} bytes)", file=sys.stderr)
-            return dataclasses.asdict(Outcome(args=plan.args))
+            return asdict(Outcome(args=plan.args))
         with Extraction(o.output_directory, preopened=files) as extraction:
             extraction.write("boot_kernel.", [plan.kernel], limit)
             if plan.initrds:
                 extraction.write("boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1)
-        return dataclasses.asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args))
+        return asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args))
     finally:
         source.close()
 

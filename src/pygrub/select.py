@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from .config.model import BootEntry, BootMenu, MenuItem, Submenu
 from .errors import NotFoundError
+from .log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def find_entry(menu: BootMenu, spec: str) -> tuple[int, ...] | None:

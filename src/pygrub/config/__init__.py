@@ -7,13 +7,13 @@ first). Each format module defines ``load(ctx: LoadContext) -> BootMenu``.
 from __future__ import annotations
 
 import importlib
-import logging
-from dataclasses import dataclass, field
 
 from ..errors import PygrubError
 from ..fs import Filesystem
 from ..guest import GuestDisk
 from ..limits import MAX_CONFIG_BYTES
+from ..log import get_logger
+from ..record import field, record
 from ..volumes import Volume
 from .model import BootEntry, BootMenu, Password, Submenu
 
@@ -29,10 +29,10 @@ __all__ = [
     "load_config_file",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConfigFormat:
     name: str
     module: str
@@ -43,7 +43,7 @@ class ConfigFormat:
         return importlib.import_module(self.module).load(ctx)
 
 
-@dataclass
+@record
 class LoadContext:
     """What a format loader may see: the config file and the disk around it."""
 
@@ -126,7 +126,7 @@ def decode_config(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-@dataclass
+@record
 class Attempt:
     """One config file tried on one volume, and why it was rejected (or None)."""
 

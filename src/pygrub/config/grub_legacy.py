@@ -40,14 +40,14 @@ Solaris and illumos (their GRUB 0.97 fork, menus written by bootadm):
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import PygrubError
 from ..limits import MAX_MENU_ENTRIES, check_count
+from ..log import get_logger
+from ..record import field, record
 from . import solaris
 from .model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, MenuItem, Password
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ..fs.zfs import ZfsFilesystem
     from . import LoadContext
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 FORMAT = "grub-legacy"
 
@@ -130,7 +130,7 @@ MAX_VARIABLES = 32
 MAX_EXPANDED_LINE = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Command:
     """One config line as GRUB reads it: blanks trimmed, its name and its argument."""
 
@@ -387,7 +387,7 @@ def check_file(path: str, what: str) -> str:
 # The menu commands -------------------------------------------------------------------
 
 
-@dataclass
+@record
 class MenuSettings:
     """What the commands before the first title set."""
 

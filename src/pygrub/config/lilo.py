@@ -15,11 +15,11 @@ options from either.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptError, PygrubError
 from ..limits import MAX_MENU_ENTRIES, check_count
+from ..record import field, record
 from .model import CHAINLOADER, BootEntry, BootMenu, MenuItem
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ DISK_OPTIONS = frozenset(
 _SPACE = " \t\r\f\v"
 
 
-@dataclass
+@record
 class Option:
     name: str
     #: None for a flag such as ``read-only``.
@@ -44,7 +44,7 @@ class Option:
     line: int
 
 
-@dataclass
+@record
 class Section:
     """An ``image=`` or ``other=`` section and the options that follow it."""
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ..record import field, record
 
 if TYPE_CHECKING:
     from ..fs import Filesystem
@@ -20,7 +21,7 @@ OTHER = "other"
 ByteRange = tuple[int, int]
 
 
-@dataclass
+@record
 class BootEntry:
     """One bootable item of a menu."""
 
@@ -46,7 +47,7 @@ class BootEntry:
     initrd_ranges: list[ByteRange | None] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Submenu:
     title: str
     items: list[BootEntry | Submenu] = field(default_factory=list)
@@ -58,7 +59,7 @@ class Submenu:
 MenuItem = BootEntry | Submenu
 
 
-@dataclass
+@record
 class Password:
     """A menu password: ``plain``, ``md5`` (crypt $1$) or ``pbkdf2`` (grub.pbkdf2.sha512)."""
 
@@ -68,7 +69,7 @@ class Password:
     users: tuple[str, ...] = ()
 
 
-@dataclass
+@record
 class BootMenu:
     items: list[MenuItem]
     #: Format name: "grub2", "grub-legacy", "extlinux", "lilo", "systemd-boot", ...

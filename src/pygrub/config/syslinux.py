@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import LimitError, PygrubError
 from ..limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES, check_count
+from ..record import field, record
 from .model import LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, MenuItem, Submenu
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def join_args(*parts: str) -> str:
     return " ".join(p for p in (part.strip(_BLANKS) for part in parts) if p)
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Label:
     """One LABEL while it is read (SYSLINUX's ``struct labeldata``)."""
 
@@ -108,7 +108,7 @@ class Label:
     lines: list[str] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Menu:
     """The top menu or a MENU BEGIN block."""
 
@@ -124,7 +124,7 @@ class Menu:
     index: int = 0
 
 
-@dataclass
+@record
 class Settings:
     """The global directives, last one winning."""
 

@@ -16,11 +16,11 @@ import functools
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import LimitError, PygrubError
 from ..limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES, check_count
+from ..record import field, record
 from .model import LINUX, OTHER, BootEntry, BootMenu, MenuItem
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ MAX_ENTRY_BYTES = 16 * MAX_CONFIG_BYTES
 _BOOT_COUNTER = re.compile(r"^(?P<stem>.*)\+(?P<left>[0-9]+)(?:-(?P<done>[0-9]+))?$")
 
 
-@dataclass
+@record
 class LoaderSettings:
     """The loader.conf keys that decide what boots."""
 
@@ -44,7 +44,7 @@ class LoaderSettings:
     timeout: float | None = 0.0
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Entry:
     """One boot entry with the fields systemd-boot sorts on."""
 
@@ -117,11 +117,11 @@ def type1_entry(file_name: str, text: str) -> Entry | None:
     """A type #1 entry from its file, or None when systemd-boot would not list it."""
     stem, left, done = split_counter(file_name[: -len(".conf")])
     entry = BootEntry(title="", id=stem, lines=text.rstrip("\n").split("\n"))
-    record = Entry((stem + ".conf").lower(), entry, tries_left=left, tries_done=done)
+    item = Entry((stem + ".conf").lower(), entry, tries_left=left, tries_done=done)
     loader: str | None = None
     for key, value in key_values(text):
         if key in ("title", "version", "machine-id", "sort-key"):
-            setattr(record, key.replace("-", "_"), value)
+            setattr(item, key.replace("-", "_"), value)
         elif key in ("linux", "efi", "uki"):
             if loader not in (None, key):
                 return None  # two kinds of program in one entry: systemd-boot drops it
@@ -130,16 +130,16 @@ def type1_entry(file_name: str, text: str) -> Entry | None:
         elif key == "initrd":
             entry.initrds.append(as_path(value))
         elif key == "options":
-            record.options.append(value)
+            item.options.append(value)
     if loader is None:
         return None
-    entry.args = " ".join(record.options)
+    entry.args = " ".join(item.options)
     if loader != "linux":
         entry.kind = OTHER
         entry.not_bootable = f"a boot loader spec {loader!r} entry, not a Linux kernel"
     else:
         entry.kind = LINUX
-    return record
+    return item
 
 
 def version_compare(a: str | None, b: str | None) -> int:
@@ -251,8 +251,8 @@ def entry_order(a: Entry, b: Entry) -> int:
 
 def unique_titles(entries: list[Entry]) -> None:
     """Titles as the menu shows them: duplicates get the version, the machine id, the id."""
-    for record in entries:
-        record.entry.title = record.title or record.entry.id or record.key
+    for item in entries:
+        item.entry.title = item.title or item.entry.id or item.key
 
     for pick in (
         lambda r: r.version,
@@ -265,23 +265,23 @@ def unique_titles(entries: list[Entry]) -> None:
 def add_to_duplicates(entries: list[Entry], pick: Callable[[Entry], str | None]) -> None:
     """Append ``(pick(entry))`` to every title that is not unique yet."""
     seen: dict[str, int] = {}
-    for record in entries:
-        seen[record.entry.title] = seen.get(record.entry.title, 0) + 1
-    for record in entries:
-        extra = pick(record)
-        if seen[record.entry.title] > 1 and extra:
-            record.entry.title += f" ({extra})"
+    for item in entries:
+        seen[item.entry.title] = seen.get(item.entry.title, 0) + 1
+    for item in entries:
+        extra = pick(item)
+        if seen[item.entry.title] > 1 and extra:
+            item.entry.title += f" ({extra})"
 
 
-def matches(pattern: str, record: Entry) -> bool:
+def matches(pattern: str, item: Entry) -> bool:
     """The loader.conf ``default`` glob against an id, with or without its ``.conf``.
 
     Older systemd-boot took ``.conf`` off the ids; newer ones (and bootctl 252) match the
     whole file name. A loader.conf written for either still names the entry it meant.
     """
-    names = [record.key]
-    if record.key.endswith(".conf"):
-        names.append(record.key[: -len(".conf")])
+    names = [item.key]
+    if item.key.endswith(".conf"):
+        names.append(item.key[: -len(".conf")])
     return any(fnmatch.fnmatchcase(name, pattern) for name in names)
 
 
@@ -325,12 +325,12 @@ class Loader:
             if text is None:
                 continue
             self.spend(len(text), path)
-            record = type1_entry(name, text)
-            if record is None:
+            item = type1_entry(name, text)
+            if item is None:
                 continue
-            self.rebase(record.entry)
-            if self.present(record.entry, path):
-                found.append(record)
+            self.rebase(item.entry)
+            if self.present(item.entry, path):
+                found.append(item)
         return found
 
     def type2_entries(self) -> list[Entry]:
@@ -408,11 +408,11 @@ def uki_entry(name: str, path: str, image: object) -> Entry:
         entry.initrd_ranges.append(initrd)
     if not entry.kernel_range[1]:
         entry.not_bootable = f"{path}: the .linux section is empty"
-    record = Entry((stem + ".efi").lower(), entry, tries_left=left, tries_done=done)
-    record.title = osrel.get("PRETTY_NAME") or osrel.get("NAME") or osrel.get("ID")
-    record.sort_key = osrel.get("IMAGE_ID") or osrel.get("ID")
-    record.version = osrel.get("IMAGE_VERSION") or osrel.get("VERSION_ID")
-    return record
+    item = Entry((stem + ".efi").lower(), entry, tries_left=left, tries_done=done)
+    item.title = osrel.get("PRETTY_NAME") or osrel.get("NAME") or osrel.get("ID")
+    item.sort_key = osrel.get("IMAGE_ID") or osrel.get("ID")
+    item.version = osrel.get("IMAGE_VERSION") or osrel.get("VERSION_ID")
+    return item
 
 
 def choose_default(records: list[Entry], pattern: str | None) -> tuple[tuple[int, ...], str]:
@@ -424,9 +424,9 @@ def choose_default(records: list[Entry], pattern: str | None) -> tuple[tuple[int
     if len(pattern) > MAX_PATTERN:
         raise LimitError(f"loader.conf: default pattern of {len(pattern)} characters")
     wanted = pattern.lower()
-    for index, record in enumerate(records):
-        if matches(wanted, record):
-            return (index,), f"default {pattern} matches {record.key}"
+    for index, item in enumerate(records):
+        if matches(wanted, item):
+            return (index,), f"default {pattern} matches {item.key}"
     return (0,), f"default {pattern} matches no entry: the first entry"
 
 

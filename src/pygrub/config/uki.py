@@ -10,12 +10,12 @@ with the initrds systemd-stub would hand it: .ucode (CPU microcode) first, then 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CorruptError, LimitError
 from ..fs import Filesystem
 from ..fs.base import FileReader
+from ..record import field, record
 
 # IMAGE_DOS_HEADER: e_magic "MZ", ..., e_lfanew (file offset of the PE signature) at 0x3c.
 DOS_HEADER = struct.Struct("<2s58xI")
@@ -39,7 +39,7 @@ _TEXT_SECTIONS = (".osrel", ".cmdline")
 INITRD_SECTIONS = (".ucode", ".initrd")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Section:
     name: str
     #: Where its bytes are in the file, and how many of them there are.
@@ -47,7 +47,7 @@ class Section:
     size: int
 
 
-@dataclass
+@record
 class UnifiedKernelImage:
     path: str
     sections: dict[str, Section]

@@ -10,7 +10,6 @@ can only point forwards to data, never to another table, so no walk can loop.
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 from collections import OrderedDict, namedtuple
@@ -19,9 +18,10 @@ from typing import Any
 
 from ..compress import Decoder, inflate, zstd_decoder
 from ..errors import CorruptError, LimitError, UnsupportedError
+from ..log import get_logger
 from .source import QCOW2_MAGIC, ByteSource, FileSource, check_request
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAGIC = QCOW2_MAGIC
 

@@ -7,15 +7,15 @@ for the formats it meets.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 from ..disk import ByteSource
+from ..record import record
 from .base import FileReader, Filesystem, NodeType, Stat
 
 __all__ = ["Filesystem", "FileReader", "NodeType", "Stat", "probe", "REGISTRY"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FsType:
     """One registered filesystem: its magic numbers and the module that reads it.
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError
 from ..limits import MAX_DIR_ENTRIES, MAX_PATH_COMPONENTS, MAX_READ, MAX_SYMLINK_HOPS
+from ..record import record
 
 N = TypeVar("N")
 
@@ -31,7 +31,7 @@ class NodeType(enum.Enum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stat:
     type: NodeType
     size: int
@@ -45,7 +45,7 @@ class ExtentKind(enum.Enum):
     ENCODED = "encoded"  # compressed or inline: the driver decodes it in read_encoded
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Extent:
     """``length`` bytes of a file starting at ``file_offset``; where they are depends on kind."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import struct
 from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..compress import (
 )
 from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
+from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
 from .layout import read_exact
 
@@ -131,7 +131,7 @@ def decoder_for(compression: int) -> tuple[str, Decoder]:
 # -- on-disk records ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Inode:
     ref: int
     #: The on-disk inode_type (1-14): basic and extended kinds differ only here.
@@ -152,7 +152,7 @@ class Inode:
     target: bytes = b""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Encoded:
     """Where an ENCODED extent's bytes are: a compressed block and the offset in its output."""
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from .. import __version__
 from ..config.model import BootEntry, BootMenu, MenuItem, Submenu
 from ..errors import PygrubError
+from ..record import record
 from ..select import choose
 from . import keys
 from .entries import editable_lines, evaluate_lines, kernel_line
@@ -71,7 +71,7 @@ COMMAND_TITLE = "command line"
 COMMAND_EXITS = ("quit", "return")
 
 
-@dataclass
+@record
 class Choice:
     """The entry to boot, possibly edited, and its path in the menu (() when typed)."""
 
@@ -193,7 +193,7 @@ class MenuApp:
 # The menu ----------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class Frame:
     """Where a list screen's parts go: heading, boxed list, help, status (None: left out)."""
 

@@ -12,11 +12,11 @@ plain lines and reads them back here:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from ..config.model import LINUX, OTHER, BootEntry, BootMenu
 from ..errors import PygrubError
+from ..record import replace
 
 #: Commands whose line holds the kernel and its arguments (what ``a`` edits).
 KERNEL_COMMANDS = frozenset(
@@ -73,7 +73,7 @@ def evaluate_lines(
 def plain_entry(title: str, lines: list[str], base: BootEntry | None) -> BootEntry:
     entry = BootEntry(title, lines=list(lines), kind=LINUX)
     if base is not None:
-        entry = dataclasses.replace(base, title=title, lines=list(lines), initrds=[], args="")
+        entry = replace(base, title=title, lines=list(lines), initrds=[], args="")
         entry.kernel, entry.kind, entry.not_bootable = None, LINUX, None
     for number, line in enumerate(lines, 1):
         name = command_name(line)

@@ -8,8 +8,7 @@ showing that there is more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from ..record import field, record
 from . import keys
 from .text import Canvas, cells
 
@@ -21,7 +20,7 @@ ACCEPTED = "accepted"
 CANCELLED = "cancelled"
 
 
-@dataclass
+@record
 class LineEditor:
     text: str = ""
     #: Shown as '*' (passwords).

@@ -24,6 +24,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config.model import BootMenu
+from ..log import loaded
 from ..select import choose
 from . import keys
 from .app import Choice, MenuApp, WhyNot
@@ -277,7 +278,7 @@ class _HeldRecords(logging.Handler):
 @contextmanager
 def held_log_records() -> Iterator[None]:
     """Log records wait while curses owns the screen (stderr is often the same pty)."""
-    root = logging.getLogger()
+    root = loaded().getLogger()
     held = _HeldRecords()
     saved = root.handlers[:]
     root.handlers = [held]

@@ -12,8 +12,9 @@ A character is one cell wide, or two for East Asian wide and fullwidth character
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
 from functools import lru_cache
+
+from ..record import field, record
 
 #: Cell attributes; the painter maps them onto the terminal's.
 NORMAL = 0
@@ -77,7 +78,7 @@ def marker(preferred: str, fallback: str, encoding: str) -> str:
     return preferred if can_encode(preferred, encoding) else fallback
 
 
-@dataclass
+@record
 class Canvas:
     """A rows x cols grid of cells that clips everything written to it.
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..disk import ByteSource, SliceSource
+from ..record import record
 
 
-@dataclass
+@record
 class Volume:
     """A window of the disk that may hold a filesystem, with its GRUB device name."""
 

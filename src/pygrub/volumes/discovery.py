@@ -24,12 +24,12 @@ Discovery never raises on a malformed table: it logs and skips.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..disk import ByteSource, SliceSource
 from ..errors import PygrubError
+from ..log import get_logger
+from ..record import record, replace
 from . import Volume, whole_disk
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .mbr import MbrTable
     from .md import Member
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: Where an ISO 9660 primary volume descriptor's "CD001" sits (sector 16 of 2048, byte 1).
 ISO9660_MAGIC_OFFSET = 0x8001
@@ -49,7 +49,7 @@ LVM_LABEL_SECTORS = 4
 MD_MAGICS = (b"\xfc\x4e\x2b\xa9", b"\xa9\x2b\x4e\xfc")
 
 
-@dataclass
+@record
 class Partition:
     """One entry a table reader decoded, in bytes on the disk, before the policy above."""
 

@@ -9,18 +9,18 @@ empty entries leave gaps).
 
 from __future__ import annotations
 
-import logging
 import struct
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ..disk import ByteSource
 from ..limits import MAX_PARTITIONS
+from ..log import get_logger
+from ..record import record
 from .discovery import Partition
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SECTOR_SIZES = (512, 4096)
 SIGNATURE = b"EFI PART"
@@ -65,7 +65,7 @@ TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GptHeader:
     """The fields of one header we use, and whether its own CRC32 matched."""
 

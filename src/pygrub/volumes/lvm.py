@@ -24,21 +24,21 @@ Every checksum LVM itself checks is checked here too; every size and count is bo
 from __future__ import annotations
 
 import bisect
-import logging
 import re
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..disk import ByteSource
 from ..disk.source import check_request
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
 from ..limits import check_count
+from ..log import get_logger
+from ..record import field, record
 from . import Volume
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SECTOR_SIZE = 512
 LABEL_ID = b"LABELONE"
@@ -97,7 +97,7 @@ def grub_lv_name(vg_name: str, lv_name: str) -> str:
 # ------------------------------------------------------------------ label and metadata areas
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MetadataArea:
     """One metadata area of a PV, in bytes from the PV's start."""
 
@@ -105,7 +105,7 @@ class MetadataArea:
     size: int
 
 
-@dataclass
+@record
 class PhysicalVolume:
     """A PV found on this disk: where, its UUID, and the metadata texts its areas hold."""
 
@@ -358,7 +358,7 @@ class _Parser:
 # ------------------------------------------------------------------ volume group
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PvRef:
     """A PV as the metadata text lists it (``physical_volumes { pv0 { ... } }``)."""
 
@@ -369,7 +369,7 @@ class PvRef:
     pe_start: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VolumeGroup:
     name: str
     id: str
@@ -426,7 +426,7 @@ def _get(section: Section, key: str, kind: type, where: str) -> Value:
 # ------------------------------------------------------------------ logical volumes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Segment:
     """One segment: LV extents [start_extent, +extent_count) over ``stripes``."""
 
@@ -501,7 +501,7 @@ def _segment(section: Section, where: str) -> Segment:
     return Segment(start, count, tuple(stripes), stripe_size)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Piece:
     """A segment as bytes: LV bytes [start, start+length) striped over ``stripes``."""
 

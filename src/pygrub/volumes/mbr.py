@@ -10,15 +10,15 @@ non-extended entry met along the chain, as GRUB's msdos partmap numbers them. Se
 
 from __future__ import annotations
 
-import logging
 import struct
-from dataclasses import dataclass
 
 from ..disk import ByteSource
 from ..limits import MAX_LOGICAL_PARTITIONS
+from ..log import get_logger
+from ..record import record
 from .discovery import Partition
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SECTOR_SIZE = 512
 SIGNATURE = b"\x55\xaa"
@@ -44,7 +44,7 @@ _FAT_BPB = struct.Struct("<3s8sHBHBHHB")
 _FAT_TYPE_OFFSETS = (54, 82)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MbrEntry:
     """One 16-byte partition entry; ``slot`` is its index (0-3) in its sector."""
 
@@ -55,7 +55,7 @@ class MbrEntry:
     sectors: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MbrTable:
     """The four primary entries of sector 0."""
 

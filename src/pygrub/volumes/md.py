@@ -18,16 +18,16 @@ Checksums are checked as the kernel checks them before assembling.
 
 from __future__ import annotations
 
-import logging
 import struct
-from dataclasses import dataclass
 
 from ..disk import SliceSource
 from ..errors import CorruptError, UnsupportedError
+from ..log import get_logger
+from ..record import record
 from . import Volume
 from .discovery import md_superblock_offsets
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SECTOR_SIZE = 512
 MD_MAGIC = 0xA92B4EFC
@@ -64,7 +64,7 @@ _FEATURE_RECOVERY_OFFSET = 0x2
 _FEATURE_RESHAPE_ACTIVE = 0x4
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Member:
     """One member's superblock, decoded into what assembling needs."""
 

@@ -7,13 +7,13 @@ the first slice tagged V_ROOT; GRUB's "sunpc" partmap names slice i (0-based) "s
 
 from __future__ import annotations
 
-import logging
 import struct
-from dataclasses import dataclass
 
 from ..disk import ByteSource
+from ..log import get_logger
+from ..record import record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SECTOR_SIZE = 512
 LABEL_SECTOR = 1
@@ -32,7 +32,7 @@ V_NUMPAR = 16
 V_ROOT = 2
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Slice:
     """A slice in bytes relative to its fdisk partition; ``index`` is 0-based."""
 

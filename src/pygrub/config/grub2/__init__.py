@@ -24,10 +24,10 @@ entry does, and returns the BootEntry it would boot.
 
 from __future__ import annotations
 
-import logging
 import posixpath
 
 from ...errors import LimitError
+from ...log import get_logger
 from .. import LoadContext
 from ..model import BootEntry, BootMenu
 from .commands import COMMANDS, FALLBACK_COMMANDS
@@ -55,7 +55,7 @@ __all__ = [
     "session_of",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: What normal.mod sets before it reads grub.cfg (GRUB 2.06 and Red Hat's).
 FEATURES = (

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from ...record import record
 
 BLS_DIR = "/loader/entries/"
 BLS_FALLBACK_DIR = "/boot/loader/entries/"
 
 
-@dataclass
+@record
 class BlsEntry:
     #: The file name without ".conf": the entry's id.
     name: str

@@ -7,12 +7,12 @@ only drive the screen, the terminal or module loading succeed and do nothing.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from ...errors import CorruptError, NotFoundError, PygrubError
 from ...fs import Filesystem
 from ...limits import MAX_CONFIG_BYTES, MAX_DIR_ENTRIES
+from ...log import get_logger
 from .. import decode_config
 from ..model import CHAINLOADER, LINUX, MULTIBOOT, MULTIBOOT2, OTHER
 from . import bls
@@ -43,7 +43,7 @@ from .interp import (
 from .options import OPTIONAL, REQUIRED, Opt, first, parse_options
 from .testcmd import cmd_test, grub_strtoul
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Command = Callable[[Interpreter, str, list[str]], int]
 

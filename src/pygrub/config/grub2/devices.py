@@ -8,16 +8,16 @@ config far more often than not.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from ...fs import Filesystem
 from ...guest import parse_device, same_device
+from ...log import get_logger
 
 if TYPE_CHECKING:
     from .. import LoadContext
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: GRUB's names for the filesystems pygrub reads (``probe --fs``).
 _GRUB_FS_NAMES = {"ext2": "ext2", "ext3": "ext2", "ext4": "ext2", "vfat": "fat"}

@@ -19,16 +19,16 @@ removed at the very end, keeping ``\\xHH`` as Red Hat's GRUB does.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...errors import LimitError, PygrubError
 from ...limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES
+from ...log import get_logger
+from ...record import field, record
 from .. import decode_config
 from .lexer import BLOCK, DQ, DQVAR, GETTEXT, SQ, TEXT, VAR, Source, config_source, script_source
 from .parser import Command, For, FunctionDef, If, Node, While, Word, parse_units
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .. import LoadContext
     from .devices import Devices
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # grub_err_t values a script can see in $?.
 ERR_NONE = 0
@@ -62,7 +62,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _GETTEXT_VAR = re.compile(r"\{([^}]*)\}|([0-9]+)|([A-Za-z_][A-Za-z0-9_]*)|([?#])")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ScriptLimits:
     """Bounds on running one guest config (the guest writes the script)."""
 
@@ -201,7 +201,7 @@ class Env:
         return Env(self.limits, {k: v for k, v in values.items() if v is not None}, self.exported)
 
 
-@dataclass
+@record
 class MenuDef:
     """A menuentry/submenu as GRUB keeps it: title, options and body source, unevaluated."""
 
@@ -227,7 +227,7 @@ class MenuDef:
         return self.entry_id if self.entry_id is not None else self.title
 
 
-@dataclass
+@record
 class Context:
     """A GRUB environment context: its variables and the menu being built in it."""
 
@@ -237,7 +237,7 @@ class Context:
     config: str = ""
 
 
-@dataclass
+@record
 class Loaded:
     """What the loader commands of one run left loaded (GRUB's single loader slot)."""
 

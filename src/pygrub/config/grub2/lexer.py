@@ -16,7 +16,8 @@ from __future__ import annotations
 import bisect
 import enum
 import re
-from dataclasses import dataclass
+
+from ...record import record
 
 # Kinds of the pieces of one word (grub_script_arg_type_t).
 TEXT = "text"  # unquoted text, backslash escapes still in it
@@ -65,7 +66,7 @@ class Tok(enum.Enum):
     EOF = "end of input"
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Token:
     kind: Tok
     #: Offsets of the token in Source.text.
@@ -78,7 +79,7 @@ class Token:
     is_name: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Source:
     """Script text as GRUB's reader hands it to the lexer: every line ends in a newline."""
 

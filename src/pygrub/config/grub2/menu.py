@@ -15,10 +15,10 @@ leading number as upstream's strtoul would; out of range or unmatched means entr
 
 from __future__ import annotations
 
-import logging
 import re
-from dataclasses import dataclass, field
 
+from ...log import get_logger
+from ...record import field, record
 from ..model import OTHER, BootEntry, BootMenu, MenuItem, Password, Submenu
 from .interp import (
     BodySyntaxError,
@@ -36,13 +36,13 @@ from .interp import (
 )
 from .testcmd import grub_strtoul
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _SUPERUSER_SEPARATORS = re.compile(r"[ ,;|&]+")
 TIMEOUT_STYLES = ("menu", "countdown", "hidden")
 
 
-@dataclass
+@record
 class Grub2Menu(BootMenu):
     """A BootMenu that keeps the evaluation behind it (see ``evaluate_commands``)."""
 

@@ -8,8 +8,7 @@ dashes (menuentry) keeps unknown ``-x``/``--xyz`` words as positional arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ...record import record
 from .interp import ERR_BAD_ARGUMENT, CommandError
 
 NONE = "none"
@@ -17,7 +16,7 @@ REQUIRED = "required"
 OPTIONAL = "optional"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Opt:
     long: str
     short: str | None = None

@@ -11,23 +11,23 @@ they stand, but parser.y accepts them back as plain arguments after a command's 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
+from ...record import field, record
 from .lexer import BLOCK, TEXT, Lexer, Part, Source, Tok, Token
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Word:
     parts: tuple[Part, ...]
 
 
-@dataclass
+@record
 class Command:
     words: list[Word]
     line: int
 
 
-@dataclass
+@record
 class If:
     #: (condition, body) for the ``if`` and each ``elif``, in order.
     branches: list[tuple[list[Node], list[Node]]]
@@ -35,7 +35,7 @@ class If:
     line: int
 
 
-@dataclass
+@record
 class For:
     var: str
     words: list[Word]
@@ -43,7 +43,7 @@ class For:
     line: int
 
 
-@dataclass
+@record
 class While:
     cond: list[Node]
     body: list[Node]
@@ -51,7 +51,7 @@ class While:
     line: int
 
 
-@dataclass
+@record
 class FunctionDef:
     name: str
     body: list[Node]
@@ -61,7 +61,7 @@ class FunctionDef:
 Node = Command | If | For | While | FunctionDef
 
 
-@dataclass
+@record
 class Unit:
     """What GRUB parses and then runs in one go; ``error`` when it did not parse."""
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ...errors import CorruptError, LimitError, UnsupportedError
+from ...record import record
 from .structures import CHUNK, MIRRORED, PROFILES, STRIPE, Key
 
 #: Chunks in one filesystem: a real one has one per GiB or so; a hostile chunk tree may
@@ -17,7 +17,7 @@ from .structures import CHUNK, MIRRORED, PROFILES, STRIPE, Key
 MAX_CHUNKS = 1 << 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Chunk:
     logical: int
     length: int

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ...disk import ByteSource
 from ...errors import CorruptError, NotFoundError, UnsupportedError
+from ...record import record
 from ..base import MAX_SYMLINK_TARGET, Extent, ExtentKind, FileReader, Filesystem, NodeType, Stat
 from ..directory import name_bytes
 from ..layout import format_uuid, read_exact
@@ -61,7 +61,7 @@ CACHE_ENTRIES = 1024
 _NODE_TYPES = {S_IFREG: NodeType.FILE, S_IFDIR: NodeType.DIR, S_IFLNK: NodeType.SYMLINK}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Node:
     tree: int
     ino: int
@@ -70,25 +70,25 @@ class Node:
     via: tuple[int, int, bytes] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Subvolume:
     tree: TreeRoot
     root_dirid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Inode:
     size: int
     mode: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DirEntry:
     name: bytes
     location: Key
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Encoded:
     """What read_encoded needs for an inline or compressed extent."""
 

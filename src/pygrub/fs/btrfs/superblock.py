@@ -3,11 +3,11 @@ when the primary is bad), and the system chunks it carries."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ...disk import ByteSource
 from ...errors import CorruptError, UnsupportedError
+from ...record import record
 from ..layout import unknown_features
 from .checksum import checksum_matches
 from .chunks import Chunk, parse_chunk
@@ -34,7 +34,7 @@ MIN_SECTORSIZE = 4096
 MAX_NODESIZE = 65536
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Superblock:
     offset: int
     fields: Any

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ...disk import ByteSource
 from ...errors import CorruptError
+from ...record import record
 from .checksum import checksum_matches
 from .chunks import ChunkMap
 from .structures import (
@@ -29,7 +29,7 @@ from .structures import (
 CACHE_BLOCKS = 256
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TreeRoot:
     """Where a tree starts: its root block, that block's level and generation."""
 
@@ -39,7 +39,7 @@ class TreeRoot:
     generation: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Item:
     key: Key
     data: bytes
@@ -54,7 +54,7 @@ class Item:
         return f"{self.leaf} slot {self.slot}"
 
 
-@dataclass
+@record
 class Block:
     bytenr: int
     level: int
@@ -69,7 +69,7 @@ class Block:
         return Item(self.keys[slot], self.raw[offset : offset + size], self.bytenr, slot, offset)
 
 
-@dataclass
+@record
 class _Walk:
     """The largest key met so far in one walk: every key after it must be larger."""
 

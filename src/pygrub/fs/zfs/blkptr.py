@@ -9,19 +9,19 @@ of compressed data in place of DVAs and checksum; a hole has no DVA at all.
 from __future__ import annotations
 
 import hashlib
-import logging
 import struct
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
 from operator import mul
 
 from ...disk import ByteSource
 from ...errors import CorruptError, LimitError, UnsupportedError
+from ...log import get_logger
+from ...record import record
 from .label import embedded_checksum_ok
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 BLKPTR_SIZE = 128
 #: Blocks are read at DVA offset + 4 MiB: two labels and the boot area come first.
@@ -98,7 +98,7 @@ def bits(word: int, field: tuple[int, int]) -> int:
     return (word >> shift) & ((1 << width) - 1)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Dva:
     vdev: int
     offset: int  # bytes, from the end of the label/boot area
@@ -106,7 +106,7 @@ class Dva:
     gang: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BlockPointer:
     raw: bytes
     #: Byte order of the block holding this pointer (its words read that way).

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ...errors import CorruptError, NotFoundError
 from ...limits import MAX_TREE_DEPTH
+from ...record import record
 from .blkptr import (
     BLKPTR_SIZE,
     MAX_BLOCK_SIZE,
@@ -56,7 +56,7 @@ DMU_OT_ZNODE = 17
 DMU_OT_SA = 44
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Dnode:
     object: int
     order: str  # byte order of the block holding it

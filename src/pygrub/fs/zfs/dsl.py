@@ -9,13 +9,13 @@ a dataset like any other, so reading one needs nothing more.
 
 from __future__ import annotations
 
-import logging
 import struct
-from dataclasses import dataclass
 
 from ...disk import ByteSource
 from ...errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
 from ...limits import MAX_TREE_DEPTH
+from ...log import get_logger
+from ...record import record
 from .blkptr import BLKPTR_SIZE, BlockReader, parse_blkptr
 from .dmu import (
     DMU_OST_META,
@@ -35,7 +35,7 @@ from .label import (
 from .nvlist import NvList
 from .zap import Zap
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 OBJECT_DIRECTORY = 1
 #: Uberblocks tried, best first, before the pool is declared unreadable.
@@ -93,7 +93,7 @@ _COPY_VDEVS = frozenset({"mirror", "replacing", "spare"})
 _LEAF_VDEVS = frozenset({"disk", "file"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DslDir:
     object: int
     head_dataset: int
@@ -101,7 +101,7 @@ class DslDir:
     child_zap: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DslDataset:
     object: int
     dir: int

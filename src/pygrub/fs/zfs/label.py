@@ -10,15 +10,15 @@ of the block with the checksum field set to the block's byte offset on the devic
 from __future__ import annotations
 
 import hashlib
-import logging
 import struct
-from dataclasses import dataclass
 
 from ...disk import ByteSource
 from ...errors import CorruptError, UnsupportedError
+from ...log import get_logger
+from ...record import record
 from .nvlist import NvList, decode_packed
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LABEL_SIZE = 256 << 10
 LABEL_COUNT = 4
@@ -56,7 +56,7 @@ PROBE_MAGICS = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Uberblock:
     order: str  # struct byte order of the writer: "<" or ">"
     version: int
@@ -68,7 +68,7 @@ class Uberblock:
     offset: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Label:
     index: int
     offset: int

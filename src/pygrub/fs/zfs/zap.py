@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ...errors import CorruptError, LimitError
 from ...limits import MAX_DIR_ENTRIES
+from ...record import record
 from .dmu import Dnode, ObjectSet
 
 ZBT_LEAF = (1 << 63) + 0
@@ -56,7 +56,7 @@ _LEAF_ARRAY = {order: struct.Struct(order + "B21sH") for order in "<>"}
 MAX_PTRTBL_SHIFT = 22
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZapEntry:
     name: bytes
     #: Bytes per integer of the value (1, 2, 4 or 8).

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ...errors import CorruptError, NotFoundError, UnsupportedError
 from ...limits import MAX_DIR_ENTRIES
+from ...record import record
 from ..base import NodeType
 from .dmu import DMU_OST_ZFS, DMU_OT_SA, DMU_OT_ZNODE, Dnode, ObjectSet, check_objset_type
 from .zap import Zap
@@ -65,7 +65,7 @@ LEGACY_ATTRS = {
 LEGACY_LAYOUT = tuple(range(16))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Znode:
     object: int
     type: NodeType
