@@ -284,9 +284,54 @@ def test_cluster_chain_loop_is_corrupt(tmp_path: Path, bits: int) -> None:
         reopen(data).read_file("/file.bin", 1 << 20)
 
 
+@pytest.mark.parametrize("bits", [16, 32])
+def test_loop_into_the_middle_of_a_stretch_is_corrupt(tmp_path: Path, bits: int) -> None:
+    """The last cluster links back into the file's own run: found though no single link
+    points at a cluster the walk has just passed."""
+    data, fs = small_image(tmp_path, bits)
+    ((first, count),) = list(fs.runs(first_cluster(fs, "/file.bin"), 1000, "test"))
+    assert count >= 4
+    set_fat_entry(data, fs, first + count - 1, first + count // 2)
+    fs = reopen(data)
+    with pytest.raises(CorruptError, match="loops"):
+        list(fs.runs(first, 10 * count, "test"))
+
+
+def test_reserved_high_bits_of_fat32_links_are_ignored(tmp_path: Path) -> None:
+    """The top 4 bits of a FAT32 entry are reserved: a link with them set still links."""
+    data, fs = small_image(tmp_path, 32)
+    expected = fs.read_file("/file.bin", 1 << 20)
+    ((first, count),) = list(fs.runs(first_cluster(fs, "/file.bin"), 1000, "test"))
+    set_fat_entry(data, fs, first + 1, (first + 2) | 0xF000_0000)
+    fs = reopen(data)
+    assert list(fs.runs(first, 1000, "test")) == [(first, count)]
+    assert fs.read_file("/file.bin", 1 << 20) == expected
+
+
+@given(st.lists(st.tuples(st.integers(2, 5000), st.integers(1, 200)), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_visited_runs_agree_with_a_set(runs: list[tuple[int, int]]) -> None:
+    """Marking runs (set, then bitmap past VISITED_SET_MAX) finds exactly the overlaps a
+    plain set of clusters finds."""
+    from unittest import mock
+
+    from pygrub.fs import fat
+
+    with mock.patch.object(fat, "VISITED_SET_MAX", 300):
+        visited, seen = fat._VisitedClusters(5300), set()
+        for start, count in runs:
+            run = set(range(start, start + count))
+            fresh = seen.isdisjoint(run)
+            assert visited.add_run(start, count) == fresh
+            if not fresh:
+                break
+            seen |= run
+
+
 def test_directory_chain_loop_is_corrupt(tmp_path: Path) -> None:
     data, fs = small_image(tmp_path, 12)
-    chain = list(fs.chain(first_cluster(fs, "/big dir"), 1000, "test"))
+    runs = fs.runs(first_cluster(fs, "/big dir"), 1000, "test")
+    chain = [cluster for start, count in runs for cluster in range(start, start + count)]
     assert len(chain) >= 2
     set_fat_entry(data, fs, chain[-1], chain[0])
     # Fill the rest of the last cluster so no end marker stops the walk first.

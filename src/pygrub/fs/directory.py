@@ -1,5 +1,5 @@
 """Scanning directories: finding a name among on-disk entries within the entry bound, and
-keeping listings read to their end for the lookups a path walk repeats."""
+keeping listings read to their end for the lookups that follow."""
 
 from __future__ import annotations
 
@@ -22,27 +22,49 @@ def name_bytes(name: str) -> bytes | None:
         return None
 
 
+def bounded(entries: Iterable[T], directory: str) -> Iterator[T]:
+    """``entries`` up to the entry bound; ``directory`` names the directory past it."""
+    for count, entry in enumerate(entries):
+        if count >= MAX_DIR_ENTRIES:
+            raise LimitError(f"{directory} has over {MAX_DIR_ENTRIES} entries")
+        yield entry
+
+
 def find_entry(
     entries: Iterable[tuple[bytes, T]], matches: Callable[[bytes], bool], directory: str
 ) -> T | None:
     """What the first entry whose name ``matches`` carries, or None; ``directory`` names
     the directory when it holds too many entries to scan."""
-    for count, (name, found) in enumerate(entries):
-        if count >= MAX_DIR_ENTRIES:
-            raise LimitError(f"{directory} has over {MAX_DIR_ENTRIES} entries")
+    for name, found in bounded(entries, directory):
         if matches(name):
             return found
     return None
 
 
-class ListingCache(Generic[K, T]):
-    """Up to ``listings`` directory listings of at most ``entries`` items each; only a
-    listing read to its end is kept, and the oldest goes first."""
+def entry_name(entry: tuple[K, object]) -> tuple[K]:
+    """The name a ``(name, ...)`` entry is found by: ``names`` for ListingCache.find."""
+    return (entry[0],)
 
-    def __init__(self, listings: int, entries: int) -> None:
-        self.listings = listings
-        self.entries = entries
+
+#: Directory entries kept by one filesystem, all listings together (about 200 bytes
+#: each): enough for a /boot of 10,000 kernels or a loader/entries of 4,000 files, and a
+#: few MiB at most whatever the image holds.
+KEPT_ENTRIES = 32_768
+
+
+class ListingCache(Generic[K, T]):
+    """Directory listings read to their end, kept for the lookups that follow: config
+    discovery tries a dozen names in /boot and BLS reads every file of loader/entries, so
+    a directory is read once, and a lookup in it is a dict lookup.
+
+    At most ``budget`` items are kept in all; the oldest listings go first, and a
+    directory larger than the budget is scanned at each lookup."""
+
+    def __init__(self, budget: int = KEPT_ENTRIES) -> None:
+        self.budget = budget
         self._kept: dict[K, list[T]] = {}
+        self._indexes: dict[K, dict[Hashable, T]] = {}
+        self._size = 0
 
     def listing(self, key: K, scan: Callable[[], Iterator[T]]) -> Iterator[T]:
         """The items of the directory ``key``: kept ones, or those ``scan`` yields."""
@@ -54,10 +76,40 @@ class ListingCache(Generic[K, T]):
         for item in scan():
             if kept is not None:
                 kept.append(item)
-                if len(kept) > self.entries:
+                if len(kept) > self.budget:
                     kept = None
             yield item
         if kept is not None:
-            if len(self._kept) >= self.listings:
-                del self._kept[next(iter(self._kept))]
-            self._kept[key] = kept
+            self._keep(key, kept)
+
+    def find(
+        self,
+        key: K,
+        scan: Callable[[], Iterator[T]],
+        want: Hashable,
+        names: Callable[[T], Iterable[Hashable]],
+    ) -> T | None:
+        """The first item of directory ``key`` one of whose ``names`` is ``want``."""
+        if key not in self._kept:
+            found = None
+            for item in self.listing(key, scan):  # to the end, so that it is kept
+                if found is None and want in names(item):
+                    found = item
+            if key not in self._kept:
+                return found
+        index = self._indexes.get(key)
+        if index is None:
+            index = {}
+            for item in self._kept[key]:
+                for name in names(item):
+                    index.setdefault(name, item)
+            self._indexes[key] = index
+        return index.get(want)
+
+    def _keep(self, key: K, items: list[T]) -> None:
+        while self._kept and self._size + len(items) > self.budget:
+            oldest = next(iter(self._kept))
+            self._size -= len(self._kept.pop(oldest))
+            self._indexes.pop(oldest, None)
+        self._kept[key] = items
+        self._size += len(items)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..limits import MAX_TREE_DEPTH
+from ..record import record
 from .base import (
     MAX_SYMLINK_TARGET,
     Extent,
@@ -28,7 +28,7 @@ from .base import (
     checked_extents,
 )
 from .blockmap import Run, merged_extents
-from .directory import find_entry, name_bytes
+from .directory import ListingCache, bounded, entry_name, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 SUPERBLOCK_OFFSET = 1024
@@ -171,7 +171,7 @@ INLINE_DATA_XATTR = b"data"  # system.data: the inline bytes past i_block
 CACHE_ENTRIES = 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Inode:
     number: int
     #: Byte offset of the inode record in the volume (for messages).
@@ -191,7 +191,7 @@ class Inode:
         return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
 
 
-@dataclass
+@record
 class _Walk:
     """One walk over a block map: the inode, its block count, progress and reads left."""
 
@@ -247,6 +247,7 @@ class Ext4Filesystem(Filesystem[int]):
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
         super().__init__(source)
+        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
         self.compat = sb.s_feature_compat
         self.incompat = sb.s_feature_incompat
         self.ro_compat = sb.s_feature_ro_compat
@@ -660,10 +661,13 @@ class Ext4Filesystem(Filesystem[int]):
         want = name_bytes(name)
         if want is None:
             return None
-        matches = want.__eq__
+        where = f"{self.kind}: directory inode {node}"
         if self.inode(node).flags & EXT4_CASEFOLD_FL:
-            matches = casefold_matcher(name, want)
-        return find_entry(self._raw_entries(node), matches, f"{self.kind}: directory inode {node}")
+            return find_entry(self._raw_entries(node), casefold_matcher(name, want), where)
+        found = self._listings.find(
+            node, lambda: bounded(self._raw_entries(node), where), want, entry_name
+        )
+        return None if found is None else found[1]
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         """(name, inode) of every live entry but . and .., in on-disk order.

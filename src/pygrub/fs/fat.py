@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
+from ..record import record
 from .base import Extent, ExtentKind, Filesystem, NodeType, Stat
 from .directory import ListingCache
 
@@ -128,16 +128,15 @@ MAX_DIR_BYTES = 65536 * ENTRY_SIZE
 #: FAT bytes read at a time, and how many such pieces are kept.
 FAT_CHUNK = 64 << 10
 FAT_CACHE_CHUNKS = 64
-#: Directory listings kept, and the largest kept, so path walks do not reread them.
-CACHED_LISTINGS = 32
-CACHED_LISTING_ENTRIES = 4096
 #: Past this many clusters a file's visited set becomes a bitmap of the whole volume.
 VISITED_SET_MAX = 1 << 16
+#: FAT entries compared at once when following a stretch of consecutive clusters.
+STRETCH_BLOCK = 4096
 
 # -- geometry ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Geometry:
     """Where everything is, in volume byte offsets, derived once from a checked BPB."""
 
@@ -283,7 +282,7 @@ def _check_root(geo: Geometry, bs: BootSector, fat32: Fat32Bpb, fat32_layout: bo
 # -- nodes and names ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FatNode:
     """What a directory entry says: first cluster (0: none), size, directory or not."""
 
@@ -296,11 +295,17 @@ class FatNode:
     fixed_root: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Listed:
     long_name: str | None
     short_name: str
     node: FatNode
+
+
+def _names(item: _Listed) -> tuple[str, ...]:
+    """What a lookup finds an entry by: its long name and its 8.3 alias, without case."""
+    short = item.short_name.casefold()
+    return (short,) if item.long_name is None else (item.long_name.casefold(), short)
 
 
 def lfn_checksum(short_name: bytes) -> int:
@@ -386,22 +391,36 @@ class _VisitedClusters:
         self._set: set[int] | None = set()
         self._bits = bytearray()
 
-    def add(self, cluster: int) -> bool:
-        """Record a cluster; False when it was already there."""
+    def add_run(self, start: int, count: int) -> bool:
+        """Record clusters ``start`` .. ``start + count - 1``; False when one was there."""
+        run = range(start, start + count)
         if self._set is not None:
-            if cluster in self._set:
+            if not self._set.isdisjoint(run):
                 return False
-            self._set.add(cluster)
-            if len(self._set) > VISITED_SET_MAX:
-                self._bits = bytearray((self._limit + 7) // 8)
-                for seen in self._set:
-                    self._bits[seen >> 3] |= 1 << (seen & 7)
-                self._set = None
-            return True
-        mask = 1 << (cluster & 7)
-        if self._bits[cluster >> 3] & mask:
+            if len(self._set) + count <= VISITED_SET_MAX:
+                self._set.update(run)
+                return True
+            self._bits = bytearray((self._limit + 7) // 8)
+            for seen in self._set:
+                self._bits[seen >> 3] |= 1 << (seen & 7)
+            self._set = None
+        # Whole bytes in the middle are tested and set at once: long runs are the rule.
+        first_byte, end_byte = -(-start // 8), (start + count) // 8
+        if first_byte >= end_byte:
+            return self._add_bits(run)
+        edges = [*range(start, first_byte * 8), *range(end_byte * 8, start + count)]
+        middle = self._bits[first_byte:end_byte]
+        if middle.count(0) != len(middle) or not self._add_bits(edges):
             return False
-        self._bits[cluster >> 3] |= mask
+        self._bits[first_byte:end_byte] = b"\xff" * len(middle)
+        return True
+
+    def _add_bits(self, clusters: range | list[int]) -> bool:
+        for cluster in clusters:
+            mask = 1 << (cluster & 7)
+            if self._bits[cluster >> 3] & mask:
+                return False
+            self._bits[cluster >> 3] |= mask
         return True
 
 
@@ -413,9 +432,7 @@ class FatFilesystem(Filesystem[FatNode]):
         super().__init__(source)
         self.geo = geo
         self._fat_cache: dict[int, bytes] = {}
-        self._listings: ListingCache[tuple[int, bool], _Listed] = ListingCache(
-            CACHED_LISTINGS, CACHED_LISTING_ENTRIES
-        )
+        self._listings: ListingCache[tuple[int, bool], _Listed] = ListingCache()
         self.uuid = (
             f"{geo.serial >> 16:04X}-{geo.serial & 0xFFFF:04X}" if geo.serial is not None else None
         )
@@ -464,45 +481,63 @@ class FatFilesystem(Filesystem[FatNode]):
             return int.from_bytes(self._fat_bytes(cluster * 2, 2), "little")
         return int.from_bytes(self._fat_bytes(cluster * 4, 4), "little") & FAT32_MASK
 
-    def chain(self, first: int, max_clusters: int, what: str) -> Iterator[int]:
-        """The clusters of a chain from ``first``, at most ``max_clusters`` of them.
+    def runs(self, first: int, max_clusters: int, what: str) -> Iterator[tuple[int, int]]:
+        """(first cluster, count) of each stretch of consecutive clusters of the chain from
+        ``first``, at most ``max_clusters`` clusters in all.
 
         Stops at end-of-chain. Free, reserved, bad or out-of-range links and a cluster
         met twice (a loop) are CorruptErrors naming ``what``.
         """
-        visited = _VisitedClusters(self.geo.cluster_count)
-        cluster = first
-        for _ in range(max_clusters):
-            if not self.geo.valid_cluster(cluster):
+        geo = self.geo
+        visited = _VisitedClusters(geo.cluster_count)
+        cluster, left = first, max_clusters
+        while left > 0:
+            if not geo.valid_cluster(cluster):
                 raise CorruptError(
                     f"fat: {what}: cluster {cluster} is not one of the volume's "
-                    f"{self.geo.cluster_count} data clusters"
+                    f"{geo.cluster_count} data clusters"
                 )
-            if not visited.add(cluster):
-                raise CorruptError(f"fat: {what}: cluster chain loops back to cluster {cluster}")
-            yield cluster
-            following = self.fat_entry(cluster)
-            if following > self.geo.bad_cluster:
+            count = self._stretch(cluster, min(left, geo.cluster_count + 2 - cluster))
+            if not visited.add_run(cluster, count):
+                raise CorruptError(f"fat: {what}: cluster chain loops back into {cluster}..")
+            yield cluster, count
+            left -= count
+            last = cluster + count - 1
+            following = self.fat_entry(last)
+            if following > geo.bad_cluster:
                 return  # end of chain
-            if following == self.geo.bad_cluster:
-                raise CorruptError(f"fat: {what}: chain runs into bad cluster after {cluster}")
+            if following == geo.bad_cluster:
+                raise CorruptError(f"fat: {what}: chain runs into bad cluster after {last}")
             if following < 2:
                 raise CorruptError(
-                    f"fat: {what}: cluster {cluster} links to {'a free' if following == 0 else 'a reserved'} cluster"
+                    f"fat: {what}: cluster {last} links to {'a free' if following == 0 else 'a reserved'} cluster"
                 )
             cluster = following
 
-    def _runs(self, first: int, max_clusters: int, what: str) -> Iterator[tuple[int, int]]:
-        """(first cluster, count) of each stretch of consecutive clusters in a chain."""
-        start = previous = -1
-        for cluster in self.chain(first, max_clusters, what):
-            if cluster != previous + 1:
-                if start >= 0:
-                    yield start, previous - start + 1
-                start = cluster
-            previous = cluster
-        if start >= 0:
-            yield start, previous - start + 1
+    def _stretch(self, first: int, most: int) -> int:
+        """How many clusters from ``first`` (at most ``most``) each link to the next one.
+
+        FAT16 and FAT32 entries are compared with the expected links a block at a time:
+        a file written in one go is one long stretch, and this is what makes it quick.
+        """
+        width = self.geo.bits // 8  # 0 for FAT12: entry by entry
+        in_fat = self.geo.fat_bytes // width if width else 0
+        count = 1
+        while count < most:
+            cluster = first + count - 1  # its entry should say cluster + 1
+            block = min(STRETCH_BLOCK, most - count, in_fat - cluster)
+            if block > 1:
+                links = range(cluster + 1, cluster + 1 + block)
+                expected = struct.pack(f"<{block}{'H' if width == 2 else 'I'}", *links)
+                if self._fat_bytes(cluster * width, block * width) == expected:
+                    count += block
+                    continue
+            for _ in range(max(block, 1)):
+                if self.fat_entry(cluster) != cluster + 1:
+                    return count
+                count += 1
+                cluster += 1
+        return count
 
     # -- directories ------------------------------------------------------------------------
 
@@ -520,14 +555,15 @@ class FatFilesystem(Filesystem[FatNode]):
         what = f"directory (entry at {node.entry})" if node.entry >= 0 else "root directory"
         max_clusters = -(-MAX_DIR_BYTES // geo.cluster_size)
         clusters = 0
-        for cluster in self.chain(node.first_cluster, max_clusters + 1, what):
-            clusters += 1
+        for start, count in self.runs(node.first_cluster, max_clusters + 1, what):
+            clusters += count
             if clusters > max_clusters:
                 raise CorruptError(
                     f"fat: {what} is longer than the {MAX_DIR_BYTES} bytes FAT allows"
                 )
-            offset = geo.cluster_offset(cluster)
-            yield offset, self._read(offset, geo.cluster_size, what)
+            for cluster in range(start, start + count):
+                offset = geo.cluster_offset(cluster)
+                yield offset, self._read(offset, geo.cluster_size, what)
 
     def _raw_entries(self, node: FatNode) -> Iterator[tuple[int, bytes]]:
         """(volume offset, 32 bytes) of every slot up to the end marker."""
@@ -600,13 +636,9 @@ class FatFilesystem(Filesystem[FatNode]):
 
     def lookup(self, node: FatNode, name: str) -> FatNode | None:
         # Linux and UEFI firmware also find a file by its 8.3 alias.
-        want = name.casefold()
-        for item in self._listing(node):
-            if item.short_name.casefold() == want or (
-                item.long_name is not None and item.long_name.casefold() == want
-            ):
-                return item.node
-        return None
+        key = (node.first_cluster, node.fixed_root)
+        found = self._listings.find(key, lambda: self._scan(node), name.casefold(), _names)
+        return None if found is None else found.node
 
     def readlink(self, node: FatNode) -> bytes:
         raise CorruptError("fat: FAT has no symlinks")
@@ -624,7 +656,7 @@ class FatFilesystem(Filesystem[FatNode]):
         if node.first_cluster == 0:
             raise CorruptError(f"fat: {what}: {node.size} bytes but no first cluster")
         file_offset = 0
-        for start, count in self._runs(node.first_cluster, needed, what):
+        for start, count in self.runs(node.first_cluster, needed, what):
             length = count * geo.cluster_size
             yield Extent(file_offset, length, ExtentKind.DATA, geo.cluster_offset(start))
             file_offset += length

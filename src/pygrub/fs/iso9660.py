@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
+from ..record import record
 from .base import Extent, ExtentKind, Filesystem, NodeType, Stat
-from .directory import ListingCache
+from .directory import ListingCache, entry_name
 
 SECTOR = 2048
 #: Volume descriptors start at sector 16 (ECMA-119 6.2.1, after the System Area).
@@ -40,14 +40,11 @@ MAX_DIR_BYTES = 64 << 20
 MAX_SECTIONS = 4096
 #: Continuation areas followed for one directory record (Linux: RR_MAX_CE_ENTRIES).
 MAX_CONTINUATIONS = 32
-#: Directory listings kept, and the largest kept, so path walks do not reread them.
-CACHED_LISTINGS = 32
-CACHED_LISTING_ENTRIES = 4096
 #: Longest Rock Ridge name or symlink accepted (bytes, after joining the pieces).
 MAX_RR_NAME = 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Descriptor:
     """A volume descriptor's fields, its modification date and where it is."""
 
@@ -121,7 +118,7 @@ S_IFMT, S_IFREG, S_IFLNK = 0o170000, 0o100000, 0o120000
 # -- nodes -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IsoNode:
     type: NodeType
     size: int
@@ -135,7 +132,7 @@ class IsoNode:
     unreadable: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Record:
     """One directory record, checked to lie inside its sector."""
 
@@ -147,7 +144,7 @@ class Record:
     system_use: int
 
 
-@dataclass
+@record
 class RockRidge:
     """What the SUSP entries of one record say, as far as reading files goes."""
 
@@ -297,6 +294,10 @@ def date_uuid(digits: bytes) -> str | None:
 # -- the filesystem ----------------------------------------------------------------------
 
 
+def _folded_name(item: tuple[str, IsoNode]) -> tuple[str]:
+    return (item[0].casefold(),)
+
+
 class IsoFilesystem(Filesystem[IsoNode]):
     kind = "iso9660"
 
@@ -306,9 +307,7 @@ class IsoFilesystem(Filesystem[IsoNode]):
         self.joliet = False
         #: SUSP's LEN_SKP: bytes before the entries in every System Use area.
         self.susp_skip = 0
-        self._listings: ListingCache[int, tuple[str, IsoNode]] = ListingCache(
-            CACHED_LISTINGS, CACHED_LISTING_ENTRIES
-        )
+        self._listings: ListingCache[int, tuple[str, IsoNode]] = ListingCache()
         chosen = primary
         self._root = self._root_node(primary)
         if self._detect_rock_ridge(self._root):
@@ -537,18 +536,18 @@ class IsoFilesystem(Filesystem[IsoNode]):
     def _files(self, node: IsoNode) -> Iterator[list[Record]]:
         """The records of a directory grouped per file: a multi-extent file has several."""
         group: list[Record] = []
-        for record in self._records(node):
-            if group and record.name != group[0].name:
+        for section in self._records(node):
+            if group and section.name != group[0].name:
                 raise CorruptError(
                     f"iso9660: multi-extent file at {group[0].offset}: section at "
-                    f"{record.offset} has another name"
+                    f"{section.offset} has another name"
                 )
-            group.append(record)
+            group.append(section)
             if len(group) > MAX_SECTIONS:
                 raise LimitError(
                     f"iso9660: file at {group[0].offset} has over {MAX_SECTIONS} sections"
                 )
-            if not record.fixed.flags & FLAG_MULTI_EXTENT:
+            if not section.fixed.flags & FLAG_MULTI_EXTENT:
                 yield group
                 group = []
         if group:
@@ -569,6 +568,18 @@ class IsoFilesystem(Filesystem[IsoNode]):
         if node.type is not NodeType.DIR:
             return
         yield from self._listings.listing(node.sections[0][0], lambda: self._scan(node))
+
+    def lookup(self, node: IsoNode, name: str) -> IsoNode | None:
+        if node.type is not NodeType.DIR:
+            return None
+        fold = self.case_insensitive
+        found = self._listings.find(
+            node.sections[0][0],
+            lambda: self._scan(node),
+            name.casefold() if fold else name,
+            _folded_name if fold else entry_name,
+        )
+        return None if found is None else found[1]
 
     def _scan(self, node: IsoNode) -> Iterator[tuple[str, IsoNode]]:
         for records in self._files(node):

@@ -18,14 +18,14 @@ import struct
 from bisect import bisect_right
 from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError
+from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, FileReader, Filesystem, NodeType, Stat
-from .directory import find_entry, name_bytes
+from .directory import ListingCache, bounded, entry_name, name_bytes
 from .layout import format_uuid
 
 #: Where the superblock is: 64 KiB, or 8 KiB in the first 3.5 filesystems.
@@ -117,7 +117,7 @@ def key_any(raw: bytes, offset: int = 0) -> Key:
     return key_v1(raw, offset)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Item:
     key: Key
     #: ih_entry_count for directory items, ih_free_space otherwise
@@ -128,7 +128,7 @@ class Item:
     version: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Internal:
     block: int
     level: int
@@ -136,14 +136,14 @@ class Internal:
     children: list[int]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Leaf:
     block: int
     items: list[Item]
     data: bytes
 
 
-@dataclass
+@record
 class _Search:
     """One search: what it started from, nodes it may still read, the last key it gave."""
 
@@ -152,7 +152,7 @@ class _Search:
     last: Key | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Inode:
     """What the stat data item says."""
 
@@ -182,6 +182,7 @@ class ReiserFilesystem(Filesystem[Object]):
 
     def __init__(self, source: ByteSource, sb: Any, sb_offset: int) -> None:
         super().__init__(source)
+        self._listings: ListingCache[Object, tuple[bytes, Object]] = ListingCache()
         self.sb_offset = sb_offset
         self.format = self._format(sb)
         self.block_size = self._block_size(sb)
@@ -468,9 +469,11 @@ class ReiserFilesystem(Filesystem[Object]):
         want = name_bytes(name)
         if want is None:
             return None
-        return find_entry(
-            self._raw_entries(node), want.__eq__, f"{self.kind}: directory {list(node)}"
+        where = f"{self.kind}: directory {list(node)}"
+        found = self._listings.find(
+            node, lambda: bounded(self._raw_entries(node), where), want, entry_name
         )
+        return None if found is None else found[1]
 
     def _raw_entries(self, node: Object) -> Iterator[tuple[bytes, Object]]:
         """(name, object) of every visible entry but . and .., in hash order."""

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError
+from ..record import record
 from .base import (
     MAX_SYMLINK_TARGET,
     Extent,
@@ -46,7 +46,7 @@ from .base import (
     checked_extents,
 )
 from .blockmap import Run, merged_extents
-from .directory import find_entry, name_bytes
+from .directory import ListingCache, bounded, entry_name, name_bytes
 from .layout import Layout, read_exact
 
 FS_UFS1_MAGIC = 0x011954
@@ -111,7 +111,7 @@ S_IFMT = 0o170000
 _NODE_TYPES = {0o100000: NodeType.FILE, 0o040000: NodeType.DIR, 0o120000: NodeType.SYMLINK}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Flavour:
     """What differs between UFS1 and UFS2, in one byte order."""
 
@@ -148,7 +148,7 @@ def _flavour(magic: int, order: str) -> _Flavour:
 _DIRENT_HEAD = 8
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Inode:
     number: int
     #: Byte offset of the dinode in the volume (for messages).
@@ -164,7 +164,7 @@ class Inode:
         return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
 
 
-@dataclass
+@record
 class _Walk:
     """One walk over a block map: the inode, its block count, and blocks it may yet name."""
 
@@ -217,6 +217,7 @@ def _is_power_of_two(n: int) -> bool:
 class UfsFilesystem(Filesystem[int]):
     def __init__(self, source: ByteSource, sb: Any, flavour: _Flavour, sb_offset: int) -> None:
         super().__init__(source)
+        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
         self.flavour = flavour
         self.kind = flavour.kind
         self.sb_offset = sb_offset
@@ -446,9 +447,11 @@ class UfsFilesystem(Filesystem[int]):
         want = name_bytes(name)
         if want is None:
             return None
-        return find_entry(
-            self._raw_entries(node), want.__eq__, f"{self.kind}: directory inode {node}"
+        where = f"{self.kind}: directory inode {node}"
+        found = self._listings.find(
+            node, lambda: bounded(self._raw_entries(node), where), want, entry_name
         )
+        return None if found is None else found[1]
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         """(name, inode) of every live entry but . and .., in on-disk order."""

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..limits import MAX_TREE_DEPTH
+from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
 from .blockmap import Run, merged_extents
-from .directory import find_entry, name_bytes
+from .directory import ListingCache, bounded, entry_name, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 MAGIC = b"XFSB"
@@ -178,7 +178,7 @@ SYMLINK_MAGIC = b"XSLM"
 CACHE_ENTRIES = 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Inode:
     number: int
     #: Byte offset of the inode record in the volume (for messages).
@@ -198,7 +198,7 @@ class Inode:
         return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
 
 
-@dataclass
+@record
 class _Walk:
     """One walk over a block map: whose, where to stop, and the reads and records left."""
 
@@ -245,6 +245,7 @@ class XfsFilesystem(Filesystem[int]):
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
         super().__init__(source)
+        self._listings: ListingCache[int, tuple[bytes, int, int]] = ListingCache()
         self.version = sb.sb_versionnum & VERSION_NUMBITS
         self._check_version(sb)
         self.v5 = self.version == 5
@@ -639,12 +640,15 @@ class XfsFilesystem(Filesystem[int]):
         want = name_bytes(name)
         if want is None:
             return None
-        matches = want.__eq__
+        directory = f"{self.kind}: directory inode {node}"
         if self.ascii_ci:
-            matches = ascii_ci_matcher(want)
-        entries = ((entry, (child, where)) for entry, child, where in self._raw_entries(node))
-        found = find_entry(entries, matches, f"{self.kind}: directory inode {node}")
-        return None if found is None else self._check_child(found[0], node, found[1])
+            entries = ((entry, (child, where)) for entry, child, where in self._raw_entries(node))
+            found = find_entry(entries, ascii_ci_matcher(want), directory)
+            return None if found is None else self._check_child(found[0], node, found[1])
+        raw = self._listings.find(
+            node, lambda: bounded(self._raw_entries(node), directory), want, entry_name
+        )
+        return None if raw is None else self._check_child(raw[1], node, raw[2])
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
         """(name, inode, byte offset of the entry) of every entry but . and .., in on-disk
