@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import select
@@ -246,6 +247,27 @@ class BootloaderResult:
     kernel: Path
     ramdisk: Path | None
     args: str | None
+
+
+def run_pygrub_for_qemu(
+    image: Path, out_dir: Path, timeout: float = 120
+) -> tuple[BootloaderResult, dict]:
+    """What a QEMU/KVM user runs (README, "Direct kernel boot"): ``pygrub -q
+    --output-format=json``, the object on stdout; the result and the object itself."""
+    out_dir.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pygrub", "-q", "--output-format=json",
+         f"--output-directory={out_dir}", str(image)],
+        capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"pygrub failed: {proc.stderr.decode(errors='replace')}"
+    assert proc.stderr == b"", proc.stderr
+    found = json.loads(proc.stdout)
+    ramdisk = found["ramdisk"]
+    result = BootloaderResult(
+        Path(found["kernel"]), Path(ramdisk) if ramdisk else None, found["args"]
+    )
+    return result, found
 
 
 def parse_simple0(data: bytes) -> BootloaderResult:

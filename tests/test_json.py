@@ -275,9 +275,6 @@ def test_explain_lines_show_no_control_characters(tmp_path, capfdbinary):
     "argv",
     [
         ["--output-format=json", "--isconfig", "grub.cfg"],
-        ["--output-format=json", "--runas=1000", "-q", "d"],
-        ["--explain", "--runas=1000", "-q", "d"],
-        ["--format=raw", "--runas=1000", "-q", "d"],
         ["--output-format=JSON", "d"],
     ],
 )
@@ -286,9 +283,12 @@ def test_json_combinations_refused(argv):
         parse_args(argv)
 
 
-def test_list_json_allowed_with_runas():
-    o = parse_args(["-lq", "--output-format=json", "--runas=1000", "--explain", "d"])
-    assert (o.list_entries, o.output_format, o.explain) == (True, "json", True)
+@pytest.mark.parametrize("mode", [["-lq"], ["-q"]])
+def test_json_explain_and_format_allowed_with_runas(mode):
+    o = parse_args(
+        [*mode, "--output-format=json", "--runas=1000", "--explain", "--format=raw", "d"]
+    )
+    assert (o.output_format, o.explain, o.image_format) == ("json", True, "raw")
 
 
 # -- the corpus: every case's outputs validate ---------------------------------------------

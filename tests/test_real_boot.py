@@ -5,7 +5,8 @@ Each guest's /boot holds the distribution's vmlinuz and an initramfs made here (
 busybox and an /init that prints a marker and /proc/cmdline, then powers off). The
 default entry is never the first one, and the others pass different arguments, so the
 console shows that pygrub picked the entry the guest's bootloader would, copied both
-files whole, and passed the command line unchanged.
+files whole, and passed the command line unchanged. Two layouts boot a second time as a
+QEMU/KVM user boots them, from ``pygrub --output-format=json`` (JSON_LAYOUTS).
 
 Under TCG a boot takes about 20 s (most of it the guest unpacking its xz kernel), so the
 session starts the boots of every selected layout at once on a pool as wide as the CPU
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,9 +54,11 @@ from realboot import (
     kvm_usable,
     newc_archive,
     qemu_boot,
+    run_pygrub_for_qemu,
     run_pygrub_like_libxl,
 )
 
+import pygrub
 from pygrub.boot import open_guest, plan_boot
 from pygrub.disk.source import MemorySource
 from pygrub.errors import PygrubError
@@ -648,6 +652,12 @@ LAYOUTS: dict[str, Callable[[Path, Payload], Guest]] = {
     "btrfs-subvol-at": btrfs_subvol_at,
 }
 
+#: Layouts also booted as a QEMU/KVM user boots them (issue 13's direct kernel boot): the
+#: kernel, ramdisk and args of ``pygrub --output-format=json``, the object checked against
+#: the schema. A GRUB 2 guest and a BLS guest.
+JSON_LAYOUTS = ("mbr-ext4", "gpt-xfs-boot-bls")
+JSON_VALIDATOR = jsonschema.Draft202012Validator(pygrub.json_schema())
+
 #: Layouts pygrub does not boot yet: strict, so the day it does the test says so.
 KNOWN_GAPS: dict[str, str] = {}
 
@@ -671,9 +681,14 @@ def payload() -> Payload:
 def boot_layout(name: str, tmp: Path, payload: Payload) -> BootRecord:
     """Build the guest, run pygrub as libxl does, boot what it extracted, clean up as
     libxl does (it unlinks the kernel and ramdisk once the domain is built)."""
-    guest = LAYOUTS[name](tmp, payload)
+    how, _, layout = name.rpartition(":")
+    guest = LAYOUTS[layout](tmp, payload)
     out = tmp / "out"
-    result = run_pygrub_like_libxl(guest.image, out)
+    if how == "json":
+        result, found = run_pygrub_for_qemu(guest.image, out)
+        JSON_VALIDATOR.validate(found)
+    else:
+        result = run_pygrub_like_libxl(guest.image, out)
     extracted = {p.name: sha256(p.read_bytes()) for p in sorted(out.iterdir())}
     timeout = 60 if kvm_usable() else 300
     try:
@@ -713,7 +728,10 @@ def layout_param(name: str) -> object:
     return pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("layout", [layout_param(name) for name in LAYOUTS])
+@pytest.mark.parametrize(
+    "layout",
+    [layout_param(name) for name in [*LAYOUTS, *(f"json:{name}" for name in JSON_LAYOUTS)]],
+)
 def test_layout_boots(boots, payload, layout):
     record = boots[layout].result()
     kernels = [n for n in record.extracted if n.startswith("boot_kernel.")]

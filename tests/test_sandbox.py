@@ -403,8 +403,14 @@ def test_guests_boot_the_same_under_runas(tmp_path, capfd, monkeypatch, needs_ro
 
 @pytest.mark.parametrize(
     "flags",
-    [["-l"], ["-n"], ["-n", "--entry=0", "--args=extra"]],
-    ids=["list", "not-really", "entry"],
+    [
+        ["-l"],
+        ["-n"],
+        ["-n", "--entry=0", "--args=extra"],
+        ["-n", "--output-format=json", "--explain"],
+        ["-n", "--format=raw"],
+    ],
+    ids=["list", "not-really", "entry", "json-explain", "format"],
 )
 def test_other_modes_print_the_same_under_runas(tmp_path, capfd, monkeypatch, needs_root, flags):
     monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
@@ -417,6 +423,34 @@ def test_other_modes_print_the_same_under_runas(tmp_path, capfd, monkeypatch, ne
     )
     assert plain[0] == 0 and runas == plain
     assert os.listdir(out) == []
+
+
+def test_json_boot_of_a_qcow2_under_runas(tmp_path, capfd, monkeypatch, needs_root):
+    """--output-format=json, --explain and --format=qcow2 under --runas: the same object
+    as without (but for the temporary names), the same files, the same explanation."""
+    monkeypatch.setenv("PYGRUB_MAX_RAM_USAGE_MB", "4096")
+    raw = make_ext(tmp_path, guest_tree())
+    image = tmp_path / "guest.qcow2"
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-c", raw, image)
+    readable(image)
+    seen = []
+    for runas in ([f"--runas={UNNAMED}"], []):
+        out = tmp_path / f"out{len(seen)}"
+        out.mkdir()
+        flags = ["-q", "--output-format=json", "--explain", "--format=qcow2"]
+        code, stdout, err = main_in_process(
+            capfd, *runas, *flags, f"--output-directory={out}", image
+        )
+        assert code == 0, err
+        document = json.loads(stdout)
+        paths = {k: Path(document.pop(k)) for k in ("kernel", "ramdisk")}
+        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+        seen.append((document, {k: p.read_bytes() for k, p in paths.items()}, err))
+    assert seen[0] == seen[1]
+    document, files, err = seen[0]
+    assert files == {"kernel": KERNEL, "ramdisk": INITRD}
+    assert document["bootloader"] == "grub-legacy" or document["config"] == "/boot/grub/menu.lst"
+    assert "explain: config /boot/grub/menu.lst (grub-legacy)" in err.splitlines()
 
 
 def test_isconfig_under_runas(tmp_path, capfd, monkeypatch, needs_root):
@@ -656,7 +690,7 @@ def test_preload_covers_every_codec_and_late_import():
 def test_runas_limits_default_as_xen(tmp_path, monkeypatch, needs_root):
     boxes = []
     monkeypatch.setattr(sandbox, "run_sandboxed", lambda box, body: boxes.append(box) or {
-        "printed": False, "ramdisk": False, "args": ""
+        "printed": False, "ramdisk": False, "args": "", "json": None
     })  # fmt: skip
     monkeypatch.delenv("PYGRUB_MAX_FILE_SIZE_MB", raising=False)
     monkeypatch.delenv("PYGRUB_MAX_RAM_USAGE_MB", raising=False)
@@ -692,7 +726,9 @@ def test_a_huge_file_size_limit_is_clamped_not_an_error(tmp_path, needs_root):
 # -- the parent reads a report the child controls --------------------------------------
 
 VALID_REPORTS = [
-    json.dumps({"result": {"printed": False, "ramdisk": True, "args": "root=/dev/xvda1 ro"}}),
+    json.dumps(
+        {"result": {"printed": False, "ramdisk": True, "args": "root=/dev/xvda1 ro", "json": None}}
+    ),
     json.dumps({"error": "nothing bootable found", "usage": False}),
     json.dumps({"result": None}),
 ]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from .api import Choice, Image, Menu, MenuEntry
-    from .boot import Chooser
+    from .boot import BootPlan, Chooser
     from .config.model import BootEntry, BootMenu
 
     MenuChoice = tuple[tuple[int, ...], BootEntry]
@@ -314,15 +314,6 @@ def parse_args(argv: list[str]) -> Options:
 def _check_combinations(o: Options) -> None:
     if o.isconfig and o.output_format == "json":
         raise UsageError("--output-format=json does not apply to --isconfig")
-    # Under --runas only -l (run whole in the sandbox) knows these; the boot path would
-    # quietly ignore them, so they are refused rather than dropped.
-    if o.runas is not None and not (o.list_entries or o.isconfig):
-        if o.output_format == "json":
-            raise UsageError("--output-format=json cannot be used with --runas (only with -l)")
-        if o.explain:
-            raise UsageError("--explain cannot be used with --runas (only with -l)")
-        if o.image_format != "auto":
-            raise UsageError("--format cannot be used with --runas (only with -l)")
 
 
 def _integer(flag: str, value: str) -> int:
@@ -468,8 +459,7 @@ def _extract_and_report(choice: Choice, o: Options) -> int:
     out_fd = _open_output(o)
     try:
         if o.not_really:
-            for ref in [plan.kernel, *plan.initrds]:
-                print(f"would extract {ref} ({ref.size()} bytes)", file=sys.stderr)
+            _print_would_extract(plan)
             _write_all(out_fd, _rendered(o, choice, None, None))
             return 0
         _make_output_directory(o.output_directory)
@@ -488,6 +478,11 @@ def _extract_and_report(choice: Choice, o: Options) -> int:
     finally:
         if out_fd != sys.stdout.fileno():
             os.close(out_fd)
+
+
+def _print_would_extract(plan: BootPlan) -> None:
+    for ref in [plan.kernel, *plan.initrds]:
+        print(f"would extract {ref} ({ref.size()} bytes)", file=sys.stderr)
 
 
 def _rendered(o: Options, choice: Choice, kernel: str | None, ramdisk: str | None) -> bytes:

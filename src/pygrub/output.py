@@ -85,6 +85,12 @@ def boot_json(choice: Choice, kernel: str | None, ramdisk: str | None) -> dict:
     }
 
 
+def with_files(document: dict, kernel: str | None, ramdisk: str | None, args: str) -> dict:
+    """A boot object with these files and command line in place of its own (--runas: the
+    parent's, not what the sandboxed child reported)."""
+    return {**document, "kernel": _text(kernel), "ramdisk": _text(ramdisk), "args": _text(args)}
+
+
 def menu_json(menu: Menu) -> dict:
     """``-l --output-format=json``: the whole menu as a tree."""
     return {

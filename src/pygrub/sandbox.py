@@ -152,19 +152,22 @@ class Outcome:
     #: The child wrote the ramdisk file.
     ramdisk: bool = False
     args: str = ""
+    #: --output-format=json: the boot object; its files and args are the parent's to fill.
+    json: dict | None = None
 
     @classmethod
     def from_result(cls, value: object) -> Outcome:
         names = {f.name for f in fields(cls)}
         if not isinstance(value, dict) or set(value) != names:
-            raise _malformed("the result has other fields than printed, ramdisk, args")
+            raise _malformed("the result has other fields than printed, ramdisk, args, json")
         if not (
             isinstance(value["printed"], bool)
             and isinstance(value["ramdisk"], bool)
             and isinstance(value["args"], str)
+            and (value["json"] is None or isinstance(value["json"], dict))
         ):
             raise _malformed("a result field has the wrong type")
-        return cls(value["printed"], value["ramdisk"], value["args"])
+        return cls(value["printed"], value["ramdisk"], value["args"], value["json"])
 
 
 # -- the --runas command ----------------------------------------------------------------
@@ -174,7 +177,7 @@ def run_deprivileged(o: Options) -> int:
     """The whole command under --runas: prepare as root, read in the sandbox, report."""
     from . import cli
     from .extract import make_temp_file
-    from .output import render
+    from .output import JSON_VERSION, render, render_json, with_files
 
     assert o.runas is not None
     uid, gid = user_ids(o.runas)
@@ -202,13 +205,22 @@ def run_deprivileged(o: Options) -> int:
         )
         result = run_sandboxed(box, lambda: read_guest(o, box.inside, files, file_size))
         outcome = Outcome.from_result(result)
-        if outcome.printed != (o.list_entries or o.isconfig):
+        if outcome.printed != (o.list_entries or o.isconfig) or (outcome.json is None) != (
+            outcome.printed or o.output_format != "json"
+        ):
             raise _malformed("the result is for another mode than this run's")
         if outcome.printed:
             return 0
         kernel = files["boot_kernel."][1] if files else None
         ramdisk = files["boot_ramdisk."][1] if files and outcome.ramdisk else None
-        data = render(o.output_format, kernel, ramdisk, outcome.args or None)
+        if outcome.json is not None:
+            # The child's object but for the files and args: those are ours, as in
+            # the other formats, whatever a subverted child says.
+            if outcome.json.get("version") != JSON_VERSION or outcome.json.get("type") != "boot":
+                raise _malformed("the JSON result is not a boot object of this version")
+            data = render_json(with_files(outcome.json, kernel, ramdisk, outcome.args))
+        else:
+            data = render(o.output_format, kernel, ramdisk, outcome.args or None)
         sys.stdout.flush()
         cli._write_all(out_fd, data)
         used = {p for p in (kernel, ramdisk) if p}
@@ -225,28 +237,27 @@ def run_deprivileged(o: Options) -> int:
 def read_guest(o: Options, image: str, files: dict[str, tuple[int, str]], limit: int) -> dict:
     """The run inside the sandbox: ``o`` but for the image's path there, ``files`` pre-opened."""
     from . import cli
-    from .boot import open_guest, plan_boot
-    from .disk import open_image
+    from .api import Image
     from .extract import Extraction
+    from .output import boot_json
 
     if o.list_entries or o.isconfig:
         cli.run(replace(o, image=image, runas=None))
         return asdict(Outcome(printed=True))
-    source = open_image(image)
-    try:
-        guest = open_guest(source, o.offset)
-        plan = plan_boot(guest, o.entry, o.args, o.kernel, o.ramdisk)
+    with Image(image, offset=o.offset, image_format=o.image_format) as guest:
+        choice = guest._choose(o.entry, o.args, o.kernel, o.ramdisk, None)
+        if o.explain:
+            cli._print_explanation(choice.explanation, sys.stderr)
+        plan = choice._plan
+        document = boot_json(choice, None, None) if o.output_format == "json" else None
         if o.not_really:
-            for ref in [plan.kernel, *plan.initrds]:
-                print(f"would extract {ref} ({ref.size()} bytes)", file=sys.stderr)
-            return asdict(Outcome(args=plan.args))
+            cli._print_would_extract(plan)
+            return asdict(Outcome(args=plan.args, json=document))
         with Extraction(o.output_directory, preopened=files) as extraction:
             extraction.write("boot_kernel.", [plan.kernel], limit)
             if plan.initrds:
                 extraction.write("boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1)
-        return asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args))
-    finally:
-        source.close()
+        return asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args, json=document))
 
 
 def user_ids(uid: int) -> tuple[int, int]:
