@@ -66,15 +66,23 @@ submenu 'Advanced options for Debian GNU/Linux' {
 }
 """
 
-#: Runs ``python -m pygrub ARGS`` and writes sys.modules, as it stands at exit, to RECORD.
+#: Runs ``python -m pygrub ARGS`` and writes sys.modules, as it stands at exit, to RECORD
+#: (the command leaves by os._exit, so the record is written there).
 RECORDER = """\
-import json, runpy, sys
+import json, os, runpy, sys
 record = sys.argv.pop(1)
+exit_now = os._exit
+def write_record():
+    with open(record, "w") as f:
+        json.dump(sorted(sys.modules), f)
+def record_and_exit(status):
+    write_record()
+    exit_now(status)
+os._exit = record_and_exit
 try:
     runpy.run_module("pygrub", run_name="__main__", alter_sys=True)
 finally:
-    with open(record, "w") as f:
-        json.dump(sorted(sys.modules), f)
+    write_record()
 """
 
 FS_DRIVERS = {t.module for t in REGISTRY}
@@ -88,9 +96,10 @@ PLAIN_MBR_LAYERS = {
     "pygrub.volumes.mbr",
 }
 INTERACTIVE_ONLY = {"curses", "_curses", "pygrub.menu"}
-#: Standard modules a quiet run leaves out: dataclasses (with inspect, ast) and logging
-#: (with threading, traceback) cost 40-50 ms of start-up (pygrub.record, pygrub.log).
-HEAVY_STDLIB = {"dataclasses", "inspect", "ast", "logging"}
+#: Standard modules a quiet run leaves out: dataclasses (with inspect, ast), logging
+#: (with threading, traceback) and typing cost 45-55 ms of start-up (pygrub.record,
+#: pygrub.log, pygrub._typing).
+HEAVY_STDLIB = {"dataclasses", "inspect", "ast", "logging", "typing"}
 
 
 def guest_disk(tmp: Path, config_path: str, config: str) -> Path:

@@ -6,7 +6,7 @@ first use so that the command's start-up does not pay for them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from ._typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
 
+from ._typing import TYPE_CHECKING
 from .boot import (
     BootPlan,
     Chooser,
@@ -39,6 +39,9 @@ from .record import field, record
 from .select import choose as _choose_by_rules
 from .select import find_entry, first_entry_under
 from .volumes import Volume
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = [
     "IMAGE_FORMATS",

@@ -6,8 +6,8 @@ This is the library entry point the CLI uses; it knows nothing of argv or exit c
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from ._typing import TYPE_CHECKING
 from .config import Attempt, find_menu
 from .config.model import LINUX, BootEntry, BootMenu
 from .disk import ByteSource

@@ -12,15 +12,15 @@ import os
 import signal
 import sys
 from types import FrameType, ModuleType
-from typing import TYPE_CHECKING
 
 from . import log
+from ._typing import TYPE_CHECKING
 from .errors import Interrupted, PygrubError, UsageError
 from .record import record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
-    from typing import Any, TextIO
+    from typing import Any, NoReturn, TextIO
 
     from .api import Choice, Image, Menu, MenuEntry
     from .boot import BootPlan, Chooser
@@ -339,6 +339,21 @@ def run_budget() -> float:
     if not value > 0:
         raise UsageError(f"PYGRUB_TIMEOUT must be positive, not {raw!r}")
     return value
+
+
+def command() -> NoReturn:
+    """The ``pygrub`` command: :func:`main`, then out without the interpreter's teardown.
+
+    Unloading the modules of a run costs 10-12 ms of every domain start, and by the time
+    main returns every file it opened is closed; only stdout and stderr need a flush.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1
+    os._exit(status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,9 @@ The toolstack starts pygrub once per domain start, so its start-up is part of ev
 On Python 3.11 (Debian 12, Xen 4.17's home) importing :mod:`dataclasses` (it imports
 inspect, ast, dis, ...) and building the 45 classes an ext4 + GRUB 2 boot meets took 40 ms
 of a 110 ms run. ``record`` builds the same classes from the same syntax at about a tenth
-of that: one small compiled ``__init__`` per class (tokens, words and inodes are made in
-hot loops, so it must be as fast as a hand-written one) and shared ``__repr__``,
+of that: one small compiled ``__init__`` per class, made when the first instance is
+(tokens, words and inodes are made in hot loops, so it must be as fast as a hand-written
+one; many classes have no instance in a given run), and shared ``__repr__``,
 ``__eq__``, ``__hash__`` and frozen ``__setattr__`` that read the class's field list.
 
 What is supported is what the project uses: defaults, ``field(default_factory=...,
@@ -17,10 +18,11 @@ Type checkers see a dataclass (``dataclass_transform``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from typing import dataclass_transform
+    from typing import Any, dataclass_transform
 else:
 
     def dataclass_transform(**_kwargs: object) -> Callable[[Any], Any]:
@@ -156,6 +158,21 @@ def _init_source(fields_: list[Field], frozen: bool, post_init: bool) -> tuple[s
     return f"def __init__({', '.join(params)}):\n    {lines}\n", names
 
 
+def _first_init(cls: type, fields_: list[Field], frozen: bool) -> Callable[..., None]:
+    """An ``__init__`` that compiles the class's own at its first call, then hands over:
+    a run defines many more classes than it makes instances of."""
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        source, names = _init_source(fields_, frozen, hasattr(cls, "__post_init__"))
+        exec(source, names)  # noqa: S102 - our own text, built from the class's field names
+        init = names["__init__"]
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = init  # type: ignore[misc]
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 def _check_order(cls: type, fields_: list[Field]) -> None:
     seen_default = False
     for f in fields_:
@@ -191,11 +208,7 @@ def _build(cls: type, frozen: bool, eq: bool, slots: bool) -> type:
                     delattr(cls, f.name)
                 else:
                     setattr(cls, f.name, f.default)
-    source, names = _init_source(all_fields, frozen, hasattr(cls, "__post_init__"))
-    exec(source, names)  # noqa: S102 - our own text, built from the class's field names
-    init = names["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = init  # type: ignore[misc]
+    cls.__init__ = _first_init(cls, all_fields, frozen)  # type: ignore[misc]
     cls.__record_fields__ = tuple(all_fields)  # type: ignore[attr-defined]
     cls.__record_compared__ = tuple(f.name for f in all_fields if f.compare)  # type: ignore[attr-defined]
     cls.__match_args__ = tuple(f.name for f in all_fields if f.init)  # type: ignore[attr-defined]

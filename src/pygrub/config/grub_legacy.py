@@ -42,8 +42,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from .._typing import TYPE_CHECKING
 from ..errors import PygrubError
 from ..limits import MAX_MENU_ENTRIES, check_count
 from ..log import get_logger

@@ -15,8 +15,8 @@ options from either.
 from __future__ import annotations
 
 import posixpath
-from typing import TYPE_CHECKING
 
+from .._typing import TYPE_CHECKING
 from ..errors import CorruptError, PygrubError
 from ..limits import MAX_MENU_ENTRIES, check_count
 from ..record import field, record

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
+from .._typing import TYPE_CHECKING
 from ..record import field, record
 
 if TYPE_CHECKING:

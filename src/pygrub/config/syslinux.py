@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import TYPE_CHECKING
 
+from .._typing import TYPE_CHECKING
 from ..errors import LimitError, PygrubError
 from ..limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES, check_count
 from ..record import field, record

@@ -16,8 +16,8 @@ import functools
 import posixpath
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from .._typing import TYPE_CHECKING
 from ..errors import LimitError, PygrubError
 from ..limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES, check_count
 from ..record import field, record

@@ -10,12 +10,15 @@ with the initrds systemd-stub would hand it: .ucode (CPU microcode) first, then 
 from __future__ import annotations
 
 import struct
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..errors import CorruptError, LimitError
 from ..fs import Filesystem
 from ..fs.base import FileReader
 from ..record import field, record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # IMAGE_DOS_HEADER: e_magic "MZ", ..., e_lfanew (file offset of the PE signature) at 0x3c.
 DOS_HEADER = struct.Struct("<2s58xI")

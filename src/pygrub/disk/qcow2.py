@@ -14,12 +14,15 @@ import os
 import struct
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..compress import Decoder, inflate, zstd_decoder
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..log import get_logger
 from .source import QCOW2_MAGIC, ByteSource, FileSource, check_request
+
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from .._typing import TYPE_CHECKING, Protocol
 from ..errors import CorruptError, NotFoundError, PygrubError, UsageError
 from ..limits import MAX_READ
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-@runtime_checkable
 class ByteSource(Protocol):
     """What every layer reads from. ``pread`` returns short only at the end."""
 

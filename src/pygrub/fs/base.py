@@ -11,8 +11,8 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Generic, Literal, TypeVar
 
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError
 from ..limits import MAX_DIR_ENTRIES, MAX_PATH_COMPONENTS, MAX_READ, MAX_SYMLINK_HOPS
@@ -29,6 +29,15 @@ class NodeType(enum.Enum):
     DIR = "directory"
     SYMLINK = "symlink"
     OTHER = "other"
+
+
+#: The file-type bits of a POSIX mode (S_IFMT), which most on-disk inodes store.
+_MODE_TYPES = {0o100000: NodeType.FILE, 0o040000: NodeType.DIR, 0o120000: NodeType.SYMLINK}
+
+
+def mode_type(mode: int) -> NodeType:
+    """The type a POSIX ``st_mode`` names (S_IFREG, S_IFDIR, S_IFLNK; the rest OTHER)."""
+    return _MODE_TYPES.get(mode & 0o170000, NodeType.OTHER)
 
 
 @record(frozen=True)
@@ -58,8 +67,11 @@ class Extent:
     token: object = None
 
 
-#: What ``Filesystem.extents`` yields for each piece: a host (fd, offset) span, or a marker.
-Where = tuple[int, int] | Literal["hole", "encoded"]
+if TYPE_CHECKING:
+    from typing import Literal
+
+    #: What ``Filesystem.extents`` yields for each piece: a host (fd, offset) span, or a marker.
+    Where = tuple[int, int] | Literal["hole", "encoded"]
 
 
 def split_path(path: str) -> list[str]:

@@ -4,8 +4,8 @@ keeping listings read to their end for the lookups that follow."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import Generic, TypeVar
 
+from .._typing import Generic, TypeVar
 from ..errors import LimitError
 from ..limits import MAX_DIR_ENTRIES
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from itertools import compress
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..limits import MAX_TREE_DEPTH
@@ -26,10 +26,14 @@ from .base import (
     NodeType,
     Stat,
     checked_extents,
+    mode_type,
 )
 from .blockmap import Run, merged_extents
 from .directory import ListingCache, bounded, entry_name, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SUPERBLOCK_OFFSET = 1024
 SUPERBLOCK_SIZE = 1024
@@ -132,8 +136,6 @@ I_BLOCK_OFFSET = 0x28
 I_BLOCK_SIZE = 60
 _I_EXTRA_ISIZE = struct.Struct("<H")  # at 0x80, in inodes larger than 128 bytes
 
-S_IFMT = 0xF000
-_NODE_TYPES = {0x8000: NodeType.FILE, 0x4000: NodeType.DIR, 0xA000: NodeType.SYMLINK}
 
 EXT4_ENCRYPT_FL = 0x800
 EXT4_HUGE_FILE_FL = 0x40000
@@ -188,7 +190,7 @@ class Inode:
 
     @property
     def type(self) -> NodeType:
-        return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
+        return mode_type(self.mode)
 
 
 @record
@@ -409,7 +411,7 @@ class Ext4Filesystem(Filesystem[int]):
 
     def _parse_inode(self, number: int, offset: int, raw: bytes) -> Inode:
         r = _INODE.read(raw)
-        kind = _NODE_TYPES.get(r.i_mode & S_IFMT, NodeType.OTHER)
+        kind = mode_type(r.i_mode)
         size = r.i_size_lo
         # i_size_high was i_dir_acl for directories until largedir gave it back.
         if kind is NodeType.FILE or (kind is NodeType.DIR and self.incompat & INCOMPAT_LARGEDIR):

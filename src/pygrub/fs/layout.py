@@ -6,10 +6,13 @@ from __future__ import annotations
 import struct
 from collections import namedtuple
 from collections.abc import Mapping
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
 from ..errors import CorruptError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Layout:

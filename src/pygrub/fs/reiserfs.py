@@ -19,14 +19,26 @@ from bisect import bisect_right
 from collections import namedtuple
 from collections.abc import Iterator
 from itertools import compress
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError
 from ..record import record
-from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, FileReader, Filesystem, NodeType, Stat
+from .base import (
+    MAX_SYMLINK_TARGET,
+    Extent,
+    ExtentKind,
+    FileReader,
+    Filesystem,
+    NodeType,
+    Stat,
+    mode_type,
+)
 from .directory import ListingCache, bounded, entry_name, name_bytes
 from .layout import format_uuid
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Where the superblock is: 64 KiB, or 8 KiB in the first 3.5 filesystems.
 REISERFS_DISK_OFFSET = 65536
@@ -86,8 +98,6 @@ _KEY_V2 = struct.Struct("<IIQ")  # k_dir_id, k_objectid, offset (60 bits) | type
 
 ROOT_OBJECT = (1, 2)  # REISERFS_ROOT_PARENT_OBJECTID, REISERFS_ROOT_OBJECTID
 
-S_IFMT = 0o170000
-_NODE_TYPES = {0o100000: NodeType.FILE, 0o040000: NodeType.DIR, 0o120000: NodeType.SYMLINK}
 
 #: Parsed tree nodes kept after a read: searches start at the root every time.
 CACHE_ENTRIES = 256
@@ -161,7 +171,7 @@ class Inode:
 
     @property
     def type(self) -> NodeType:
-        return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
+        return mode_type(self.mode)
 
 
 def open_filesystem(source: ByteSource) -> ReiserFilesystem | None:

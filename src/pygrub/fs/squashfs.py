@@ -15,8 +15,8 @@ import struct
 from collections import namedtuple
 from collections.abc import Iterator
 from itertools import compress
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..compress import (
     Decoder,
     Undecodable,
@@ -31,6 +31,9 @@ from ..errors import CorruptError, UnsupportedError
 from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
 from .layout import read_exact
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"hsqs"
 SUPERBLOCK_SIZE = 96
@@ -161,8 +164,9 @@ class Encoded:
     skip: int
 
 
-#: (file offset, length, kind, volume offset or Encoded) before neighbours are merged.
-Piece = tuple[int, int, ExtentKind, Any]
+if TYPE_CHECKING:
+    #: (file offset, length, kind, volume offset or Encoded) before neighbours are merged.
+    Piece = tuple[int, int, ExtentKind, Any]
 
 
 def open_filesystem(source: ByteSource) -> SquashFilesystem | None:

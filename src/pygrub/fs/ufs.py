@@ -30,8 +30,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from itertools import compress
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError
 from ..record import record
@@ -44,10 +44,14 @@ from .base import (
     NodeType,
     Stat,
     checked_extents,
+    mode_type,
 )
 from .blockmap import Run, merged_extents
 from .directory import ListingCache, bounded, entry_name, name_bytes
 from .layout import Layout, read_exact
+
+if TYPE_CHECKING:
+    from typing import Any
 
 FS_UFS1_MAGIC = 0x011954
 FS_UFS2_MAGIC = 0x19540119
@@ -107,9 +111,6 @@ _UFS2_ROWS = (
 UFS1_INODE_SIZE = 128
 UFS2_INODE_SIZE = 256
 
-S_IFMT = 0o170000
-_NODE_TYPES = {0o100000: NodeType.FILE, 0o040000: NodeType.DIR, 0o120000: NodeType.SYMLINK}
-
 
 @record(frozen=True)
 class _Flavour:
@@ -161,7 +162,7 @@ class Inode:
 
     @property
     def type(self) -> NodeType:
-        return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
+        return mode_type(self.mode)
 
 
 @record

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..limits import MAX_TREE_DEPTH
 from ..record import record
-from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
+from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat, mode_type
 from .blockmap import Run, merged_extents
 from .directory import ListingCache, bounded, entry_name, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"XFSB"
 
@@ -120,8 +123,6 @@ FMT_DEV, FMT_LOCAL, FMT_EXTENTS, FMT_BTREE = 0, 1, 2, 3
 DIFLAG_REALTIME = 0x1
 DIFLAG2_NREXT64 = 0x10
 
-S_IFMT = 0xF000
-_NODE_TYPES = {0x8000: NodeType.FILE, 0x4000: NodeType.DIR, 0xA000: NodeType.SYMLINK}
 
 # struct xfs_bmbt_rec: 128 bits, l0:l1 = extentflag:1, startoff:54, startblock:52, blockcount:21
 _EXTENT = struct.Struct(">QQ")
@@ -195,7 +196,7 @@ class Inode:
 
     @property
     def type(self) -> NodeType:
-        return _NODE_TYPES.get(self.mode & S_IFMT, NodeType.OTHER)
+        return mode_type(self.mode)
 
 
 @record

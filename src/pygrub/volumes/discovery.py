@@ -24,8 +24,7 @@ Discovery never raises on a malformed table: it logs and skips.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource, SliceSource
 from ..errors import PygrubError
 from ..log import get_logger

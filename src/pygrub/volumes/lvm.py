@@ -28,8 +28,8 @@ import re
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
 from ..disk.source import check_request
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
@@ -37,6 +37,9 @@ from ..limits import check_count
 from ..log import get_logger
 from ..record import field, record
 from . import Volume
+
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)
 
@@ -218,10 +221,11 @@ def _read_metadata_text(source: ByteSource, area: MetadataArea) -> bytes | None:
 
 # ------------------------------------------------------------------ metadata text parser
 
-Scalar = int | float | str
-Section = dict[str, Any]
-#: A value in the metadata text: a scalar, a list of scalars, or a nested section.
-Value = Scalar | list[Scalar] | Section
+if TYPE_CHECKING:
+    Scalar = int | float | str
+    Section = dict[str, Any]
+    #: A value in the metadata text: a scalar, a list of scalars, or a nested section.
+    Value = Scalar | list[Scalar] | Section
 
 _TOKEN = re.compile(
     r"""

@@ -8,8 +8,7 @@ config far more often than not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..._typing import TYPE_CHECKING
 from ...fs import Filesystem
 from ...guest import parse_device, same_device
 from ...log import get_logger

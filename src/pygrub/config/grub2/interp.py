@@ -23,8 +23,8 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
+from ..._typing import TYPE_CHECKING
 from ...errors import LimitError, PygrubError
 from ...limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES
 from ...log import get_logger

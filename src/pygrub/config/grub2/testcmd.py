@@ -8,8 +8,7 @@ symlink to a directory is not ``-d`` (GRUB's directory hooks report the link its
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..._typing import TYPE_CHECKING
 from ...errors import NotFoundError, PygrubError
 from .interp import ERR_NONE, ERR_TEST_FAILURE, CommandError
 

@@ -7,8 +7,7 @@ at the default subvolume (GRUB's ``btrfs_relative_path``) or at any subvolume.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..._typing import TYPE_CHECKING
 from ...disk import ByteSource
 
 if TYPE_CHECKING:

@@ -15,7 +15,16 @@ from collections.abc import Iterator
 from ...disk import ByteSource
 from ...errors import CorruptError, NotFoundError, UnsupportedError
 from ...record import record
-from ..base import MAX_SYMLINK_TARGET, Extent, ExtentKind, FileReader, Filesystem, NodeType, Stat
+from ..base import (
+    MAX_SYMLINK_TARGET,
+    Extent,
+    ExtentKind,
+    FileReader,
+    Filesystem,
+    NodeType,
+    Stat,
+    mode_type,
+)
 from ..directory import name_bytes
 from ..layout import format_uuid, read_exact
 from .checksum import name_hash
@@ -46,10 +55,6 @@ from .structures import (
     ROOT_ITEM_KEY,
     ROOT_REF,
     ROOT_REF_KEY,
-    S_IFDIR,
-    S_IFLNK,
-    S_IFMT,
-    S_IFREG,
     Key,
 )
 from .superblock import Superblock
@@ -57,8 +62,6 @@ from .tree import Item, TreeReader, TreeRoot
 
 #: Inodes and subvolume roots kept after a read; a path walk touches only a few.
 CACHE_ENTRIES = 1024
-
-_NODE_TYPES = {S_IFREG: NodeType.FILE, S_IFDIR: NodeType.DIR, S_IFLNK: NodeType.SYMLINK}
 
 
 @record(frozen=True)
@@ -288,9 +291,7 @@ class BtrfsFilesystem(Filesystem[Node]):
         if self._is_empty_stand_in(node):
             return Stat(NodeType.DIR, 0, 0o755)
         inode = self.inode(node)
-        return Stat(
-            _NODE_TYPES.get(inode.mode & S_IFMT, NodeType.OTHER), inode.size, inode.mode & 0o7777
-        )
+        return Stat(mode_type(inode.mode), inode.size, inode.mode & 0o7777)
 
     def dir_entries(self, node: Node) -> Iterator[tuple[str, Node]]:
         node = self._enter(node)

@@ -3,8 +3,7 @@ when the primary is bad), and the system chunks it carries."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..._typing import TYPE_CHECKING
 from ...disk import ByteSource
 from ...errors import CorruptError, UnsupportedError
 from ...record import record
@@ -29,6 +28,9 @@ from .structures import (
     SYS_CHUNK_ARRAY_OFFSET,
     Key,
 )
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MIN_SECTORSIZE = 4096
 MAX_NODESIZE = 65536

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from ...errors import CorruptError, NotFoundError, UnsupportedError
 from ...limits import MAX_DIR_ENTRIES
 from ...record import record
-from ..base import NodeType
+from ..base import NodeType, mode_type
 from .dmu import DMU_OST_ZFS, DMU_OT_SA, DMU_OT_ZNODE, Dnode, ObjectSet, check_objset_type
 from .zap import Zap
 
@@ -32,8 +32,6 @@ ZNODE_MODE_OFFSET = 72
 ZNODE_SIZE_OFFSET = 80
 ZNODE_PHYS_SIZE = 264
 
-S_IFMT = 0o170000
-_NODE_TYPES = {0o100000: NodeType.FILE, 0o040000: NodeType.DIR, 0o120000: NodeType.SYMLINK}
 
 SA_MAGIC = 0x2F505A
 # sa_hdr_phys_t: sa_magic, sa_layout_info (layout number: bits 0-9; header size in
@@ -74,10 +72,6 @@ class Znode:
     dnode: Dnode
     #: An SA symlink's target, or a znode's target held in its bonus buffer.
     inline_target: bytes | None
-
-
-def node_type(mode: int) -> NodeType:
-    return _NODE_TYPES.get(mode & S_IFMT, NodeType.OTHER)
 
 
 class SaTables:
@@ -197,7 +191,7 @@ class Zpl:
                 f"zfs: dataset {self.name}: znode of object {dnode.object} has {len(bonus)} bytes"
             )
         mode, size = struct.unpack_from(dnode.order + "QQ", bonus, ZNODE_MODE_OFFSET)
-        kind = node_type(mode)
+        kind = mode_type(mode)
         inline = None
         if kind is NodeType.SYMLINK and size <= len(bonus) - ZNODE_PHYS_SIZE:
             inline = bonus[ZNODE_PHYS_SIZE : ZNODE_PHYS_SIZE + size]
@@ -213,7 +207,7 @@ class Zpl:
             attrs = {**sa_attributes(spill, dnode.spill.order, tables, what), **attrs}
         mode = self._sa_u64(attrs, wanted[0], dnode, what, "ZPL_MODE")
         size = self._sa_u64(attrs, wanted[1], dnode, what, "ZPL_SIZE")
-        kind = node_type(mode)
+        kind = mode_type(mode)
         target = None
         if kind is NodeType.SYMLINK:
             number = wanted[2]
