@@ -8,6 +8,7 @@ load on the machine falls on all of them alike; the figure is the median.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import statistics
@@ -43,8 +44,26 @@ def xen_interpreter() -> str:
 
 
 PYTHON = xen_interpreter()
-#: Our command, run from this tree (PYTHONPATH, see child_env).
-OURS = [PYTHON, "-m", "pygrub"]
+
+
+def dropin_wrapper() -> Path:
+    """Our command as libxl runs it after ``pygrub-dropin --install``: the wrapper script
+    (sh, then PYTHON -I -S with site's directories and this tree on its path)."""
+    sys.path.insert(0, str(SRC))
+    from pygrub import dropin
+
+    directory = Path(tempfile.mkdtemp(prefix="pygrub-bench-dropin-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    wrapper = directory / "pygrub"
+    paths = [str(SRC), *dropin.site_paths(PYTHON)]
+    wrapper.write_text(dropin.wrapper_text(PYTHON, str(directory), paths))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+#: Our command: this tree, run as the toolstack runs an installed drop-in (Xen's pygrub
+#: runs as its own script, /usr/bin/python3 with site).
+OURS = [str(dropin_wrapper())]
 
 #: mkfs.xfs 5.19 and later refuse filesystems under 300 MB unless fstests runs them.
 SMALL_XFS_ENV = {"TEST_DIR": "/tmp", "TEST_DEV": "/dev/null", "QA_CHECK_FS": "xfs"}

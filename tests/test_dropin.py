@@ -190,20 +190,23 @@ def test_refuses_an_interpreter_without_pygrub(xen_root, tmp_path):
     assert proc.returncode == 1 and "cannot import pygrub" in proc.stderr
     assert (bin_of(xen_root) / "pygrub").read_bytes() == XEN_PYGRUB
     with pytest.raises(dropin.DropinError, match="newline"):
-        dropin.install(str(bin_of(xen_root)), "/usr/bin/python3\nrm -rf /")
+        dropin.install(str(bin_of(xen_root)), "/usr/bin/python3\nrm -rf /", [])
 
 
 def test_wrapper_is_recognised_only_when_it_is_ours(tmp_path):
     path = tmp_path / "pygrub"
-    path.write_text(dropin.wrapper_text("/usr/bin/python3", str(tmp_path)))
+    path.write_text(dropin.wrapper_text("/usr/bin/python3", str(tmp_path), ["/site"]))
     assert dropin.is_wrapper(str(path))
     path.write_bytes(dropin.MARK + b"x" * dropin.MAX_WRAPPER)
     assert not dropin.is_wrapper(str(path))
     path.write_bytes(XEN_PYGRUB)
     assert not dropin.is_wrapper(str(path))
     # Paths are quoted for sh, whatever they hold.
-    text = dropin.wrapper_text("/opt/it's here/python3", "/x")
-    assert "exec '/opt/it'\\''s here/python3' -I -m pygrub \"$@\"" in text
+    text = dropin.wrapper_text("/opt/it's here/python3", "/x", ["/it's/site"])
+    assert text.endswith(
+        "exec '/opt/it'\\''s here/python3' -I -S -c 'import sys; sys.path += [\"/it'\\''s/site\"]; "
+        'from pygrub.cli import command; command()\' "$@"\n'
+    )
 
 
 def _host_pygrubs() -> dict[str, str]:
