@@ -49,7 +49,11 @@ Builder = Callable[[Path, Path], Path]
 
 #: key -> (row name, builder from (work, tree) to a disk image).
 FORMATS: dict[str, tuple[str, Builder]] = {
-    "ext4": ("ext4, MBR", images.ext4_mbr),
+    "ext4": ("ext4, MBR (1 KiB blocks: mke2fs under 512 MiB, a /boot)", images.ext4_mbr),
+    "ext4-4k": (
+        "ext4, MBR (4 KiB blocks, a root filesystem)",
+        lambda w, t: images.ext4_mbr(w, t, 4096),
+    ),
     "xfs": ("XFS v5, MBR", images.xfs),
     "xfs4": ("XFS v4 (ftype=0), MBR", lambda w, t: images.xfs(w, t, version=4)),
     "btrfs": ("Btrfs, MBR", images.btrfs),

@@ -103,13 +103,18 @@ def copy_into(src: Path, disk: Path, offset: int) -> None:
 # -- filesystems -----------------------------------------------------------------------------
 
 
-def ext4_mbr(work: Path, tree: Path) -> Path:
-    """MBR, one ext4 partition at 1 MiB (mke2fs writes it there itself: -E offset)."""
+def ext4_mbr(work: Path, tree: Path, block_size: int | None = None) -> Path:
+    """MBR, one ext4 partition at 1 MiB (mke2fs writes it there itself: -E offset).
+
+    mke2fs gives a filesystem under 512 MiB (these, and a separate /boot) 1 KiB blocks
+    (mke2fs.conf's "small"); a root filesystem has 4 KiB ones: ``block_size``.
+    """
     size_mb = fs_size_mb(tree)
     disk = partitioned(work / "ext4.img", (size_mb + 1) * MiB)
     inodes = str(sum(1 for _ in tree.rglob("*")) + 1024)
+    block = ("-b", str(block_size)) if block_size else ()
     sh(
-        "mke2fs", "-q", "-F", "-t", "ext4", "-N", inodes, "-E", f"offset={MiB}",
+        "mke2fs", "-q", "-F", "-t", "ext4", *block, "-N", inodes, "-E", f"offset={MiB}",
         "-d", tree, disk, f"{size_mb}M",
     )  # fmt: skip
     return disk

@@ -6,9 +6,12 @@ import os
 
 import pytest
 from hostfs import HostDirFilesystem
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pygrub.errors import LimitError, NotFoundError
 from pygrub.fs.base import Extent, ExtentKind, FileReader, NodeType
+from pygrub.fs.directory import ListingCache, bounded, entry_name
 
 
 @pytest.fixture
@@ -104,3 +107,50 @@ def test_reader_refuses_overlapping_extents(tmp_path):
     fs = _Pieces(tmp_path, extents, bytes(100))
     with pytest.raises(CorruptError, match="overlaps"):
         FileReader(fs, tmp_path, 20, "f").read()
+
+
+# -- fs/directory.py ListingCache: kept listings answer as a scan would ---------------------
+
+directories = st.dictionaries(
+    st.integers(0, 5),
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d", "A"]), st.integers()), max_size=12),
+)
+
+
+@given(directories, st.lists(st.tuples(st.integers(0, 5), st.sampled_from("abcdeA")), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_listing_cache_finds_what_a_scan_finds(dirs, lookups):
+    """Whatever is kept or evicted (a budget of 10 items), each lookup answers the first
+    entry with that name, as a scan of the directory would."""
+    cache: ListingCache[int, tuple[str, int]] = ListingCache(budget=10)
+    for key, want in lookups:
+        entries = dirs.get(key, [])
+        expected = next((e for e in entries if e[0] == want), None)
+        assert cache.find(key, lambda e=entries: iter(e), want, entry_name) == expected
+        assert sum(len(v) for v in cache._kept.values()) <= 10
+
+
+def test_listing_cache_reads_a_directory_to_its_end_once():
+    reads: list[int] = []
+
+    def scan():
+        for n in range(100):
+            reads.append(n)
+            yield (f"f{n}", n)
+
+    cache: ListingCache[str, tuple[str, int]] = ListingCache()
+    assert cache.find("/boot", scan, "f3", entry_name) == ("f3", 3)
+    assert len(reads) == 4  # the first lookup stops at its entry
+    assert cache.find("/boot", scan, "f50", entry_name) == ("f50", 50)
+    assert cache.find("/boot", scan, "nope", entry_name) is None
+    assert cache.find("/boot", scan, "f99", entry_name) == ("f99", 99)
+    assert len(reads) == 4 + 100
+
+
+def test_bounded_refuses_a_directory_past_the_entry_bound(monkeypatch):
+    from pygrub.fs import directory
+
+    monkeypatch.setattr(directory, "MAX_DIR_ENTRIES", 5)
+    assert list(bounded(range(5), "d")) == [0, 1, 2, 3, 4]
+    with pytest.raises(LimitError, match="d has over 5 entries"):
+        list(bounded(range(6), "d"))

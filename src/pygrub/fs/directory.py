@@ -50,6 +50,11 @@ def entry_name(entry: tuple[K, object]) -> tuple[K]:
 #: each): enough for a /boot of 10,000 kernels or a loader/entries of 4,000 files, and a
 #: few MiB at most whatever the image holds.
 KEPT_ENTRIES = 32_768
+#: Directories remembered as looked up once.
+MAX_LOOKED_IN = 1024
+#: A first lookup that finds its entry among this many stops there; one that reads
+#: further is in a large directory, which it reads to the end for the lookups to come.
+EARLY_STOP = 256
 
 
 class ListingCache(Generic[K, T]):
@@ -65,6 +70,8 @@ class ListingCache(Generic[K, T]):
         self._kept: dict[K, list[T]] = {}
         self._indexes: dict[K, dict[Hashable, T]] = {}
         self._size = 0
+        #: Directories with one lookup so far (which may have stopped at its entry).
+        self._looked_in: set[K] = set()
 
     def listing(self, key: K, scan: Callable[[], Iterator[T]]) -> Iterator[T]:
         """The items of the directory ``key``: kept ones, or those ``scan`` yields."""
@@ -89,7 +96,22 @@ class ListingCache(Generic[K, T]):
         want: Hashable,
         names: Callable[[T], Iterable[Hashable]],
     ) -> T | None:
-        """The first item of directory ``key`` one of whose ``names`` is ``want``."""
+        """The first item of directory ``key`` one of whose ``names`` is ``want``.
+
+        The first lookup in a small directory stops at its entry (one file looked up
+        once costs no more than that); otherwise the directory is read once to its end.
+        """
+        if key not in self._kept and key not in self._looked_in:
+            if len(self._looked_in) >= MAX_LOOKED_IN:
+                self._looked_in.clear()
+            self._looked_in.add(key)
+            found = None
+            for count, item in enumerate(self.listing(key, scan)):  # kept if read to its end
+                if found is None and want in names(item):
+                    found = item
+                if found is not None and count < EARLY_STOP:
+                    return found
+            return found
         if key not in self._kept:
             found = None
             for item in self.listing(key, scan):  # to the end, so that it is kept

@@ -30,6 +30,7 @@ from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
+from .directory import ListingCache, bounded, entry_name, name_bytes
 from .layout import read_exact
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ class SquashFilesystem(Filesystem[int]):
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
         super().__init__(source)
+        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
         where = "squashfs: superblock at byte 0"
         if sb.s_major != SUPPORTED_MAJOR or sb.s_minor > SUPPORTED_MINOR:
             raise UnsupportedError(
@@ -551,6 +553,17 @@ class SquashFilesystem(Filesystem[int]):
             return
         for name, ref in self._entries(inode):
             yield name.decode("utf-8", "surrogateescape"), ref
+
+    def lookup(self, node: int, name: str) -> int | None:
+        inode = self.inode(node)
+        want = name_bytes(name)
+        if inode.type is not NodeType.DIR or want is None:
+            return None
+        where = f"squashfs: directory of inode 0x{inode.ref:x}"
+        found = self._listings.find(
+            node, lambda: bounded(self._entries(inode), where), want, entry_name
+        )
+        return None if found is None else found[1]
 
     def readlink(self, node: int) -> bytes:
         return self.inode(node).target
