@@ -40,14 +40,16 @@ import stat
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, NoReturn
 
+from ._typing import TYPE_CHECKING
 from .errors import Interrupted, LimitError, NotFoundError, PygrubError, UsageError
 from .limits import megabytes_from_env
 from .log import get_logger
 from .record import asdict, fields, record, replace
 
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from .cli import Options
 
 log = get_logger(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
 
+from .._typing import NamedTuple
 from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from ..record import record

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
 
+from .._typing import NamedTuple
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..record import record

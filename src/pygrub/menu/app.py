@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
 
 from .. import __version__
+from .._typing import Protocol
 from ..config.model import BootEntry, BootMenu, MenuItem, Submenu
 from ..errors import PygrubError
 from ..record import record

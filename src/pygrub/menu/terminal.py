@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
 
+from .._typing import TYPE_CHECKING
 from ..config.model import BootMenu
 from ..log import loaded
 from ..select import choose
@@ -33,6 +33,7 @@ from .text import REVERSE, Canvas
 
 if TYPE_CHECKING:
     import curses
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ at the byte offsets the "On-disk Format" document gives.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
+from ..._typing import NamedTuple
 from ..layout import Layout
 
 

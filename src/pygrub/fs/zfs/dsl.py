@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from ..._typing import TYPE_CHECKING
 from ...disk import ByteSource
 from ...errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
 from ...limits import MAX_TREE_DEPTH
@@ -32,8 +33,10 @@ from .label import (
     read_labels,
     uberblock_shift,
 )
-from .nvlist import NvList
 from .zap import Zap
+
+if TYPE_CHECKING:
+    from .nvlist import NvList
 
 log = get_logger(__name__)
 

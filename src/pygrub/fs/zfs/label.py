@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from ..._typing import TYPE_CHECKING
 from ...disk import ByteSource
 from ...errors import CorruptError, UnsupportedError
 from ...log import get_logger
 from ...record import record
-from .nvlist import NvList, decode_packed
+from .nvlist import decode_packed
+
+if TYPE_CHECKING:
+    from .nvlist import NvList
 
 log = get_logger(__name__)
 

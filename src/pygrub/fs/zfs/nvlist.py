@@ -9,13 +9,14 @@ XDR itself is big-endian whatever the header says. Nested lists are inline.
 from __future__ import annotations
 
 import struct
-from typing import Union
 
+from ..._typing import TYPE_CHECKING
 from ...errors import CorruptError, LimitError, UnsupportedError
 from ...limits import MAX_TREE_DEPTH
 
-NvValue = Union[int, bool, float, str, bytes, list, "NvList"]
-NvList = dict[str, NvValue]
+if TYPE_CHECKING:
+    NvValue = int | bool | float | str | bytes | list | "NvList"
+    NvList = dict[str, NvValue]
 
 NV_ENCODE_XDR = 1
 
