@@ -46,10 +46,11 @@ def entry_name(entry: tuple[K, object]) -> tuple[K]:
     return (entry[0],)
 
 
-#: Directory entries kept by one filesystem, all listings together (about 200 bytes
-#: each): enough for a /boot of 10,000 kernels or a loader/entries of 4,000 files, and a
-#: few MiB at most whatever the image holds.
-KEPT_ENTRIES = 32_768
+#: Directory entries kept by one filesystem, all listings and their indexes together:
+#: enough for a /boot of 10,000 kernels or a loader/entries of 4,000 files. An entry
+#: with a 255-character name costs about 1 KiB here, so at most 16 MiB whatever the
+#: image holds (a 10,000-file FAT /boot: 4 MiB).
+KEPT_ENTRIES = 16_384
 #: Directories remembered as looked up once.
 MAX_LOOKED_IN = 1024
 #: A first lookup that finds its entry among this many stops there; one that reads
