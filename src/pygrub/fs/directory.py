@@ -102,22 +102,18 @@ class ListingCache(Generic[K, T]):
         The first lookup in a small directory stops at its entry (one file looked up
         once costs no more than that); otherwise the directory is read once to its end.
         """
-        if key not in self._kept and key not in self._looked_in:
-            if len(self._looked_in) >= MAX_LOOKED_IN:
-                self._looked_in.clear()
-            self._looked_in.add(key)
+        if key not in self._kept:
+            first = key not in self._looked_in
+            if first:
+                if len(self._looked_in) >= MAX_LOOKED_IN:
+                    self._looked_in.clear()
+                self._looked_in.add(key)
             found = None
             for count, item in enumerate(self.listing(key, scan)):  # kept if read to its end
                 if found is None and want in names(item):
                     found = item
-                if found is not None and count < EARLY_STOP:
-                    return found
-            return found
-        if key not in self._kept:
-            found = None
-            for item in self.listing(key, scan):  # to the end, so that it is kept
-                if found is None and want in names(item):
-                    found = item
+                    if first and count < EARLY_STOP:
+                        return found
             if key not in self._kept:
                 return found
         index = self._indexes.get(key)
