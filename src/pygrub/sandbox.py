@@ -207,9 +207,9 @@ def run_deprivileged(o: Options) -> int:
         )
         result = run_sandboxed(box, lambda: read_guest(o, box.inside, files, file_size))
         outcome = Outcome.from_result(result)
-        if outcome.printed != (o.list_entries or o.isconfig) or (outcome.json is None) != (
-            outcome.printed or o.output_format != "json"
-        ):
+        printed = o.list_entries or o.isconfig
+        wants_json = not printed and o.output_format == "json"
+        if outcome.printed != printed or (outcome.json is not None) != wants_json:
             raise _malformed("the result is for another mode than this run's")
         if outcome.printed:
             return 0
