@@ -247,8 +247,7 @@ class EditedSource:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        check_request(offset, length)
-        length = max(0, min(length, self._size - offset))
+        length = check_request(offset, length, self._size)
         data = self.inner.pread(offset, length) if length else b""
         end = offset + len(data)
         if not any(at < end and at + len(value) > offset for at, value in self.edits):

@@ -444,8 +444,7 @@ class Qcow2Source:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        check_request(offset, length)
-        length = max(0, min(length, self._size - offset))
+        length = check_request(offset, length, self._size)
         if length == 0:
             return b""
         parts = [self._read_run(run) for run in self._runs(offset, length)]

@@ -32,14 +32,18 @@ class ByteSource(Protocol):
     def host_span(self, offset: int, length: int) -> tuple[int, int] | None: ...
 
 
-def check_request(offset: int, length: int) -> None:
-    """Refuse a negative request or one over the read limit (every ByteSource does this)."""
+def check_request(offset: int, length: int, size: int) -> int:
+    """How many of the ``length`` bytes at ``offset`` a source of ``size`` bytes holds.
+
+    A negative request or one over the read limit is refused (every ByteSource does this).
+    """
     if offset < 0 or length < 0:
         raise CorruptError(f"read of {length} bytes at offset {offset}: negative offset or length")
     if length > MAX_READ:
         raise CorruptError(
             f"read of {length} bytes at offset {offset}: over the {MAX_READ}-byte read limit"
         )
+    return max(0, min(length, size - offset))
 
 
 class FileSource:
@@ -72,8 +76,7 @@ class FileSource:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        check_request(offset, length)
-        length = max(0, min(length, self._size - offset))
+        length = check_request(offset, length, self._size)
         if length == 0:
             return b""
         parts = []
@@ -120,8 +123,7 @@ class SliceSource:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        check_request(offset, length)
-        length = max(0, min(length, self._size - offset))
+        length = check_request(offset, length, self._size)
         if length == 0:
             return b""
         return self.parent.pread(self.start + offset, length)
@@ -146,7 +148,7 @@ class MemorySource:
         return len(self.data)
 
     def pread(self, offset: int, length: int) -> bytes:
-        check_request(offset, length)
+        length = check_request(offset, length, len(self.data))
         return self.data[offset : offset + length]
 
     def host_span(self, offset: int, length: int) -> tuple[int, int] | None:

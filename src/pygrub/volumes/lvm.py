@@ -542,8 +542,7 @@ class LogicalVolumeSource:
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        check_request(offset, length)
-        length = max(0, min(length, self._size - offset))
+        length = check_request(offset, length, self._size)
         parts = []
         while length > 0:
             source, host, run = self._locate(offset)
