@@ -125,6 +125,13 @@ class ListingCache(Generic[K, T]):
             self._indexes[key] = index
         return index.get(want)
 
+    def find_raw(
+        self, key: K, want: bytes, entries: Callable[[], Iterable[T]], directory: str
+    ) -> T | None:
+        """The first ``(name, ...)`` entry of directory ``key`` whose on-disk name is
+        ``want``; ``entries`` reads the directory, ``directory`` names it past the bound."""
+        return self.find(key, lambda: bounded(entries(), directory), want, entry_name)
+
     def _keep(self, key: K, items: list[T]) -> None:
         while self._kept and self._size + len(items) > self.budget:
             oldest = next(iter(self._kept))

@@ -29,7 +29,7 @@ from .base import (
     mode_type,
 )
 from .blockmap import Run, merged_extents
-from .directory import ListingCache, bounded, entry_name, find_entry, name_bytes
+from .directory import ListingCache, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -666,9 +666,7 @@ class Ext4Filesystem(Filesystem[int]):
         where = f"{self.kind}: directory inode {node}"
         if self.inode(node).flags & EXT4_CASEFOLD_FL:
             return find_entry(self._raw_entries(node), casefold_matcher(name, want), where)
-        found = self._listings.find(
-            node, lambda: bounded(self._raw_entries(node), where), want, entry_name
-        )
+        found = self._listings.find_raw(node, want, lambda: self._raw_entries(node), where)
         return None if found is None else found[1]
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:

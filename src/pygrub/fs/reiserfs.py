@@ -34,7 +34,7 @@ from .base import (
     Stat,
     mode_type,
 )
-from .directory import ListingCache, bounded, entry_name, name_bytes
+from .directory import ListingCache, name_bytes
 from .layout import format_uuid
 
 if TYPE_CHECKING:
@@ -480,9 +480,7 @@ class ReiserFilesystem(Filesystem[Object]):
         if want is None:
             return None
         where = f"{self.kind}: directory {list(node)}"
-        found = self._listings.find(
-            node, lambda: bounded(self._raw_entries(node), where), want, entry_name
-        )
+        found = self._listings.find_raw(node, want, lambda: self._raw_entries(node), where)
         return None if found is None else found[1]
 
     def _raw_entries(self, node: Object) -> Iterator[tuple[bytes, Object]]:

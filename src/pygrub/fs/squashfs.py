@@ -30,7 +30,7 @@ from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
-from .directory import ListingCache, bounded, entry_name, name_bytes
+from .directory import ListingCache, name_bytes
 from .layout import read_exact
 
 if TYPE_CHECKING:
@@ -560,9 +560,7 @@ class SquashFilesystem(Filesystem[int]):
         if inode.type is not NodeType.DIR or want is None:
             return None
         where = f"squashfs: directory of inode 0x{inode.ref:x}"
-        found = self._listings.find(
-            node, lambda: bounded(self._entries(inode), where), want, entry_name
-        )
+        found = self._listings.find_raw(node, want, lambda: self._entries(inode), where)
         return None if found is None else found[1]
 
     def readlink(self, node: int) -> bytes:

@@ -47,7 +47,7 @@ from .base import (
     mode_type,
 )
 from .blockmap import Run, merged_extents
-from .directory import ListingCache, bounded, entry_name, name_bytes
+from .directory import ListingCache, name_bytes
 from .layout import Layout, read_exact
 
 if TYPE_CHECKING:
@@ -449,9 +449,7 @@ class UfsFilesystem(Filesystem[int]):
         if want is None:
             return None
         where = f"{self.kind}: directory inode {node}"
-        found = self._listings.find(
-            node, lambda: bounded(self._raw_entries(node), where), want, entry_name
-        )
+        found = self._listings.find_raw(node, want, lambda: self._raw_entries(node), where)
         return None if found is None else found[1]
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:

@@ -21,7 +21,7 @@ from ..limits import MAX_TREE_DEPTH
 from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat, mode_type
 from .blockmap import Run, merged_extents
-from .directory import ListingCache, bounded, entry_name, find_entry, name_bytes
+from .directory import ListingCache, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -646,9 +646,7 @@ class XfsFilesystem(Filesystem[int]):
             entries = ((entry, (child, where)) for entry, child, where in self._raw_entries(node))
             found = find_entry(entries, ascii_ci_matcher(want), directory)
             return None if found is None else self._check_child(found[0], node, found[1])
-        raw = self._listings.find(
-            node, lambda: bounded(self._raw_entries(node), directory), want, entry_name
-        )
+        raw = self._listings.find_raw(node, want, lambda: self._raw_entries(node), directory)
         return None if raw is None else self._check_child(raw[1], node, raw[2])
 
     def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
