@@ -8,6 +8,7 @@ streams through the driver in bounded pieces. Everything created is removed on f
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Mapping
 
@@ -175,6 +176,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 BUFFER = 1 << 20
 
 
+@functools.cache
+def _copy_buffer() -> memoryview:
+    """One buffer for every span of a run: a file of many extents reuses it."""
+    return memoryview(bytearray(BUFFER))
+
+
 def _copy_span(src_fd: int, src_offset: int, length: int, out_fd: int, out_offset: int) -> None:
     """Copy bytes of a host file: in the kernel where the pages line up, else buffered."""
     global _copy_file_range_works
@@ -194,15 +201,15 @@ def _copy_span(src_fd: int, src_offset: int, length: int, out_fd: int, out_offse
         src_offset += done
         out_offset += done
         length -= done
-    buffer = memoryview(bytearray(min(length, BUFFER)))
     while length > 0:
+        view = _copy_buffer()[: min(length, BUFFER)]
         try:
-            done = os.preadv(src_fd, [buffer[: min(length, BUFFER)]], src_offset)
+            done = os.preadv(src_fd, [view], src_offset)
         except OSError as e:
             raise PygrubError(f"reading the image at offset {src_offset}: {e.strerror}") from None
         if done == 0:
             raise PygrubError(f"image ends at offset {src_offset} while extracting")
-        _pwrite_all(out_fd, buffer[:done], out_offset)
+        _pwrite_all(out_fd, view[:done], out_offset)
         src_offset += done
         out_offset += done
         length -= done
