@@ -10,7 +10,6 @@ metadata (lib/format_text/layout.h); the hand writer is checked by LVM2 reading 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -20,16 +19,15 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import MiB, make_ext, make_partitioned, require_tool, run
+from imaging import MiB, make_ext, make_partitioned, require_tool
+from lvmtools import Lvm, LvmDisk, loop_devices, lvm_disk, lvs_extents, write_lv
 
+from pygrub.boot import open_guest
 from pygrub.disk import FileSource, MemorySource
 from pygrub.errors import CorruptError, LimitError, PygrubError
 from pygrub.fs import probe
@@ -58,139 +56,7 @@ title Linux on LVM
 """
 GUEST = {"boot/grub/menu.lst": MENU_LST, "boot/vmlinuz": KERNEL, "boot/initrd.img": INITRD}
 
-# ---------------------------------------------------------------- LVM2 tools, loop devices
-
-LVM_CONF = """\
-devices {{
-    filter = [ {accept} "r|.*|" ]
-    obtain_device_list_from_udev = 0
-    use_devicesfile = 0
-    scan_lvs = 0
-    hints = "none"
-    md_component_detection = 0
-    multipath_component_detection = 0
-    pv_min_size = 512
-}}
-activation {{
-    udev_sync = 0
-    udev_rules = 0
-}}
-backup {{
-    backup = 0
-    archive = 0
-}}
-"""
-
-
-@contextmanager
-def loop_devices(image: Path, spans: list[tuple[int, int]]) -> Iterator[list[str]]:
-    """Loop devices over byte ranges of ``image``, detached on the way out."""
-    losetup = require_tool("losetup")
-    devices: list[str] = []
-    try:
-        for offset, size in spans:
-            out = run("losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), image)
-            devices.append(out.decode().strip())
-        yield devices
-    finally:
-        for device in devices:
-            subprocess.run([losetup, "-d", device], capture_output=True)
-
-
-class Lvm:
-    """LVM2's commands with a private configuration that sees exactly ``devices``."""
-
-    def __init__(self, root: Path, devices: list[str]) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        accept = "".join(f'"a|^{re.escape(d)}$|", ' for d in devices)
-        (root / "lvm.conf").write_text(LVM_CONF.format(accept=accept))
-        self.env = {**os.environ, "LVM_SYSTEM_DIR": str(root), "LVM_SUPPRESS_FD_WARNINGS": "1"}
-        self.tool = require_tool("lvm")
-
-    def __call__(self, command: str, *args: str) -> bytes:
-        argv = [self.tool, command, "--driverloaded", "n", *args]
-        proc = subprocess.run(argv, env=self.env, capture_output=True, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            pytest.fail(f"lvm {command} {' '.join(args)}: {proc.stderr.decode(errors='replace')}")
-        return proc.stdout
-
-    def report(self, command: str, *args: str) -> list[dict[str, str]]:
-        out = self(command, "--reportformat", "json", "--units", "b", "--nosuffix", *args)
-        (report,) = json.loads(out)["report"]
-        (rows,) = report.values()
-        return rows
-
-
-@dataclass
-class LvmDisk:
-    """A disk image whose PVs were made by LVM2, with LVM2's own reports of it."""
-
-    path: Path
-    #: PV device name -> its byte offset on the disk image.
-    pv_offsets: dict[str, int]
-    #: lvs --segments rows, pvs rows, the extent size in bytes.
-    segments: list[dict[str, str]]
-    pvs: list[dict[str, str]]
-    extent: int
-    #: LV name -> lv_size in bytes as lvs reports it.
-    lv_sizes: dict[str, int]
-    #: LV name -> the bytes written into it.
-    contents: dict[str, bytes]
-
-
-def lvm_disk(
-    tmp: Path,
-    disk: Path,
-    spans: list[tuple[int, int]],
-    vg: str,
-    commands: list[tuple[str, ...]],
-) -> LvmDisk:
-    """PVs over ``spans`` of ``disk``, one VG ``vg``, then ``commands`` (lvcreate, lvextend...)."""
-    with loop_devices(disk, spans) as devices:
-        lvm = Lvm(tmp / "lvm-etc", devices)
-        lvm("pvcreate", "-q", *devices)
-        lvm("vgcreate", "-q", "-s", "1M", vg, *devices)
-        for command, *args in commands:
-            lvm(command, "-q", *(a.format(*devices) for a in args))
-        segments = lvm.report(
-            "lvs",
-            "--segments",
-            "-o",
-            "lv_name,seg_start,seg_size,stripes,stripe_size,seg_pe_ranges",
-            vg,
-        )
-        pvs = lvm.report("pvs", "-o", "pv_name,pv_uuid,pe_start", *devices)
-        (vg_row,) = lvm.report("vgs", "-o", "vg_extent_size", vg)
-        lv_sizes = {
-            r["lv_name"]: int(r["lv_size"]) for r in lvm.report("lvs", "-o", "lv_name,lv_size", vg)
-        }
-        pv_offsets = {d: offset for d, (offset, _) in zip(devices, spans, strict=True)}
-    return LvmDisk(disk, pv_offsets, segments, pvs, int(vg_row["vg_extent_size"]), lv_sizes, {})
-
-
-def lvs_extents(d: LvmDisk, lv: str) -> Iterator[tuple[int, int, int]]:
-    """(LV byte, disk byte, length) runs of ``lv`` as lvs --segments places them."""
-    pe_start = {p["pv_name"]: int(p["pe_start"]) for p in d.pvs}
-    for seg in (s for s in d.segments if s["lv_name"] == lv):
-        start, size = int(seg["seg_start"]), int(seg["seg_size"])
-        stripes = int(seg["stripes"])
-        chunk = int(seg["stripe_size"]) if stripes > 1 else size
-        places = []
-        for part in seg["seg_pe_ranges"].split():
-            device, first, _last = re.fullmatch(r"(.+):(\d+)-(\d+)", part).groups()
-            places.append(d.pv_offsets[device] + pe_start[device] + int(first) * d.extent)
-        for n, lv_byte in enumerate(range(start, start + size, chunk)):
-            row, stripe = divmod(n, stripes)
-            yield lv_byte, places[stripe] + row * chunk, chunk
-
-
-def write_lv(d: LvmDisk, lv: str, data: bytes) -> None:
-    assert len(data) == d.lv_sizes[lv]
-    with open(d.path, "r+b") as f:
-        for lv_byte, disk_byte, length in lvs_extents(d, lv):
-            f.seek(disk_byte)
-            f.write(data[lv_byte : lv_byte + length])
-    d.contents[lv] = data
+# ---------------------------------------------------------------- oracles and helpers
 
 
 def grub_fstest(disk: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -320,6 +186,19 @@ def test_lv_bytes_match_lvs_segments_and_grub(two_pvs, tmp_path):
             assert source.pread(offset, 300) == content[offset : offset + 300]
     # GRUB doubles the '-' inside names; the undoubled name is no device.
     assert grub_lv_bytes(two_pvs.path, "lvm/my-vg-root-fs", 512, tmp_path) is None
+
+
+def test_lvmid_names_as_grub_gives_them(two_pvs, tmp_path):
+    """grub-mkconfig writes ``set root='lvmid/VG-UUID/LV-UUID'``: each LV answers to it."""
+    guest = open_guest(FileSource(str(two_pvs.path)))
+    for lv, content in two_pvs.contents.items():
+        lvmid = two_pvs.lvmids[lv]
+        volume = guest.find_volume(lvmid)
+        assert volume is not None and volume.grub_name == grub_lv_name("my-vg", lv), lvmid
+        assert volume.names == (volume.grub_name, lvmid)
+        assert grub_lv_bytes(two_pvs.path, lvmid, len(content), tmp_path) == content, lvmid
+    vg_uuid = two_pvs.lvmids["data"].split("/")[1]
+    assert guest.find_volume(f"lvmid/{vg_uuid}/no-such-lv") is None
 
 
 def test_files_read_as_grub_reads_them(two_pvs):

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import MiB, make_ext, make_partitioned, require_tool, run
-from test_lvm import lvm_disk, write_lv
+from lvmtools import lvm_disk, write_lv
 
+from pygrub.boot import open_guest
 from pygrub.disk import FileSource, MemorySource
 from pygrub.errors import PygrubError
 from pygrub.volumes import Volume, discover
@@ -243,6 +244,19 @@ def test_a_raid1_member_alone_boots(tmp_path, guest_fs, version):
     assert Path(items["ramdisk"]).read_bytes() == INITRD
     expected = ["hd0", "md/md3"] if version == "0.90" else ["md/boot"]
     assert names(discover(FileSource(str(disk)))) == expected
+
+
+@pytest.mark.parametrize("version", ["0.90", "1.2"])
+def test_mduuid_names_as_grub_gives_them(tmp_path, guest_fs, version):
+    """grub-mkconfig writes ``set root='mduuid/HEX'``: the array answers to it."""
+    part = tmp_path / "member.img"
+    part.write_bytes(member(guest_fs, version))
+    disk = make_partitioned(tmp_path, [(part, "fd")])
+    info = examine(part)
+    mduuid = "mduuid/" + info.get("Array UUID", info.get("UUID", "")).replace(":", "")
+    volume = open_guest(FileSource(str(disk))).find_volume(mduuid)
+    assert volume is not None and volume.grub_name == ARRAY_NAME[version]
+    assert grub_read(disk, mduuid, len(guest_fs), tmp_path) == guest_fs
 
 
 def test_names_as_grub_gives_them(tmp_path):

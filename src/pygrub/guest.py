@@ -105,7 +105,7 @@ class GuestDisk:
         if wanted is None:
             return None
         for volume in self.volumes:
-            if same_device(volume.grub_name, wanted):
+            if any(same_device(name, wanted) for name in volume.names):
                 return volume
         return None
 

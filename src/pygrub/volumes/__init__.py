@@ -23,6 +23,13 @@ class Volume:
     type_guid: str | None = None
     #: The partition's own name in its table (GPT), if it has one.
     label: str | None = None
+    #: Other names GRUB knows it by: "lvmid/VG-UUID/LV-UUID", "mduuid/HEX".
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every GRUB device name of this volume, the canonical one first."""
+        return (self.grub_name, *self.aliases)
 
     @property
     def offset(self) -> int:

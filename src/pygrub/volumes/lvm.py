@@ -16,7 +16,8 @@ On disk (LVM2's lib/label/label.h and lib/format_text/layout.h):
 Only linear and striped segments are read ("striped" with ``stripe_count = 1`` is linear);
 thin, cache, RAID, mirror and snapshot volumes are refused by name, as are LVs on a PV not
 on this disk. Names are GRUB's (grub-core/disk/lvm.c): ``lvm/VG-LV`` with every '-' inside
-the VG and LV names doubled, as device-mapper names them.
+the VG and LV names doubled, as device-mapper names them, and ``lvmid/VG-UUID/LV-UUID``,
+the name grub-mkconfig writes into ``set root=``.
 
 Every checksum LVM itself checks is checked here too; every size and count is bounded.
 """
@@ -688,7 +689,9 @@ def _group_volumes(vg: VolumeGroup, pvs: dict[str, PhysicalVolume]) -> list[Volu
         kind = "striped" if any(len(s.stripes) > 1 for s in segments) else "linear"
         plural = "s" if len(segments) > 1 else ""
         origin = f"LVM logical volume {vg.name}/{name} ({kind}, {len(segments)} segment{plural})"
-        volumes.append(Volume(source, grub_lv_name(vg.name, name), origin))
+        lv_id = vg.lv_sections[name].get("id")
+        aliases = (f"lvmid/{vg.id}/{lv_id}",) if isinstance(lv_id, str) else ()
+        volumes.append(Volume(source, grub_lv_name(vg.name, name), origin, aliases=aliases))
     return volumes
 
 

@@ -139,7 +139,8 @@ def _member_090(volume: Volume, offset: int, raw: bytes) -> Member | None:
     size = words[_W_SIZE] * 1024 or offset
     if size > offset:
         raise CorruptError(f"{where}: size {size} runs over the superblock")
-    uuid = struct.pack(f"{order}4I", words[_W_UUID0], *words[_W_UUID1_3])
+    # The four words as mdadm prints them and GRUB's mduuid/ name spells them.
+    uuid = struct.pack(">4I", words[_W_UUID0], *words[_W_UUID1_3])
     return Member(
         volume=volume,
         version="0.90",
@@ -258,4 +259,6 @@ def _array_volume(m: Member) -> Volume:
         log.warning("MD array %s: runs past the end of %s: clipped", m.name, m.volume.grub_name)
     level = {LEVEL_RAID1: "RAID1", LEVEL_MULTIPATH: "multipath"}.get(m.level, "single-device")
     origin = f"MD {level} array {m.name} (metadata {m.version}) on {m.volume.grub_name}"
-    return Volume(SliceSource(source, m.data_offset, m.data_size), m.name, origin)
+    by_uuid = "mduuid/" + m.set_uuid.hex()
+    aliases = (by_uuid,) if by_uuid != m.name else ()
+    return Volume(SliceSource(source, m.data_offset, m.data_size), m.name, origin, aliases=aliases)

@@ -48,17 +48,23 @@ class Devices:
     def searchable(self, hints: list[str]) -> list[tuple[str, Filesystem]]:
         """(device name, filesystem) in the order ``search`` tries them: hinted ones first."""
         guest = self.ctx.guest
+        found: list[tuple[tuple[str, ...], Filesystem]]
         if guest is not None:
-            found = [(volume.grub_name, fs) for volume, fs in guest.filesystems()]
+            found = [(volume.names, fs) for volume, fs in guest.filesystems()]
         elif self.ctx.fs is not None:
-            found = [(self.home_name, self.ctx.fs)]
+            found = [((self.home_name,), self.ctx.fs)]
         else:
             found = []
-        hinted = [item for hint in hints for item in found if _hint_matches(hint, item[0])]
+        hinted = [
+            item
+            for hint in hints
+            for item in found
+            if any(_hint_matches(hint, name) for name in item[0])
+        ]
         ordered: list[tuple[str, Filesystem]] = []
-        for item in hinted + found:
-            if item not in ordered:
-                ordered.append(item)
+        for names, fs in hinted + found:
+            if (names[0], fs) not in ordered:
+                ordered.append((names[0], fs))
         return ordered
 
 
