@@ -84,6 +84,8 @@ _SUPERBLOCK_ROWS = (
     ("fs_fsize", 52, "i"),
     ("fs_frag", 56, "i"),
     ("fs_inopb", 120, "I"),
+    ("fs_id_0", 144, "I"),  # fs_id[2]: newfs's random filesystem id
+    ("fs_id_1", 148, "I"),
     ("fs_ipg", 184, "I"),
     ("fs_fpg", 188, "i"),
     ("fs_volname", 680, "32s"),
@@ -233,6 +235,8 @@ class UfsFilesystem(Filesystem[int]):
         self.pointers_per_block = self.block_size // flavour.pointer_size
         self.bsd44, self.max_symlink_len = self._format(sb)
         self.label = self._label(sb)
+        if sb.fs_id_0 or sb.fs_id_1:  # GRUB's grub_ufs_uuid spelling
+            self.uuid = f"{sb.fs_id_0:08x}{sb.fs_id_1:08x}"
         self._inodes: dict[int, Inode] = {}
 
     # -- the superblock -----------------------------------------------------------------

@@ -58,7 +58,7 @@ class ZfsFilesystem(Filesystem[int]):
         ds = pool.dsl_dataset(dataset)
         self.zpl = Zpl(pool.objset(ds, self.dataset), self.dataset)
         self.case_insensitive = self.zpl.case_insensitive
-        self.uuid = str(pool.guid)
+        self.uuid = f"{pool.guid:016x}"  # GRUB's zfs_uuid: what search --fs-uuid matches
         self.label = pool.name
 
     # -- datasets -----------------------------------------------------------------------
