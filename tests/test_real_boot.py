@@ -38,11 +38,14 @@ from imaging import (
     Tree,
     copy_into,
     make_ext,
+    make_fat,
     make_partitioned,
     require_tool,
     run,
     write_tree,
 )
+from lvmtools import lvm_disk, write_lv
+from mdtools import member
 from realboot import (
     CMDLINE_MARKER,
     MARKER,
@@ -199,7 +202,7 @@ menuentry '@TITLE@' --class debian --class gnu-linux --class gnu --class os $men
     insmod @FS_MODULE@
     set root='@DEVICE@'
     if [ x$feature_platform_search_hint = xy ]; then
-      search --no-floppy --fs-uuid --set=root --hint-bios=@DEVICE@ --hint-efi=@DEVICE@ --hint-baremetal=ahci0,@PARTITION@  @UUID@
+      search --no-floppy --fs-uuid --set=root @HINTS@  @UUID@
     else
       search --no-floppy --fs-uuid --set=root @UUID@
     fi
@@ -213,12 +216,22 @@ menuentry '@TITLE@' --class debian --class gnu-linux --class gnu --class os $men
 
 @dataclass(frozen=True)
 class Grub2Disk:
-    device: str  # hd0,msdos1
-    part_module: str  # part_msdos
+    device: str  # hd0,msdos1; lvmid/VG-UUID/LV-UUID; mduuid/HEX
+    part_module: str  # part_msdos; lvm; mdraid1x
     uuid: str
     #: Where /boot is seen from GRUB's root (the subvolume path on btrfs).
     boot: str = "/boot"
     fs_module: str = "ext2"
+
+    @property
+    def search_hints(self) -> str:
+        """The --hint options grub-mkconfig gives ``search`` for this device."""
+        if "," not in self.device:  # an LV or an MD array: GRUB's own name of it
+            return f"--hint='{self.device}'"
+        partition = self.device.partition(",")[2]
+        return (
+            f"--hint-bios={self.device} --hint-efi={self.device} --hint-baremetal=ahci0,{partition}"
+        )
 
 
 def debian_grub_cfg(disk: Grub2Disk, release: str, default: str, args: str) -> str:
@@ -234,7 +247,7 @@ def debian_grub_cfg(disk: Grub2Disk, release: str, default: str, args: str) -> s
             part_module=disk.part_module,
             fs_module=disk.fs_module,
             device=disk.device,
-            partition=disk.device.partition(",")[2],
+            hints=disk.search_hints,
             uuid=uuid,
             release=release,
             boot=disk.boot,
@@ -639,6 +652,159 @@ def grub_legacy_boot_partition(tmp: Path, payload: Payload) -> Guest:
     return Guest(make_partitioned(tmp, [(boot, "83"), (2, "8e")], bootable=1), args)
 
 
+# -- root on LVM, root on MD RAID1 (Debian's guided partitioning) ---------------------------
+
+
+def lvm_root(tmp: Path, payload: Payload) -> Guest:
+    """Debian with / (and /boot in it) on LV root of debian-vg, swap in LV swap_1; GRUB's
+    root is the lvmid/ name grub-mkconfig writes."""
+    disk = make_partitioned(tmp, [(40, "8e")], bootable=1)
+    lvm = lvm_disk(
+        tmp,
+        disk,
+        [(MiB, 40 * MiB)],
+        "debian-vg",
+        [
+            ("lvcreate", "-an", "-Zn", "-L", "24M", "-n", "root", "debian-vg"),
+            ("lvcreate", "-an", "-Zn", "-L", "4M", "-n", "swap_1", "debian-vg"),
+        ],
+    )
+    uuid = new_uuid()
+    grub = Grub2Disk(lvm.lvmids["root"], "lvm", uuid)
+    args = target_args(payload, "lvm", "root=/dev/mapper/debian--vg-root ro")
+    cfg = debian_grub_cfg(grub, payload.release, "1>0", args)
+    fs = make_ext(tmp, debian_tree(payload, cfg), size_mb=24, options=("-U", uuid))
+    write_lv(lvm, "root", fs.read_bytes())
+    return Guest(disk, args)
+
+
+def md_raid1(tmp: Path, payload: Payload) -> Guest:
+    """Debian on /dev/md0, a RAID1 (metadata 1.2) of which this disk holds one member;
+    GRUB's root is the mduuid/ name grub-mkconfig writes."""
+    uuid, array_uuid = new_uuid(), secrets.token_bytes(16)
+    grub = Grub2Disk(f"mduuid/{array_uuid.hex()}", "mdraid1x", uuid)
+    args = target_args(payload, "md", f"root=UUID={uuid} ro")
+    cfg = debian_grub_cfg(grub, payload.release, "1>0", args)
+    fs = make_ext(tmp, debian_tree(payload, cfg), size_mb=24, options=("-U", uuid))
+    part = tmp / "member.img"
+    part.write_bytes(member(fs.read_bytes(), "1.2", name=b"debian:0", uuid=array_uuid))
+    return Guest(make_partitioned(tmp, [(part, "fd")], bootable=1), args)
+
+
+# -- an ESP with systemd-boot and type #1 entries (kernel-install's layout) ------------------
+
+ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+SYSTEMD_BOOT = Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+
+LOADER_CONF = """\
+timeout 3
+console-mode keep
+default @DEFAULT@
+"""
+
+#: An entry as systemd's 90-loaderentry.install writes it on Debian 12.
+ESP_ENTRY = """\
+# Boot Loader Specification type#1 entry
+# File created by /usr/lib/kernel/install.d/90-loaderentry.install (systemd 252.30-1~deb12u2)
+title      Debian GNU/Linux 12 (bookworm)
+version    @VERSION@
+machine-id @MACHINE@
+sort-key   debian
+options    @OPTIONS@
+linux      /@MACHINE@/@RELEASE@/linux
+initrd     /@MACHINE@/@RELEASE@/initrd.img-@RELEASE@
+"""
+
+
+def esp_systemd_boot(tmp: Path, payload: Payload) -> Guest:
+    """A FAT32 ESP holding systemd-boot and kernel-install's entries; loader.conf's default
+    names an entry that a newer one sorts before."""
+    if not SYSTEMD_BOOT.is_file():
+        pytest.fail(f"{SYSTEMD_BOOT} is missing (Debian package systemd-boot-efi)")
+    uuid, machine, release = new_uuid(), secrets.token_hex(16), payload.release
+    args = target_args(payload, "esp", f"root=UUID={uuid} ro")
+    entries = {release: args, "99.0.0": f"root=UUID={uuid} ro {DECOY}"}
+    tree: dict = {
+        "EFI/BOOT/BOOTX64.EFI": SYSTEMD_BOOT.read_bytes(),
+        "EFI/systemd/systemd-bootx64.efi": SYSTEMD_BOOT.read_bytes(),
+        "loader/loader.conf": fill(LOADER_CONF, default=f"{machine}-{release}.conf"),
+        "loader/entries.srel": "type1\n",
+        f"{machine}/{release}/linux": payload.kernel,
+        f"{machine}/{release}/initrd.img-{release}": payload.ramdisk,
+    }
+    for version, options in entries.items():
+        tree[f"loader/entries/{machine}-{version}.conf"] = fill(
+            ESP_ENTRY, version=version, machine=machine, release=release, options=options
+        )
+    esp = make_fat(tmp, tree, bits=32, size_kb=64 * 1024, name="esp.img")
+    root = make_ext(tmp, {"etc/fstab": "/dev/xvda1 /boot/efi vfat umask=0077 0 1\n"}, 4)
+    disk = make_partitioned(tmp, [(esp, ESP), (root, LINUX_FS)], label="gpt")
+    return Guest(disk, args)
+
+
+# -- read-only and BSD filesystems, GRUB 2 configs written by hand ---------------------------
+
+#: An appliance's own grub.cfg (in the style of OpenWrt's): the default is by number.
+APPLIANCE_GRUB_CFG = """\
+serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1
+terminal_input console serial; terminal_output console serial
+
+insmod @PART_MODULE@
+insmod @FS_MODULE@
+set root='@DEVICE@'
+set default="1"
+set timeout="5"
+
+menuentry "Appliance" {
+	linux /boot/vmlinuz @DECOY@
+	initrd /boot/initrd.img
+}
+menuentry "Appliance (serial console)" {
+	linux /boot/vmlinuz @ARGS@
+	initrd /boot/initrd.img
+}
+"""
+
+
+def appliance_tree(payload: Payload, device: str, fs_module: str, args: str) -> dict:
+    part_module = "part_gpt" if "gpt" in device else "part_msdos"
+    cfg = fill(
+        APPLIANCE_GRUB_CFG,
+        part_module=part_module,
+        fs_module=fs_module,
+        device=device,
+        decoy=f"root=/dev/xvda1 {DECOY}",
+        args=args,
+    )
+    return {
+        "boot/grub/grub.cfg": cfg,
+        "boot/vmlinuz": payload.kernel,
+        "boot/initrd.img": payload.ramdisk,
+    }
+
+
+def squashfs_appliance(tmp: Path, payload: Payload) -> Guest:
+    """A read-only root: SquashFS (xz) in (hd0,msdos1), the kernel and grub.cfg in it."""
+    args = target_args(payload, "squashfs", "root=/dev/xvda1 rootfstype=squashfs ro")
+    src = write_tree(tmp / "squashfs.d", appliance_tree(payload, "hd0,msdos1", "squash4", args))
+    image = tmp / "root.squashfs"
+    run("mksquashfs", src, image, "-noappend", "-quiet", "-no-progress", "-comp", "xz")
+    return Guest(make_partitioned(tmp, [(image, "83")], bootable=1), args)
+
+
+FREEBSD_UFS = "516E7CB6-6ECF-11D6-8FF8-00022D09712B"
+
+
+def ufs2_gpt(tmp: Path, payload: Payload) -> Guest:
+    """UFS2 made by makefs in a FreeBSD UFS partition (hd0,gpt2), with a GRUB 2 config."""
+    args = target_args(payload, "ufs2", "root=/dev/xvda2 ro")
+    src = write_tree(tmp / "ufs.d", appliance_tree(payload, "hd0,gpt2", "ufs2", args))
+    image = tmp / "ufs2.img"
+    run("makefs", "-t", "ffs", "-B", "le", "-s", "32m", "-o", "version=2", image, src)
+    disk = make_partitioned(tmp, [(1, BIOS_BOOT), (image, FREEBSD_UFS)], label="gpt")
+    return Guest(disk, args)
+
+
 #: name -> how to build that guest. The first three are the layouts that matter most.
 LAYOUTS: dict[str, Callable[[Path, Payload], Guest]] = {
     "mbr-ext4": mbr_ext4,
@@ -650,6 +816,11 @@ LAYOUTS: dict[str, Callable[[Path, Payload], Guest]] = {
     "extlinux-whole-disk": extlinux_whole_disk,
     "grub-legacy-boot-partition": grub_legacy_boot_partition,
     "btrfs-subvol-at": btrfs_subvol_at,
+    "lvm-root-ext4": lvm_root,
+    "md-raid1-ext4": md_raid1,
+    "esp-systemd-boot": esp_systemd_boot,
+    "squashfs-appliance": squashfs_appliance,
+    "ufs2-gpt": ufs2_gpt,
 }
 
 #: Layouts also booted as a QEMU/KVM user boots them (issue 13's direct kernel boot): the
