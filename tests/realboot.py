@@ -1,8 +1,9 @@
 """Helpers for booting what pygrub extracts: a real Debian kernel, a busybox initramfs
 made here, pygrub run the way libxl runs it, and QEMU as the domain builder.
 
-The kernel package is fetched once and its vmlinuz kept in a cache directory
-($PYGRUB_TEST_CACHE, else ~/.cache/pygrub-tests), so later runs need no network.
+The kernel package is fetched once and kept, with its vmlinuz and the modules a guest
+needs, in a cache directory ($PYGRUB_TEST_CACHE, else ~/.cache/pygrub-tests), so later
+runs need no network.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import select
@@ -99,10 +101,74 @@ def debian_kernel() -> Kernel:
             except OSError:
                 if not home.is_dir():  # else another run cached it first
                     raise
+            # Kept for kernel_modules(): a second download would cost as much again.
+            (Path(work) / deb).replace(cache_dir() / deb)
     found = sorted(home.glob("vmlinuz-*"))
     if len(found) != 1:
         pytest.fail(f"{home} holds {len(found)} vmlinuz-* files, not one")
     return Kernel.at(found[0])
+
+
+def kernel_modules(release: str, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The named modules of the kernel package of ``release`` (as .ko, decompressed),
+    fetched once and cached beside the kernel, for guests that only a kernel can fill."""
+    home = cache_dir() / f"modules-{release}"
+    if not all((home / f"{name}.ko").is_file() for name in names):
+        deb = kernel_deb(release)
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
+            unpacked = Path(work) / "modules"
+            unpacked.mkdir()
+            for name, data in unpack_modules(deb, names).items():
+                (unpacked / f"{name}.ko").write_bytes(data)
+            try:
+                unpacked.rename(home)
+            except OSError:
+                if not home.is_dir():  # else another run cached them first
+                    raise
+    return {name: (home / f"{name}.ko").read_bytes() for name in names}
+
+
+def kernel_deb(release: str) -> Path:
+    """The kernel package of ``release``: the one debian_kernel() kept, else downloaded."""
+    package = f"linux-image-{release}"
+    kept = sorted(cache_dir().glob(f"{package}_*.deb"))
+    if not kept:
+        run_in(cache_dir(), "apt-get", "download", "-q", package)
+        kept = sorted(cache_dir().glob(f"{package}_*.deb"))
+    if len(kept) != 1:
+        pytest.fail(f"{cache_dir()} holds {len(kept)} packages of {package}, not one")
+    return kept[0]
+
+
+def unpack_modules(deb: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """lib/modules/*/kernel/**/NAME.ko (or .ko.xz, decompressed) of a kernel package."""
+    wanted = {f"{name}{suffix}": name for name in names for suffix in (".ko", ".ko.xz")}
+    found: dict[str, bytes] = {}
+    proc = subprocess.Popen(
+        [require_tool("dpkg-deb"), "--fsys-tarfile", str(deb)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+            for member in archive:
+                name = wanted.get(member.name.rpartition("/")[2])
+                if name is None or "/lib/modules/" not in member.name or not member.isfile():
+                    continue
+                data = archive.extractfile(member)
+                assert data is not None
+                raw = data.read()
+                found[name] = lzma.decompress(raw) if member.name.endswith(".xz") else raw
+                if len(found) == len(names):
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+    missing = sorted(set(names) - set(found))
+    if missing:
+        pytest.fail(f"{deb.name} has no module {', '.join(missing)}")
+    return found
 
 
 def unpack_vmlinuz(deb: Path, into: Path) -> Path:
@@ -239,6 +305,66 @@ def initramfs(marker_token: str) -> bytes:
     return gzip.compress(newc_archive(entries), compresslevel=6, mtime=0)
 
 
+def tree_entries(src: Path, prefix: str) -> list[CpioEntry]:
+    """The directories, files and symlinks under ``src`` as cpio entries under ``prefix``."""
+    entries = [CpioEntry(prefix, S_IFDIR | 0o755)]
+    for path in sorted(src.rglob("*")):
+        name = f"{prefix}/{path.relative_to(src)}"
+        if path.is_symlink():
+            entries.append(CpioEntry(name, S_IFLNK | 0o777, os.readlink(path).encode()))
+        elif path.is_dir():
+            entries.append(CpioEntry(name, S_IFDIR | 0o755))
+        else:
+            entries.append(CpioEntry(name, S_IFREG | 0o644, path.read_bytes()))
+    return entries
+
+
+#: What the filling guest prints when every step worked, and before what went wrong.
+FILLED, FILL_FAILED = "PYGRUB-FILLED-OK", "PYGRUB-FILL-FAILED"
+
+
+def fill_with_kernel(
+    kernel: Kernel, image: Path, fstype: str, modules: tuple[str, ...], src: Path
+) -> None:
+    """Copy the tree ``src`` into the empty filesystem ``image`` with the guest kernel's
+    own driver: for filesystems that no tool outside a kernel writes (ReiserFS).
+    ``modules`` are loaded in order, the filesystem's own last."""
+    init = (
+        "#!/bin/busybox sh\n"
+        "/bin/busybox --install -s /bin\n"
+        "export PATH=/bin\n"
+        "mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev\n"
+        "dmesg -n 1\n"
+        f"for m in {' '.join(modules)}; do insmod /lib/$m.ko || echo {FILL_FAILED} $m; done\n"
+        "for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done\n"
+        f"mount -t {fstype} /dev/vda /mnt || echo {FILL_FAILED} mount\n"
+        f"cp -a /src/. /mnt/ || echo {FILL_FAILED} cp\n"
+        f"umount /mnt && echo {FILLED}\n"
+        "poweroff -f\n"
+    )
+    entries = [
+        CpioEntry("bin", S_IFDIR | 0o755),
+        CpioEntry("bin/busybox", S_IFREG | 0o755, static_busybox()),
+        *(CpioEntry(d, S_IFDIR | 0o755) for d in ("dev", "proc", "sys", "mnt", "lib")),
+        CpioEntry("dev/console", S_IFCHR | 0o600, rdev=(5, 1)),
+        *(
+            CpioEntry(f"lib/{name}.ko", S_IFREG | 0o644, data)
+            for name, data in kernel_modules(kernel.release, modules).items()
+        ),
+        *tree_entries(src, "src"),
+        CpioEntry("init", S_IFREG | 0o755, init.encode()),
+    ]
+    ramdisk = image.with_name(image.name + ".filler.cpio.gz")
+    ramdisk.write_bytes(gzip.compress(newc_archive(entries), compresslevel=1, mtime=0))
+    try:
+        timeout = 60 if kvm_usable() else 300
+        console = qemu_boot(kernel.path, ramdisk, "console=ttyS0 panic=-1", timeout, (image,))
+    finally:
+        ramdisk.unlink()
+    if FILL_FAILED in console or FILLED not in console:
+        pytest.fail(f"the guest did not fill {image.name}; console ends:\n{console[-3000:]}")
+
+
 # -- pygrub as libxl runs it --------------------------------------------------------------
 
 
@@ -371,8 +497,11 @@ def kvm_usable() -> bool:
     return True
 
 
-def qemu_boot(kernel: Path, ramdisk: Path | None, args: str, timeout: float) -> str:
-    """The serial console of a QEMU guest booted straight into ``kernel``, as text."""
+def qemu_boot(
+    kernel: Path, ramdisk: Path | None, args: str, timeout: float, disks: tuple[Path, ...] = ()
+) -> str:
+    """The serial console of a QEMU guest booted straight into ``kernel``, as text;
+    ``disks`` are raw images it sees as /dev/vda, /dev/vdb..."""
     qemu = require_tool("qemu-system-x86_64")
     accel = ["-accel", "kvm"] if kvm_usable() else ["-accel", "tcg"]
     argv = [
@@ -393,6 +522,7 @@ def qemu_boot(kernel: Path, ramdisk: Path | None, args: str, timeout: float) -> 
         "-no-reboot",
         "-nic",
         "none",
+        *(arg for disk in disks for arg in ("-drive", f"file={disk},format=raw,if=virtio")),
     ]
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)

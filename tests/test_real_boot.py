@@ -22,6 +22,7 @@ import re
 import secrets
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -53,6 +54,7 @@ from realboot import (
     CpioEntry,
     Kernel,
     debian_kernel,
+    fill_with_kernel,
     initramfs,
     kvm_usable,
     newc_archive,
@@ -60,6 +62,7 @@ from realboot import (
     run_pygrub_for_qemu,
     run_pygrub_like_libxl,
 )
+from zfstools import zfs_fuse
 
 import pygrub
 from pygrub.boot import open_guest, plan_boot
@@ -805,6 +808,99 @@ def ufs2_gpt(tmp: Path, payload: Payload) -> Guest:
     return Guest(disk, args)
 
 
+# -- Ubuntu's ZFS boot pool ------------------------------------------------------------------
+
+#: What 10_linux_zfs writes: GRUB paths name the dataset before '@'.
+UBUNTU_ZFS_BOOT = "/BOOT/ubuntu_ab12cd@"
+
+
+def zfs_bpool(tmp: Path, payload: Payload) -> Guest:
+    """Ubuntu on ZFS: /boot is dataset bpool/BOOT/ubuntu_ab12cd of the boot pool (made by
+    zfs-fuse, pool version 23), searched for by the pool's GUID as GRUB spells it."""
+    vdev, mnt = tmp / "bpool.vdev", tmp / "boot"
+    with open(vdev, "wb") as f:
+        f.truncate(96 * MiB)
+    args = target_args(payload, "zfs", "root=ZFS=rpool/ROOT/ubuntu_ab12cd ro")
+    with zfs_fuse():
+        run("zpool", "create", "-f", "-o", "version=23", "-m", "none", "bpool", vdev)
+        try:
+            run("zfs", "create", "-o", "mountpoint=none", "bpool/BOOT")
+            run("zfs", "create", "-o", f"mountpoint={mnt}", "bpool/BOOT/ubuntu_ab12cd")
+            # zfs-fuse's zpool get has no -H: NAME PROPERTY VALUE SOURCE, then the row.
+            guid = int(run("zpool", "get", "guid", "bpool").split()[-2])
+            grub = Grub2Disk("hd0,gpt2", "part_gpt", f"{guid:016x}", UBUNTU_ZFS_BOOT, "zfs")
+            tree = {
+                "grub/grub.cfg": debian_grub_cfg(grub, payload.release, "1>0", args),
+                f"vmlinuz-{payload.release}": payload.kernel,
+                f"initrd.img-{payload.release}": payload.ramdisk,
+            }
+            write_tree(mnt, tree)
+        finally:
+            export_pool("bpool")
+    return Guest(make_partitioned(tmp, [(1, BIOS_BOOT), (vdev, LINUX_FS)], label="gpt"), args)
+
+
+def export_pool(name: str) -> None:
+    """zpool export, retried: zfs-fuse calls a pool busy for a moment after writes."""
+    for _ in range(20):
+        os.sync()
+        if subprocess.run(["zpool", "export", name], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    run("zpool", "export", name)
+
+
+# -- ReiserFS, filled by the guest kernel's own driver (SUSE style) --------------------------
+
+YAST_MENU_LST = """\
+# Modified by YaST2. Last modification on Tue Mar  4 10:12:09 UTC 2014
+default 1
+timeout 8
+gfxmenu (hd0,1)/boot/message
+##YaST - activate
+
+###Don't change this comment - YaST2 identifier: Original name: linux###
+title SUSE Linux Enterprise Server 11 SP3 - @RELEASE@
+    root (hd0,1)
+    kernel /boot/vmlinuz-@RELEASE@ root=/dev/xvda2 resume=/dev/xvda1 splash=silent @DECOY@
+    initrd /boot/initrd-@RELEASE@
+
+###Don't change this comment - YaST2 identifier: Original name: xenconsole###
+title Serial console -- SUSE Linux Enterprise Server 11 SP3 - @RELEASE@
+    root (hd0,1)
+    kernel /boot/vmlinuz-@RELEASE@ @ARGS@
+    initrd /boot/initrd-@RELEASE@
+"""
+
+#: Debian's kernel has ReiserFS and the virtio disk as modules.
+REISERFS_MODULES = (
+    "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
+    "virtio_blk", "reiserfs",
+)  # fmt: skip
+
+
+def reiserfs_suse(tmp: Path, payload: Payload) -> Guest:
+    """A SLES 11 style guest: swap in (hd0,0), ReiserFS 3.6 root in (hd0,1), GRUB legacy's
+    menu.lst from YaST. mkreiserfs makes it; the Debian kernel's reiserfs driver fills it."""
+    release = payload.release
+    args = target_args(payload, "reiserfs", "root=/dev/xvda2 resume=/dev/xvda1")
+    tree = {
+        "boot/grub/menu.lst": fill(YAST_MENU_LST, release=release, decoy=DECOY, args=args),
+        f"boot/vmlinuz-{release}": payload.kernel,
+        f"boot/initrd-{release}": payload.ramdisk,
+        "boot/vmlinuz": Symlink(f"vmlinuz-{release}"),
+        "boot/initrd": Symlink(f"initrd-{release}"),
+    }
+    image = tmp / "reiserfs.img"
+    with open(image, "wb") as f:
+        f.truncate(64 * MiB)  # the journal takes 32 MiB
+    run("mkreiserfs", "-f", "-f", "-q", "--format", "3.6", "-b", "4096", image)
+    fill_with_kernel(
+        debian_kernel(), image, "reiserfs", REISERFS_MODULES, write_tree(tmp / "src", tree)
+    )
+    return Guest(make_partitioned(tmp, [(4, "82"), (image, "83")], bootable=2), args)
+
+
 #: name -> how to build that guest. The first three are the layouts that matter most.
 LAYOUTS: dict[str, Callable[[Path, Payload], Guest]] = {
     "mbr-ext4": mbr_ext4,
@@ -821,6 +917,8 @@ LAYOUTS: dict[str, Callable[[Path, Payload], Guest]] = {
     "esp-systemd-boot": esp_systemd_boot,
     "squashfs-appliance": squashfs_appliance,
     "ufs2-gpt": ufs2_gpt,
+    "zfs-bpool": zfs_bpool,
+    "reiserfs-suse": reiserfs_suse,
 }
 
 #: Layouts also booted as a QEMU/KVM user boots them (issue 13's direct kernel boot): the

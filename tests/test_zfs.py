@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import require_tool
+from zfstools import zfs_fuse
 
 from pygrub.disk import FileSource, MemorySource
 from pygrub.errors import CorruptError, NotFoundError, PygrubError, UnsupportedError
@@ -91,26 +92,8 @@ def test_every_file_matches_the_manifest(images, name):
 @pytest.fixture(scope="module")
 def zdb():
     """zdb, with the zfs-fuse daemon it needs (zfs-fuse's libzfs talks to it even for -l)."""
-    zdb_tool, zpool = require_tool("zdb"), require_tool("zpool")
-    daemon = require_tool("zfs-fuse")
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    if subprocess.run([zpool, "list"], **quiet).returncode == 0:
-        yield zdb_tool  # a daemon is already running
-        return
-    proc = subprocess.Popen([daemon, "--no-daemon"], **quiet)
-    try:
-        for _ in range(100):
-            if subprocess.run([zpool, "list"], **quiet).returncode == 0:
-                break
-            time.sleep(0.1)
-        yield zdb_tool
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with zfs_fuse():
+        yield require_tool("zdb")
 
 
 @pytest.mark.parametrize("name", IMAGES)
