@@ -22,7 +22,6 @@ import re
 import secrets
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -62,7 +61,7 @@ from realboot import (
     run_pygrub_for_qemu,
     run_pygrub_like_libxl,
 )
-from zfstools import zfs_fuse
+from zfstools import export_pool, zfs_fuse
 
 import pygrub
 from pygrub.boot import open_guest, plan_boot
@@ -838,16 +837,6 @@ def zfs_bpool(tmp: Path, payload: Payload) -> Guest:
         finally:
             export_pool("bpool")
     return Guest(make_partitioned(tmp, [(1, BIOS_BOOT), (vdev, LINUX_FS)], label="gpt"), args)
-
-
-def export_pool(name: str) -> None:
-    """zpool export, retried: zfs-fuse calls a pool busy for a moment after writes."""
-    for _ in range(20):
-        os.sync()
-        if subprocess.run(["zpool", "export", name], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.5)
-    run("zpool", "export", name)
 
 
 # -- ReiserFS, filled by the guest kernel's own driver (SUSE style) --------------------------

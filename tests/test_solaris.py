@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import make_ext, make_partitioned, require_tool, run, write_tree
 from xen import normalise, run_xen
+from zfstools import export_pool, zfs_fuse
 
 from pygrub.boot import entry_files, open_guest, plan_boot, why_not_bootable
 from pygrub.config import LoadContext, find_menu, solaris
@@ -263,27 +263,10 @@ def test_a_config_wins_over_sniffing(tmp_path):
 @pytest.fixture(scope="module")
 def zfs_daemon():
     """zfs-fuse running (the zpool, zfs and zdb of zfs-fuse talk to it)."""
-    zpool, daemon = require_tool("zpool"), require_tool("zfs-fuse")
     for tool in ("zfs", "zdb"):
         require_tool(tool)
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    if subprocess.run([zpool, "list"], **quiet).returncode == 0:
+    with zfs_fuse():
         yield
-        return
-    proc = subprocess.Popen([daemon, "--no-daemon"], **quiet)
-    try:
-        for _ in range(100):
-            if subprocess.run([zpool, "list"], **quiet).returncode == 0:
-                break
-            time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def build_pool(
@@ -303,22 +286,11 @@ def build_pool(
             run("zfs", "create", "-o", f"mountpoint={mnt / name}", f"{pool}/ROOT/{name}")
             write_tree(mnt / name, tree)
         run("zpool", "set", f"bootfs={pool}/ROOT/{bootfs}", pool)
-        export(pool)
+        export_pool(pool)
     except BaseException:
         subprocess.run([require_tool("zpool"), "destroy", "-f", pool], capture_output=True)
         raise
     return vdev
-
-
-def export(pool: str) -> None:
-    """zfs-fuse may call a pool busy for a moment after writes."""
-    zpool = require_tool("zpool")
-    for _ in range(20):
-        subprocess.run(["sync"])
-        if subprocess.run([zpool, "export", pool], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.5)
-    run("zpool", "export", pool)
 
 
 def zdb_object(vdev: Path, dataset: str) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from imaging import require_tool
+from imaging import require_tool, run
 
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
@@ -40,3 +41,14 @@ def zfs_fuse() -> Iterator[None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def export_pool(name: str) -> None:
+    """zpool export, retried: zfs-fuse calls a pool busy for a moment after writes."""
+    for _ in range(20):
+        os.sync()
+        argv = [require_tool("zpool"), "export", name]
+        if subprocess.run(argv, capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    run("zpool", "export", name)
