@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pygrub.errors import LimitError, NotFoundError
 from pygrub.fs.base import Extent, ExtentKind, FileReader, NodeType
+from pygrub.fs.blockmap import pointer_runs
 from pygrub.fs.directory import ListingCache, bounded, entry_name
 
 
@@ -154,3 +155,52 @@ def test_bounded_refuses_a_directory_past_the_entry_bound(monkeypatch):
     assert list(bounded(range(5), "d")) == [0, 1, 2, 3, 4]
     with pytest.raises(LimitError, match="d has over 5 entries"):
         list(bounded(range(6), "d"))
+
+
+# -- pointer_runs: block map pointers into runs ---------------------------------------------
+
+
+def naive_pointer_runs(pointers: list[int], step: int) -> list[tuple[int, int, int]]:
+    """The plain definition, one pointer at a time."""
+    runs: list[list[int]] = []
+    for index, pointer in enumerate(pointers):
+        if not pointer:
+            continue
+        if (
+            runs
+            and runs[-1][0] + runs[-1][1] == index
+            and pointer == runs[-1][2] + runs[-1][1] * step
+        ):
+            runs[-1][1] += 1
+        else:
+            runs.append([index, 1, pointer])
+    return [(a, b, c) for a, b, c in runs]
+
+
+#: A map block as files make them: stretches written in one go, holes, stray pointers.
+SEGMENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("run"), st.integers(1, 5000), st.integers(1, 700)),
+        st.tuples(st.just("holes"), st.just(0), st.integers(1, 300)),
+        st.tuples(st.just("stray"), st.integers(0, 5000), st.just(1)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(SEGMENTS, st.sampled_from([1, 2, 8]))
+def test_pointer_runs_match_the_plain_definition(segments, step):
+    pointers: list[int] = []
+    for kind, first, length in segments:
+        if kind == "run":
+            pointers += range(first, first + length * step, step)
+        else:
+            pointers += [first] * length
+    assert list(pointer_runs(tuple(pointers), step)) == naive_pointer_runs(pointers, step)
+
+
+def test_pointer_runs_of_a_whole_block_and_of_holes():
+    assert list(pointer_runs(tuple(range(100, 1124)))) == [(0, 1024, 100)]
+    assert list(pointer_runs((0,) * 1024)) == []
+    assert list(pointer_runs((0, 5, 6, 0, 7, 8, 8), step=1)) == [(1, 2, 5), (4, 2, 7), (6, 1, 8)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import compress
 
 from .base import Extent, ExtentKind
 
@@ -39,3 +40,38 @@ def _extent(run: Run, block_size: int) -> Extent:
     if where is None:
         return Extent(logical * block_size, count * block_size, ExtentKind.HOLE)
     return Extent(logical * block_size, count * block_size, ExtentKind.DATA, where)
+
+
+def pointer_runs(pointers: Sequence[int], step: int = 1) -> Iterator[tuple[int, int, int]]:
+    """(index, count, first pointer) of each run of non-zero pointers in which every one
+    names the block ``step`` after the one before; zeros (holes) are in no run.
+
+    A file written in one go is one run per map block. Runs are measured by comparing
+    whole slices with the expected numbers, so a map block costs a few comparisons in C
+    instead of a Python step per pointer, and a block of holes costs none.
+    """
+    nonzero = list(compress(range(len(pointers)), pointers))
+    at = 0
+    while at < len(nonzero):
+        index = nonzero[at]
+        count = _run_length(pointers, index, pointers[index], step)
+        yield index, count, pointers[index]
+        at += count  # every pointer of a run is non-zero: they climb from a non-zero one
+
+
+def _run_length(pointers: Sequence[int], index: int, first: int, step: int) -> int:
+    """How many pointers from ``index`` read first, first + step, first + 2 * step...:
+    slices that double while they match and halve when they do not."""
+    count, size = 1, 1
+    while index + count < len(pointers):
+        size = min(size, len(pointers) - index - count)
+        start = first + count * step
+        expected = range(start, start + size * step, step)
+        if tuple(pointers[index + count : index + count + size]) == tuple(expected):
+            count += size
+            size *= 2
+        elif size > 1:
+            size //= 2
+        else:
+            break
+    return count

@@ -28,7 +28,7 @@ from .base import (
     checked_extents,
     mode_type,
 )
-from .blockmap import Run, merged_extents
+from .blockmap import Run, merged_extents, pointer_runs
 from .directory import ListingCache, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
@@ -541,31 +541,36 @@ class Ext4Filesystem(Filesystem[int]):
                 yield from self._indirect_block(pointers[N_DIRECT + level - 1], level, first, walk)
             first += per_block**level
 
-    def _data_run(self, logical: int, physical: int, walk: _Walk) -> Run:
-        if physical >= self.blocks_count:
+    def _data_run(self, logical: int, physical: int, walk: _Walk, count: int = 1) -> Run:
+        """``count`` blocks from ``logical``, stored one after the other from ``physical``."""
+        if physical + count > self.blocks_count:
+            past = max(physical, self.blocks_count)
             raise CorruptError(
-                f"{self.kind}: block pointer of inode {walk.inode} at logical block {logical} "
-                f"names block {physical}, past the last block"
+                f"{self.kind}: block pointer of inode {walk.inode} at logical block "
+                f"{logical + past - physical} names block {past}, past the last block"
             )
-        return logical, 1, physical * self.block_size
+        return logical, count, physical * self.block_size
 
     def _indirect_block(self, number: int, level: int, first: int, walk: _Walk) -> Iterator[Run]:
         """Runs under an indirect block of ``level`` (1 single, 2 double, 3 triple)."""
         self._spend_read(walk)
         buf = self._block(number, f"indirect block of inode {walk.inode}")
-        span = (self.block_size // 4) ** (level - 1)
         pointers = struct.unpack(f"<{self.block_size // 4}I", buf)
+        if level == 1:
+            for index, count, start in pointer_runs(pointers):
+                logical = first + index
+                if logical >= walk.end_block:
+                    return
+                yield self._data_run(logical, start, walk, min(count, walk.end_block - logical))
+            return
+        span = (self.block_size // 4) ** (level - 1)
         # Zero pointers are holes; compress skips them in C, so a block of holes costs
         # one read and no Python loop however large the file claims to be.
         for index in compress(range(len(pointers)), pointers):
-            pointer = pointers[index]
             logical = first + index * span
             if logical >= walk.end_block:
                 return
-            if level == 1:
-                yield self._data_run(logical, pointer, walk)
-            else:
-                yield from self._indirect_block(pointer, level - 1, logical, walk)
+            yield from self._indirect_block(pointers[index], level - 1, logical, walk)
 
     # -- inline data --------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ import struct
 from bisect import bisect_right
 from collections import namedtuple
 from collections.abc import Iterator
-from itertools import compress
 
 from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
@@ -34,6 +33,7 @@ from .base import (
     Stat,
     mode_type,
 )
+from .blockmap import pointer_runs
 from .directory import ListingCache, name_bytes
 from .layout import format_uuid
 
@@ -438,18 +438,8 @@ class ReiserFilesystem(Filesystem[Object]):
             raise self._item_error(
                 item, f"pointer {index} names block {pointers[index]}, past the end"
             )
-        first = block = count = 0
-        # compress skips the holes in C, so a sparse file costs no Python loop per hole.
-        for index in compress(range(len(pointers)), pointers):
-            pointer = pointers[index]
-            if count and index == first + count and pointer == block + count:
-                count += 1
-                continue
-            if count:
-                yield Extent(start + first * bs, count * bs, ExtentKind.DATA, block * bs)
-            first, block, count = index, pointer, 1
-        if count:
-            yield Extent(start + first * bs, count * bs, ExtentKind.DATA, block * bs)
+        for index, count, block in pointer_runs(pointers):
+            yield Extent(start + index * bs, count * bs, ExtentKind.DATA, block * bs)
 
     # -- the Filesystem primitives ------------------------------------------------------
 

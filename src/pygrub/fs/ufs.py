@@ -46,7 +46,7 @@ from .base import (
     checked_extents,
     mode_type,
 )
-from .blockmap import Run, merged_extents
+from .blockmap import Run, merged_extents, pointer_runs
 from .directory import ListingCache, name_bytes
 from .layout import Layout, read_exact
 
@@ -360,12 +360,12 @@ class UfsFilesystem(Filesystem[int]):
         # whose pointers loop back does. Zero pointers (holes) cost nothing.
         return _Walk(inode.number, end, blocks_left=self.frag_count // self.frags_per_block + 1)
 
-    def _spend(self, walk: _Walk) -> None:
-        if walk.blocks_left <= 0:
+    def _spend(self, walk: _Walk, blocks: int = 1) -> None:
+        if walk.blocks_left < blocks:
             raise LimitError(
                 f"{self.kind}: inode {walk.inode} names more blocks than the filesystem has"
             )
-        walk.blocks_left -= 1
+        walk.blocks_left -= blocks
 
     def _pointers(self, buf: bytes) -> tuple[int, ...]:
         count = len(buf) // self.flavour.pointer_size
@@ -386,14 +386,15 @@ class UfsFilesystem(Filesystem[int]):
                 yield from self._indirect(inode, pointer, level, first, walk)
             first += self.pointers_per_block**level
 
-    def _data_run(self, inode: Inode, logical: int, frag: int, walk: _Walk) -> Run:
-        self._spend(walk)
+    def _data_run(self, inode: Inode, logical: int, frag: int, walk: _Walk, count: int = 1) -> Run:
+        """``count`` blocks from ``logical``, stored one after the other from ``frag``."""
+        self._spend(walk, count)
         # The last block of a small file may be only the fragments its tail needs.
-        length = min(self.block_size, inode.size - logical * self.block_size)
+        length = min(count * self.block_size, inode.size - logical * self.block_size)
         self._check_frags(
             frag, length, f"block pointer of inode {inode.number} at logical block {logical}"
         )
-        return logical, 1, frag * self.frag_size
+        return logical, count, frag * self.frag_size
 
     def _indirect(
         self, inode: Inode, frag: int, level: int, first: int, walk: _Walk
@@ -403,6 +404,14 @@ class UfsFilesystem(Filesystem[int]):
         self._check_frags(frag, self.block_size, what)
         self._spend(walk)
         pointers = self._pointers(self._read(frag * self.frag_size, self.block_size, what))
+        if level == 1:
+            for index, count, start in pointer_runs(pointers, self.frags_per_block):
+                logical = first + index
+                if logical >= walk.end_block:
+                    return
+                count = min(count, walk.end_block - logical)
+                yield self._data_run(inode, logical, start, walk, count)
+            return
         span = self.pointers_per_block ** (level - 1)
         # Zero pointers are holes; compress skips them in C, so a block of holes costs
         # one read and no Python loop however large the file claims to be.
@@ -410,10 +419,7 @@ class UfsFilesystem(Filesystem[int]):
             logical = first + index * span
             if logical >= walk.end_block:
                 return
-            if level == 1:
-                yield self._data_run(inode, logical, pointers[index], walk)
-            else:
-                yield from self._indirect(inode, pointers[index], level - 1, logical, walk)
+            yield from self._indirect(inode, pointers[index], level - 1, logical, walk)
 
     # -- the Filesystem primitives ------------------------------------------------------
 
