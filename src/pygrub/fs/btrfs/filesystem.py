@@ -9,7 +9,6 @@ and so do we.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 
 from ...disk import ByteSource
@@ -223,6 +222,9 @@ class BtrfsFilesystem(Filesystem[Node]):
             top = self._enter(self.resolve(path))
             if self.node_stat(top).type is not NodeType.DIR:
                 raise NotFoundError(f"btrfs: {path} is not a directory")
+        # copy (and the weakref it loads) costs start-up that a plain boot does not use.
+        import copy
+
         view = copy.copy(self)
         view._top = top
         return view
