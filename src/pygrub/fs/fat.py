@@ -128,6 +128,8 @@ MAX_DIR_BYTES = 65536 * ENTRY_SIZE
 #: FAT bytes read at a time, and how many such pieces are kept.
 FAT_CHUNK = 64 << 10
 FAT_CACHE_CHUNKS = 64
+#: Runs of a chain remembered as runs while they climb; past this, cluster by cluster.
+CLIMBING_RUNS_MAX = 1024
 #: Past this many clusters a file's visited set becomes a bitmap of the whole volume.
 VISITED_SET_MAX = 1 << 16
 #: FAT entries compared at once when following a stretch of consecutive clusters.
@@ -384,15 +386,29 @@ class _LongNameRun:
 
 
 class _VisitedClusters:
-    """Clusters a chain has passed: a set while small, then a bitmap of the volume."""
+    """Clusters a chain has passed. While its runs only climb (a file written in one go)
+    the runs themselves are kept, as no climbing run can meet an earlier one; after that
+    a set, and past VISITED_SET_MAX clusters a bitmap of the volume."""
 
     def __init__(self, cluster_count: int) -> None:
         self._limit = cluster_count + 2
+        self._climbing: list[tuple[int, int]] | None = []
         self._set: set[int] | None = set()
         self._bits = bytearray()
 
     def add_run(self, start: int, count: int) -> bool:
         """Record clusters ``start`` .. ``start + count - 1``; False when one was there."""
+        climbing = self._climbing
+        if climbing is not None:
+            if (not climbing or start >= sum(climbing[-1])) and len(climbing) < CLIMBING_RUNS_MAX:
+                climbing.append((start, count))
+                return True
+            self._climbing = None
+            for earlier in climbing:  # disjoint: they climbed
+                self._mark(*earlier)
+        return self._mark(start, count)
+
+    def _mark(self, start: int, count: int) -> bool:
         run = range(start, start + count)
         if self._set is not None:
             if not self._set.isdisjoint(run):
