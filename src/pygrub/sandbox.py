@@ -90,11 +90,14 @@ ROOT_TMPFS_OPTIONS = b"mode=0755,size=64k,nr_inodes=8"
 
 #: Modules the readers import inside functions, and the decompressors when installed.
 LAZY_DEPENDENCIES = (
+    "copy",
     "getopt",
+    "hashlib",
     "importlib.resources",
     "io",
     "logging",
     "lzma",
+    "mmap",
     "unicodedata",
     "zlib",
     "lz4.block",
