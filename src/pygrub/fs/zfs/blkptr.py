@@ -322,36 +322,42 @@ def lzjb_decompress(src: bytes, size: int) -> bytes:
     """LZJB: a copy-map byte before each 8 items; an item is a literal byte, or two bytes
     holding a 6-bit length (+3) and a 10-bit distance back into the output."""
     out = bytearray()
-    pos = 0
+    have = pos = 0
     end = len(src)
-    while len(out) < size:
+    while have < size:
         if pos >= end:
             raise CorruptError("zfs: lzjb stream ends early")
         copymap = src[pos]
         pos += 1
+        if not copymap and pos + 8 <= end and have + 8 <= size:  # eight literals at once
+            out += src[pos : pos + 8]
+            pos += 8
+            have += 8
+            continue
         for bit in range(8):
-            if len(out) >= size:
+            if have >= size:
                 break
-            if not copymap & (1 << bit):
+            if not copymap >> bit & 1:
                 if pos >= end:
                     raise CorruptError("zfs: lzjb stream ends early")
                 out.append(src[pos])
                 pos += 1
+                have += 1
                 continue
             if pos + 2 > end:
                 raise CorruptError("zfs: lzjb stream ends early")
-            length = (src[pos] >> 2) + 3
-            distance = ((src[pos] << 8) | src[pos + 1]) & 0x3FF
+            high, low = src[pos], src[pos + 1]
             pos += 2
-            if distance == 0 or distance > len(out):
+            distance = (high << 8 | low) & 0x3FF
+            if distance == 0 or distance > have:
                 raise CorruptError(f"zfs: lzjb match reaches {distance} bytes back")
-            length = min(length, size - len(out))
-            start = len(out) - distance
+            length = min((high >> 2) + 3, size - have)
+            start = have - distance
             if distance >= length:
                 out += out[start : start + length]
             else:  # the match overlaps what it writes: repeat the period
-                period = bytes(out[start:])
-                out += (period * (length // distance + 1))[:length]
+                out += (out[start:] * (length // distance + 1))[:length]
+            have += length
     return bytes(out)
 
 
