@@ -1,8 +1,9 @@
 """Guest disks for the benchmarks, made by the real tools (mke2fs -d, mkfs.xfs -p, ...).
 
 Each builder takes a host tree (``boot/vmlinuz``, ``boot/initrd.img``, a GRUB config)
-and returns a disk image holding it. ReiserFS and ZFS cannot be written without mounting
-them in the kernel: their rows use the small images committed in tests/fixtures.
+and returns a disk image holding it. ReiserFS cannot be written without mounting it in
+the kernel: its row uses a small image committed in tests/fixtures. ZFS is written by
+zfs-fuse (as the tests do).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,6 +294,47 @@ def lvm(work: Path, tree: Path) -> Path:
     return disk
 
 
+def zfs(work: Path, tree: Path) -> Path:
+    """MBR, one partition holding a single-disk pool made by zfs-fuse (pool version 23,
+    its defaults: compression off, fletcher checksums) with the tree in its root dataset.
+    Needs root and /dev/fuse; starts the zfs-fuse daemon when none answers, and stops it."""
+    vdev = work / "zfs.vdev"
+    vdev.unlink(missing_ok=True)
+    with open(vdev, "wb") as f:
+        f.truncate(max(fs_size_mb(tree), 96) * MiB)
+    mnt = work / "zfs-mnt"
+    daemon = (
+        None
+        if zpool_answers()
+        else subprocess.Popen(
+            [tool("zfs-fuse"), "--no-daemon"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    )
+    try:
+        for _ in range(100):
+            if zpool_answers():
+                break
+            time.sleep(0.1)
+        sh("zpool", "create", "-f", "-o", "version=23", "-m", mnt, "pygrubbench", vdev)
+        try:
+            shutil.copytree(tree, mnt, dirs_exist_ok=True)
+        finally:
+            for _ in range(20):  # zfs-fuse calls a pool busy for a moment after writes
+                os.sync()
+                if subprocess.run([tool("zpool"), "export", "pygrubbench"]).returncode == 0:
+                    break
+                time.sleep(0.5)
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait()
+    return partition_holding(work / "zfs.img", vdev)
+
+
+def zpool_answers() -> bool:
+    return subprocess.run([tool("zpool"), "list"], capture_output=True).returncode == 0
+
+
 def lvm_report(lvm_tool: Callable[..., bytes], *args: str) -> list[dict[str, str]]:
     out = lvm_tool(*args[:1], "--reportformat", "json", "--units", "b", "--nosuffix", *args[1:])
     (report,) = json.loads(out)["report"]
@@ -310,7 +353,3 @@ def unpack(packed: Path, image: Path) -> Path:
 
 def reiserfs_fixture(work: Path) -> Path:
     return unpack(FIXTURES / "reiserfs" / "reiserfs-3.6-r5-4k.img.xz", work / "reiserfs.img")
-
-
-def zfs_fixture(work: Path) -> Path:
-    return unpack(FIXTURES / "zfs" / "boot.img.xz", work / "zfs.img")
