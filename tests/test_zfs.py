@@ -316,6 +316,22 @@ def test_zstd_block_with_zfs_header():
     assert read_via(device, bp) == DATA
 
 
+@pytest.mark.parametrize(
+    ("package", "comp", "payload"),
+    [
+        ("lz4", bpmod.C_LZ4, struct.pack(">I", 4) + b"abcd"),
+        ("zstandard", bpmod.C_ZSTD, struct.pack(">II", 4, 3) + b"abcd"),
+    ],
+)
+def test_missing_package_is_named(monkeypatch, package, comp, payload):
+    """Ubuntu's pools use lz4: without the package, one clear error, not a crash."""
+    monkeypatch.setitem(sys.modules, package, None)
+    monkeypatch.setitem(sys.modules, "lz4.block", None)
+    device, bp = stored_block(payload, len(DATA), comp)
+    with pytest.raises(UnsupportedError, match=f"zfs: .*needs the Python package {package}"):
+        read_via(device, bp)
+
+
 def test_gzip_zle_and_decompression_bombs():
     device, bp = stored_block(zlib.compress(DATA, 9), len(DATA), bpmod.C_GZIP_FIRST + 8)
     assert read_via(device, bp) == DATA

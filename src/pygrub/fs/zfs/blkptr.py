@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import zlib
 from collections import OrderedDict
 from functools import lru_cache
 from operator import mul
 
+from ...compress import Undecodable, inflate, lz4_decoder, zstd_prefix
 from ...disk import ByteSource
 from ...errors import CorruptError, LimitError, UnsupportedError
 from ...log import get_logger
@@ -297,20 +297,23 @@ def decompress(bp: BlockPointer, data: bytes, what: str) -> bytes:
         return data[:size]
     if comp == C_EMPTY:
         return bytes(size)
-    if comp in (C_LZJB, C_ON):
-        out = lzjb_decompress(data, size)
-    elif C_GZIP_FIRST <= comp <= C_GZIP_LAST:
-        out = gzip_decompress(data, size)
-    elif comp == C_ZLE:
-        out = zle_decompress(data, size)
-    elif comp == C_LZ4:
-        out = lz4_decompress(data, size)
-    elif comp == C_ZSTD:
-        out = zstd_decompress(data, size)
-    else:
-        raise UnsupportedError(
-            f"zfs: {what}: compression {COMPRESS_NAMES.get(comp, comp)} is not supported"
-        )
+    try:
+        if comp in (C_LZJB, C_ON):
+            out = lzjb_decompress(data, size)
+        elif C_GZIP_FIRST <= comp <= C_GZIP_LAST:
+            out = inflate(data, size)  # gzip-N is zlib's format, not gzip's
+        elif comp == C_ZLE:
+            out = zle_decompress(data, size)
+        elif comp == C_LZ4:
+            out = lz4_decompress(data, size)
+        elif comp == C_ZSTD:
+            out = zstd_decompress(data, size)
+        else:
+            raise UnsupportedError(
+                f"zfs: {what}: compression {COMPRESS_NAMES.get(comp, comp)} is not supported"
+            )
+    except Undecodable as e:
+        raise CorruptError(f"zfs: {what}: {e}") from None
     if len(out) != size:
         raise CorruptError(
             f"zfs: {what}: {COMPRESS_NAMES[comp]} data decodes to {len(out)} bytes, not {size}"
@@ -326,7 +329,7 @@ def lzjb_decompress(src: bytes, size: int) -> bytes:
     end = len(src)
     while have < size:
         if pos >= end:
-            raise CorruptError("zfs: lzjb stream ends early")
+            raise Undecodable("lzjb stream ends early")
         copymap = src[pos]
         pos += 1
         if not copymap and pos + 8 <= end and have + 8 <= size:  # eight literals at once
@@ -339,18 +342,18 @@ def lzjb_decompress(src: bytes, size: int) -> bytes:
                 break
             if not copymap >> bit & 1:
                 if pos >= end:
-                    raise CorruptError("zfs: lzjb stream ends early")
+                    raise Undecodable("lzjb stream ends early")
                 out.append(src[pos])
                 pos += 1
                 have += 1
                 continue
             if pos + 2 > end:
-                raise CorruptError("zfs: lzjb stream ends early")
+                raise Undecodable("lzjb stream ends early")
             high, low = src[pos], src[pos + 1]
             pos += 2
             distance = (high << 8 | low) & 0x3FF
             if distance == 0 or distance > have:
-                raise CorruptError(f"zfs: lzjb match reaches {distance} bytes back")
+                raise Undecodable(f"lzjb match reaches {distance} bytes back")
             length = min((high >> 2) + 3, size - have)
             start = have - distance
             if distance >= length:
@@ -371,25 +374,15 @@ def zle_decompress(src: bytes, size: int) -> bytes:
         if n < 64:
             count = n + 1
             if pos + count > len(src) or len(out) + count > size:
-                raise CorruptError("zfs: zle literal runs past its buffer")
+                raise Undecodable("zle literal runs past its buffer")
             out += src[pos : pos + count]
             pos += count
         else:
             count = n - 63
             if len(out) + count > size:
-                raise CorruptError("zfs: zle zero run past the block")
+                raise Undecodable("zle zero run past the block")
             out += bytes(count)
     return bytes(out)
-
-
-def gzip_decompress(src: bytes, size: int) -> bytes:
-    """gzip-N is zlib's format (a zlib header, not gzip's); no more than size bytes out."""
-    try:
-        inflater = zlib.decompressobj()
-        out = inflater.decompress(src, size)
-    except zlib.error as e:
-        raise CorruptError(f"zfs: gzip data: {e}") from None
-    return out
 
 
 _LZ4_HEADER = struct.Struct(">I")
@@ -400,36 +393,23 @@ _ZSTD_HEADER = struct.Struct(">II")
 def lz4_decompress(src: bytes, size: int) -> bytes:
     """ZFS lz4: a big-endian 32-bit length of the compressed stream, then one lz4 block."""
     if len(src) < _LZ4_HEADER.size:
-        raise CorruptError("zfs: lz4 block shorter than its header")
+        raise Undecodable("lz4 block shorter than its header")
     (length,) = _LZ4_HEADER.unpack_from(src)
     if length > len(src) - _LZ4_HEADER.size:
-        raise CorruptError(f"zfs: lz4 stream of {length} bytes in a {len(src)}-byte block")
-    import lz4.block
-
-    try:
-        return lz4.block.decompress(src[4 : 4 + length], uncompressed_size=size)
-    except lz4.block.LZ4BlockError as e:
-        raise CorruptError(f"zfs: lz4 data: {e}") from None
+        raise Undecodable(f"lz4 stream of {length} bytes in a {len(src)}-byte block")
+    return lz4_decoder("zfs")(src[4 : 4 + length], size)
 
 
 def zstd_decompress(src: bytes, size: int) -> bytes:
     """ZFS zstd: a big-endian compressed length and a version/level word, then a frame."""
     if len(src) < _ZSTD_HEADER.size:
-        raise CorruptError("zfs: zstd block shorter than its header")
+        raise Undecodable("zstd block shorter than its header")
     length, _version_level = _ZSTD_HEADER.unpack_from(src)
     if length > len(src) - _ZSTD_HEADER.size:
-        raise CorruptError(f"zfs: zstd frame of {length} bytes in a {len(src)}-byte block")
-    import io
-
-    import zstandard
-
+        raise Undecodable(f"zstd frame of {length} bytes in a {len(src)}-byte block")
     frame = src[_ZSTD_HEADER.size : _ZSTD_HEADER.size + length]
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(frame))
-        # One byte over the block size tells a frame that says more than it should.
-        return reader.read(size + 1)
-    except zstandard.ZstdError as e:
-        raise CorruptError(f"zfs: zstd data: {e}") from None
+    # One byte over the block size tells a frame that says more than it should.
+    return zstd_prefix(frame, size + 1, MAX_BLOCK_SIZE, "zfs")
 
 
 # -- reading blocks -----------------------------------------------------------------
