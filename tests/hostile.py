@@ -42,6 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imaging import MiB, Symlink, Tree, make_ext, make_fat, require_tool, run, write_tree
+from lvmtools import lvm_disk, write_lv
+from mdtools import fix_1x_checksum
+from mdtools import member as md_member
 
 SECTOR = 512
 ROOT = Path(__file__).resolve().parent.parent
@@ -697,116 +700,38 @@ def build_hybrid_iso(tmp: Path, name: str) -> Guest:
     return _finish(name, image, {**tree, **esp_tree}, [*mbr_fields(0), *ISO_FIELDS])
 
 
-LVM_CONF = """\
-devices {{
-    filter = [ {accept} "r|.*|" ]
-    obtain_device_list_from_udev = 0
-    use_devicesfile = 0
-    scan_lvs = 0
-    hints = "none"
-    md_component_detection = 0
-    multipath_component_detection = 0
-}}
-activation {{
-    udev_sync = 0
-    udev_rules = 0
-}}
-backup {{
-    backup = 0
-    archive = 0
-}}
-"""
-
-
 def build_lvm(tmp: Path, name: str) -> Guest:
     """A type-8e partition made a PV by LVM2, VG "vg0": LV "swap", then LV "root" (the
     guest) in two segments around LV "gap". Loop devices, so it needs root."""
     disk = sfdisk(tmp / f"{name}.img", 20, ["start=2048, size=36864, type=8e"])
-    losetup = require_tool("losetup")
-    device = run("losetup", "-f", "--show", "-o", str(MiB), "--sizelimit", str(18 * MiB), disk)
-    device_name = device.decode().strip()
-    try:
-        etc = tmp / f"{name}-lvm"
-        etc.mkdir(exist_ok=True)
-        (etc / "lvm.conf").write_text(LVM_CONF.format(accept=f'"a|^{re.escape(device_name)}$|",'))
-        env = {**os.environ, "LVM_SYSTEM_DIR": str(etc), "LVM_SUPPRESS_FD_WARNINGS": "1"}
-        tool = require_tool("lvm")
-
-        def lvm(*argv: str) -> bytes:
-            proc = subprocess.run(
-                [tool, *argv], env=env, capture_output=True, stdin=subprocess.DEVNULL
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(f"lvm {' '.join(argv)}: {proc.stderr.decode(errors='replace')}")
-            return proc.stdout
-
-        lvm("pvcreate", "--driverloaded", "n", "-q", device_name)
-        lvm("vgcreate", "--driverloaded", "n", "-q", "-s", "1M", "vg0", device_name)
-        for args in (
-            ("-L", "2M", "-n", "swap"),
-            ("-L", "3M", "-n", "root"),
-            ("-L", "1M", "-n", "gap"),
-        ):
-            lvm("lvcreate", "--driverloaded", "n", "-q", "-an", "-Zn", *args, "vg0")
-        lvm("lvextend", "--driverloaded", "n", "-q", "-L", "+3M", "vg0/root")
-        report = json.loads(lvm("lvs", "--driverloaded", "n", "--segments", "--reportformat", "json",
-            "--units", "b", "--nosuffix", "-o", "lv_name,seg_start,seg_size,seg_pe_ranges", "vg0"))  # fmt: skip
-        (pv,) = json.loads(lvm("pvs", "--driverloaded", "n", "--reportformat", "json", "--units", "b",
-            "--nosuffix", "-o", "pe_start", device_name))["report"][0]["pv"]  # fmt: skip
-    finally:
-        subprocess.run([losetup, "-d", device_name], capture_output=True)
+    lvm = lvm_disk(
+        tmp / f"{name}-lvm",
+        disk,
+        [(MiB, 18 * MiB)],
+        "vg0",
+        [
+            ("lvcreate", "-an", "-Zn", "-L", "2M", "-n", "swap", "vg0"),
+            ("lvcreate", "-an", "-Zn", "-L", "3M", "-n", "root", "vg0"),
+            ("lvcreate", "-an", "-Zn", "-L", "1M", "-n", "gap", "vg0"),
+            ("lvextend", "-L", "+3M", "vg0/root"),
+        ],
+    )
     tree = guest_tree("legacy", entries=10)
     fs = make_ext(tmp, tree, size_mb=6, options=("-O", "^metadata_csum"), name=f"{name}-fs.img")
-    data = fs.read_bytes()
-    base = MiB + int(pv["pe_start"])
-    with open(disk, "r+b") as f:
-        for seg in report["report"][0]["seg"]:
-            if seg["lv_name"] != "root":
-                continue
-            first = int(re.fullmatch(r".+:(\d+)-\d+", seg["seg_pe_ranges"]).group(1))  # type: ignore[union-attr]
-            start, size = int(seg["seg_start"]), int(seg["seg_size"])
-            f.seek(base + first * MiB)
-            f.write(data[start : start + size])
+    write_lv(lvm, "root", fs.read_bytes())
     # The label sector and the metadata text area: numbers there are worth absurd values.
     return _finish(
         name, disk, tree, mbr_fields(0), [("lvm", MiB)], extra_regions=[(MiB, MiB + 8192)]
     )
 
 
-MD_MAGIC = 0xA92B4EFC
-
-
-def md_superblock_12(data_sectors: int, member_sectors: int) -> bytes:
-    """mdp_superblock_1 for metadata 1.2 (4 KiB into the member), RAID1 of two, role 0.
-
-    mdadm cannot assemble without the md driver, so the superblock is written from
-    md_p.h and checked with ``mdadm --examine``."""
-    raw = bytearray(4096)
-    # magic, major_version, feature_map, pad0, set_uuid, set_name, ctime, level, layout,
-    # size, chunksize, raid_disks, bitmap_offset
-    struct.pack_into("<4I16s32sQiIQIIi", raw, 0, MD_MAGIC, 1, 0, 0, bytes(range(16)),
-        b"guest:boot", 1700000000, 1, 0, data_sectors, 0, 2, 0)  # fmt: skip
-    # data_offset, data_size, super_offset, recovery_offset, dev_number
-    struct.pack_into("<4QI", raw, 128, 2048, member_sectors - 2048, 8, 0, 0)
-    # utime, events, resync_offset, sb_csum, max_dev; then dev_roles[]
-    struct.pack_into("<3QII", raw, 192, 1700000001, 5, 2**64 - 1, 0, 2)
-    struct.pack_into("<2H", raw, 256, 0, 1)
-    fix_md(raw, 0)
-    return bytes(raw)
-
-
 def build_md(tmp: Path, name: str) -> Guest:
     """An MD RAID1 member (metadata 1.2) on an MBR partition of type 0xfd, its array the guest."""
     tree = guest_tree("grub2", entries=20)
     fs = make_ext(tmp, tree, size_mb=6, name=f"{name}-fs.img")
-    member_sectors = 16384
     member = tmp / f"{name}-member.img"
-    with open(member, "wb") as f:
-        f.truncate(member_sectors * SECTOR)
-    with open(member, "r+b") as f:
-        f.seek(8 * SECTOR)
-        f.write(md_superblock_12(6 * MiB // SECTOR, member_sectors))
-    place(fs, member, 2048 * SECTOR)
+    member.write_bytes(md_member(fs.read_bytes(), "1.2"))
+    member_sectors = member.stat().st_size // SECTOR
     examined = run("mdadm", "--examine", member).decode()
     assert "Raid Level : raid1" in examined and "correct" in examined, examined
     disk = sfdisk(tmp / f"{name}.img", 10, [f"start=2048, size={member_sectors}, type=fd"])
@@ -981,14 +906,8 @@ def fix_md(buf: Buffer | bytearray, at: int, touched: Sequence[int] = ()) -> Non
     """An MD 1.x superblock's sb_csum: the folded 32-bit sum of 256 + 2 * max_dev bytes."""
     buf = Buffer(buf) if isinstance(buf, bytearray) else buf
     raw = bytearray(buf.read(at, 4096).ljust(4096, b"\0"))
-    max_dev = min(struct.unpack_from("<I", raw, 220)[0], 1920)
-    end = 256 + 2 * max_dev
-    struct.pack_into("<I", raw, 216, 0)
-    total = sum(struct.unpack_from(f"<{end // 4}I", raw))
-    if end % 4:
-        total += struct.unpack_from("<H", raw, end - 2)[0]
-    total = (total & 0xFFFFFFFF) + (total >> 32)
-    buf.write(at + 216, struct.pack("<I", total & 0xFFFFFFFF))
+    fix_1x_checksum(raw)
+    buf.write(at + 216, bytes(raw[216:220]))
 
 
 def fix_vtoc(buf: Buffer | bytearray, at: int, touched: Sequence[int] = ()) -> None:
