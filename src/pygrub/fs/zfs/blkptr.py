@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import OrderedDict
-from functools import lru_cache
-from operator import mul
+from itertools import accumulate
 
 from ...compress import Undecodable, inflate, lz4_decoder, zstd_prefix
 from ...disk import ByteSource
@@ -201,45 +200,21 @@ def blkptr_array(buf: bytes, order: str, count: int, base: int = 0) -> list[Bloc
 # -- checksums ----------------------------------------------------------------------
 
 _MASK64 = (1 << 64) - 1
-#: Fletcher sums run over chunks of this many words with precomputed weights.
-_FLETCHER_CHUNK = 4096
-
-
-@lru_cache(maxsize=8)
-def _weights(count: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Weights of word i (of ``count``) in the second, third and fourth running sums.
-
-    After a chunk of m words w_i, running sums grow by sum((m-i) w_i), sum(T(m-i) w_i)
-    and sum(Te(m-i) w_i), T and Te the triangular and tetrahedral numbers; so each
-    chunk costs three C-level dot products instead of a Python loop per word.
-    """
-    first = tuple(range(count, 0, -1))
-    second = tuple(j * (j + 1) // 2 for j in first)
-    third = tuple(j * (j + 1) * (j + 2) // 6 for j in first)
-    return first, second, third
 
 
 def _fletcher_stream(words: list[int] | tuple[int, ...]) -> tuple[int, int, int, int]:
-    """(a, b, c, d) of the fourth-order Fletcher sum over ``words``, unreduced."""
-    a = b = c = d = 0
-    for start in range(0, len(words), _FLETCHER_CHUNK):
-        chunk = words[start : start + _FLETCHER_CHUNK]
-        m = len(chunk)
-        w1, w2, w3 = _weights(m)
-        tm = m * (m + 1) // 2
-        tem = m * (m + 1) * (m + 2) // 6
-        s0 = sum(chunk)
-        s1 = sum(map(mul, chunk, w1))
-        s2 = sum(map(mul, chunk, w2))
-        s3 = sum(map(mul, chunk, w3))
-        a, b, c, d = (
-            a + s0,
-            b + m * a + s1,
-            c + m * b + tm * a + s2,
-            d + m * c + tm * b + tem * a + s3,
-        )
-        a, b, c, d = a & _MASK64, b & _MASK64, c & _MASK64, d & _MASK64
-    return a, b, c, d
+    """(a, b, c, d) of the fourth-order Fletcher sum over ``words``, mod 2**64.
+
+    The loop ``a += w; b += a; c += b; d += c`` leaves each sum the total of the running
+    values of the one before, so three accumulate() passes and a sum, all in C, give them;
+    wrapping at 64 bits once at the end equals wrapping at every step.
+    """
+    if not words:
+        return 0, 0, 0, 0
+    first = list(accumulate(words))
+    second = list(accumulate(first))
+    third = list(accumulate(second))
+    return first[-1] & _MASK64, second[-1] & _MASK64, third[-1] & _MASK64, sum(third) & _MASK64
 
 
 def fletcher4(data: bytes, order: str) -> tuple[int, int, int, int]:
