@@ -8,7 +8,6 @@ of compressed data in place of DVAs and checksum; a hole has no DVA at all.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections import OrderedDict
 from itertools import accumulate
@@ -18,7 +17,7 @@ from ...disk import ByteSource
 from ...errors import CorruptError, LimitError, UnsupportedError
 from ...log import get_logger
 from ...record import record
-from .label import embedded_checksum_ok
+from .label import embedded_checksum_ok, sha256
 
 log = get_logger(__name__)
 
@@ -233,7 +232,7 @@ def fletcher2(data: bytes, order: str) -> tuple[int, int, int, int]:
 
 
 def sha256_words(data: bytes) -> tuple[int, ...]:
-    return struct.unpack(">4Q", hashlib.sha256(data).digest())
+    return struct.unpack(">4Q", sha256(data).digest())
 
 
 #: Checksums we could not verify, logged once each.

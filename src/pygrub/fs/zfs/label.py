@@ -9,7 +9,6 @@ of the block with the checksum field set to the block's byte offset on the devic
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 from ..._typing import TYPE_CHECKING
@@ -18,6 +17,16 @@ from ...errors import CorruptError, UnsupportedError
 from ...log import get_logger
 from ...record import record
 from .nvlist import decode_packed
+
+# CPython's own SHA-256, as hashlib falls back to it: hashlib loads OpenSSL first, 4-5 ms
+# of every ZFS boot (each label and uberblock carries a SHA-256).
+try:
+    from _sha2 import sha256  # Python 3.12 and later
+except ImportError:
+    try:
+        from _sha256 import sha256  # Python 3.10 and 3.11
+    except ImportError:
+        from hashlib import sha256
 
 if TYPE_CHECKING:
     from .nvlist import NvList
@@ -104,7 +113,7 @@ def embedded_checksum_ok(block: bytes, verifier: tuple[int, int, int, int]) -> t
     else:
         return False, "<"
     stored = struct.unpack_from(order + "4Q", block, tail + 8)
-    digest = hashlib.sha256(block[: tail + 8] + struct.pack(order + "4Q", *verifier)).digest()
+    digest = sha256(block[: tail + 8] + struct.pack(order + "4Q", *verifier)).digest()
     return struct.unpack(">4Q", digest) == stored, order
 
 
