@@ -400,7 +400,8 @@ class _VisitedClusters:
         """Record clusters ``start`` .. ``start + count - 1``; False when one was there."""
         climbing = self._climbing
         if climbing is not None:
-            if (not climbing or start >= sum(climbing[-1])) and len(climbing) < CLIMBING_RUNS_MAX:
+            last_start, last_count = climbing[-1] if climbing else (0, 0)
+            if start >= last_start + last_count and len(climbing) < CLIMBING_RUNS_MAX:
                 climbing.append((start, count))
                 return True
             self._climbing = None
