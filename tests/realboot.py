@@ -290,9 +290,9 @@ def init_script(marker_token: str) -> str:
     )
 
 
-def initramfs(marker_token: str) -> bytes:
-    """A gzip-compressed newc initramfs: static busybox and an init that says it ran."""
-    entries = [
+def busybox_entries() -> list[CpioEntry]:
+    """What every initramfs here starts with: static busybox, /dev/console and /proc."""
+    return [
         CpioEntry("bin", S_IFDIR | 0o755),
         CpioEntry("bin/busybox", S_IFREG | 0o755, static_busybox()),
         CpioEntry("bin/sh", S_IFLNK | 0o777, b"busybox"),
@@ -300,6 +300,13 @@ def initramfs(marker_token: str) -> bytes:
         # The kernel opens /dev/console for init's stdio: character device 5:1.
         CpioEntry("dev/console", S_IFCHR | 0o600, rdev=(5, 1)),
         CpioEntry("proc", S_IFDIR | 0o755),
+    ]
+
+
+def initramfs(marker_token: str) -> bytes:
+    """A gzip-compressed newc initramfs: static busybox and an init that says it ran."""
+    entries = [
+        *busybox_entries(),
         CpioEntry("init", S_IFREG | 0o755, init_script(marker_token).encode()),
     ]
     return gzip.compress(newc_archive(entries), compresslevel=6, mtime=0)
@@ -343,10 +350,8 @@ def fill_with_kernel(
         "poweroff -f\n"
     )
     entries = [
-        CpioEntry("bin", S_IFDIR | 0o755),
-        CpioEntry("bin/busybox", S_IFREG | 0o755, static_busybox()),
-        *(CpioEntry(d, S_IFDIR | 0o755) for d in ("dev", "proc", "sys", "mnt", "lib")),
-        CpioEntry("dev/console", S_IFCHR | 0o600, rdev=(5, 1)),
+        *busybox_entries(),
+        *(CpioEntry(d, S_IFDIR | 0o755) for d in ("sys", "mnt", "lib")),
         *(
             CpioEntry(f"lib/{name}.ko", S_IFREG | 0o644, data)
             for name, data in kernel_modules(kernel.release, modules).items()
