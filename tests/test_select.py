@@ -42,9 +42,15 @@ def bootable(entry):
 @pytest.mark.parametrize(
     "spec, path",
     [
+        # A number counts the entries as -l lists them, submenus flattened (Xen's pygrub).
         ("0", (0,)),
-        ("1", (1,)),
-        ("3", (3,)),
+        ("1", (1, 0)),
+        ("2", (1, 1)),
+        ("3", (2,)),
+        ("4", (3,)),
+        (" 2 ", (1, 1)),
+        ("5", None),
+        ("-1", None),
         ("Memory test", (3,)),
         ("gnulinux-advanced>gnulinux-6.1-recovery", (1, 1)),
         ("1>0", (1, 0)),

@@ -166,3 +166,87 @@ def test_grub2_entry_in_the_advanced_submenu(tmp_path):
     # Xen flattens the submenu; GRUB counts it as item 1 and opens its first entry.
     out = compare(tmp_path, SAMPLE, "--entry=1")
     assert b"ro single" in out
+
+
+# Debian 12's grub-mkconfig layout with two kernels: the "Advanced options" submenu holds
+# four entries, so GRUB's numbering (a submenu is one item) and Xen's (every entry of the
+# flattened list) disagree from --entry=1 on.
+SUBMENU_KERNELS = {f"vmlinuz-{v}": os.urandom(70_000 + i) for i, v in enumerate(("new", "old"))}
+SUBMENU_CFG = """\
+set default="0"
+set timeout=5
+menuentry 'Debian GNU/Linux' --class debian --class gnu-linux $menuentry_id_option 'gnulinux-simple' {
+\tinsmod ext2
+\tlinux\t/boot/vmlinuz-new root=/dev/xvda1 ro quiet
+\tinitrd\t/boot/initrd.img
+}
+submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced' {
+\tmenuentry 'Debian GNU/Linux, with Linux new' --class debian $menuentry_id_option 'gnulinux-new' {
+\t\tlinux\t/boot/vmlinuz-new root=/dev/xvda1 ro quiet
+\t\tinitrd\t/boot/initrd.img
+\t}
+\tmenuentry 'Debian GNU/Linux, with Linux new (recovery mode)' --class debian $menuentry_id_option 'gnulinux-new-recovery' {
+\t\tlinux\t/boot/vmlinuz-new root=/dev/xvda1 ro single
+\t\tinitrd\t/boot/initrd.img
+\t}
+\tmenuentry 'Debian GNU/Linux, with Linux old' --class debian $menuentry_id_option 'gnulinux-old' {
+\t\tlinux\t/boot/vmlinuz-old root=/dev/xvda1 ro quiet
+\t\tinitrd\t/boot/initrd.img
+\t}
+\tmenuentry 'Debian GNU/Linux, with Linux old (recovery mode)' --class debian $menuentry_id_option 'gnulinux-old-recovery' {
+\t\tlinux\t/boot/vmlinuz-old root=/dev/xvda1 ro single
+\t\tinitrd\t/boot/initrd.img
+\t}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def submenu_disk(tmp_path_factory):
+    tree = {"boot/grub/grub.cfg": SUBMENU_CFG, "boot/initrd.img": INITRD}
+    tree.update({f"boot/{name}": data for name, data in SUBMENU_KERNELS.items()})
+    return make_ext(tmp_path_factory.mktemp("submenu"), tree, size_mb=16)
+
+
+@pytest.mark.parametrize("number", ["0", "1", "2", "3", "4", "5", "-1", "+3", " 4 "])
+def test_entry_number_counts_as_xen_does_on_a_submenu_config(tmp_path, submenu_disk, number):
+    # Entries 1-4 are in the submenu; 5 and -1 name none, and both boot the default.
+    out = compare(tmp_path, submenu_disk, f"--entry={number}", fmt="simple")
+    expected = {
+        "0": ("new", "quiet"),
+        "1": ("new", "quiet"),
+        "2": ("new", "single"),
+        "3": ("old", "quiet"),
+        "+3": ("old", "quiet"),
+        "4": ("old", "single"),
+        " 4 ": ("old", "single"),
+    }.get(number, ("new", "quiet"))
+    kernel, args_word = expected
+    assert extracted(out, "simple")[0] == SUBMENU_KERNELS[f"vmlinuz-{kernel}"]
+    assert f"ro {args_word}\n".encode() in out
+
+
+def test_entry_number_is_the_nth_entry_l_lists(submenu_disk):
+    # -l's order is the order --entry=N counts, in both programs.
+    titles = []
+    for runner in (run_xen, run_ours):
+        proc = runner("-l", submenu_disk)
+        assert proc.returncode == 0, proc.stderr.decode()
+        titles.append(
+            [line[7:] for line in proc.stdout.decode().splitlines() if line.startswith("title: ")]
+        )
+    assert titles[0] == titles[1] and len(titles[1]) == 5
+
+
+def test_grub_counting_is_a_path(tmp_path, submenu_disk):
+    # GRUB's own numbering stays reachable: item 1 is the submenu, 1>2 its third entry.
+    proc = run_ours(
+        "-q",
+        "--output-format=simple",
+        f"--output-directory={tmp_path}",
+        "--entry=1>2",
+        submenu_disk,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert extracted(proc.stdout, "simple")[0] == SUBMENU_KERNELS["vmlinuz-old"]
+    assert b"ro quiet\n" in proc.stdout

@@ -310,7 +310,8 @@ class Image:
     ) -> Choice:
         """What the guest would boot, tried volume by volume as ``pygrub -q`` does.
 
-        ``entry`` picks as ``--entry``: an index, a title, an id or an ``A>B`` path; an
+        ``entry`` picks as ``--entry``: an index into :meth:`Menu.entries` (submenus
+        flattened, as Xen's pygrub counts), a title, an id or an ``A>B`` path; an
         entry that is not found falls back to the default rules, as Xen's pygrub does.
         ``args`` are appended to the entry's command line. ``kernel`` (and ``ramdisk``)
         name the files directly and read no config; ``args`` is then the whole line.

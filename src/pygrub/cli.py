@@ -113,8 +113,9 @@ FLAGS: tuple[Flag, ...] = (
         None,
         "N|TITLE|ID|A>B",
         "boot this entry (implies non-interactive)",
-        "A number counts the items of the top level, a submenu being one item; a title or "
-        "an id matches at the top level first, then at any depth; A>B walks into submenus.",
+        "A number N is the Nth entry as -l lists them (from 0, submenus flattened), as in "
+        "Xen's pygrub; a title or an id matches at the top level first, then at any depth; "
+        "A>B walks into submenus, counting as GRUB does (a submenu is one item).",
     ),
     Flag("offset", None, "BYTES", "the filesystem starts at BYTES; no partition table is read"),
     Flag(

@@ -14,16 +14,39 @@ log = get_logger(__name__)
 def find_entry(menu: BootMenu, spec: str) -> tuple[int, ...] | None:
     """The index path --entry names: a number, a title, an id, or a ``>`` path of them.
 
-    A plain number counts items of the top level, a submenu counting as one, as GRUB
-    does. A title or id matches at the top level first, then at any depth.
+    A plain number N is the Nth entry as ``-l`` lists them, submenus flattened depth
+    first: what Xen's pygrub boots for ``--entry=N``, so existing domain configs keep
+    their kernel. GRUB's own counting (a submenu is one item) is a ``>`` path: ``1>0``.
+    A title or id matches at the top level first, then at any depth.
     """
     if ">" in spec:
         return _follow_path(menu.items, spec.split(">"))
+    number = _xen_number(spec)
+    if number is not None:
+        return _nth_entry(menu, number)
     found = _match_level(menu.items, spec)
     if found is not None:
         return (found,)
     for path, item in menu.walk():
         if item.title == spec or (item.id is not None and item.id == spec):
+            return path
+    return None
+
+
+def _xen_number(spec: str) -> int | None:
+    """``spec`` as a number the way Xen's pygrub reads --entry (Python's int()), else None."""
+    try:
+        return int(spec)
+    except ValueError:
+        return None
+
+
+def _nth_entry(menu: BootMenu, number: int) -> tuple[int, ...] | None:
+    """The path of the ``number``th entry of the flattened menu; None when out of range."""
+    if number < 0:
+        return None
+    for index, (path, _entry) in enumerate(menu.entries()):
+        if index == number:
             return path
     return None
 
