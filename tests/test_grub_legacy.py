@@ -655,9 +655,10 @@ def test_device_of_kernel_prefix_root_and_order():
 def test_initrd_on_another_device_is_read_from_the_kernels(caplog):
     with caplog.at_level(logging.WARNING, logger="pygrub.config.grub_legacy"):
         entry = only("title t\nroot (hd0,0)\nkernel /k\ninitrd (hd0,1)/initrd.img\n")
-    assert entry.device == "hd0,1"
+    assert (entry.device, entry.device_name) == ("hd0,1", "hd0,0")
     assert entry.initrds == ["/initrd.img"]
-    assert "initrd on (hd0,2)" in caplog.text
+    # The warning names the devices as the config wrote them.
+    assert "initrd on (hd0,1) but kernel on (hd0,0)" in caplog.text
 
 
 # Kernels, initrds, modules, chainloaders ------------------------------------------------
@@ -1111,3 +1112,32 @@ def test_huge_inputs_stay_bounded():
     check_menu("title t\nkernel /k" + " \\\n" * 100_000 + "x\n", None)
     check_menu("zap\n" * 100_000, None)
     check_menu("default " + "9" * 100_000 + "\ntitle t\nkernel /k\n", "9" * 100_000)
+
+
+def test_devices_are_shown_as_the_config_wrote_them(tmp_path, capfd):
+    # GRUB legacy counts partitions from 0: (hd0,0) is GRUB 2's (hd0,msdos1). People
+    # reading -l, --explain or the JSON menu see the config's own words.
+    import json
+
+    from imaging import make_ext, make_partitioned
+
+    from pygrub.cli import main
+
+    menu_lst = (
+        "default 0\ntitle Debian\nroot (hd0,0)\nkernel /boot/vmlinuz ro\ninitrd /boot/initrd\n"
+        "title Other\nkernel (hd0,0)/boot/vmlinuz single\n"
+    )
+    tree = {"boot/grub/menu.lst": menu_lst, "boot/vmlinuz": b"k", "boot/initrd": b"i"}
+    disk = make_partitioned(tmp_path, [(make_ext(tmp_path, tree, size_mb=8), "83")])
+
+    assert main(["-l", str(disk)]) == 0
+    roots = [line for line in capfd.readouterr().out.splitlines() if "root:" in line]
+    assert roots == ["  root: (hd0,0)", "  root: (hd0,0)"]
+
+    assert main(["-l", "--output-format=json", str(disk)]) == 0
+    items = json.loads(capfd.readouterr().out)["items"]
+    assert [item["device"] for item in items] == ["hd0,0", "hd0,0"]
+
+    assert main(["-qn", "--explain", str(disk)]) == 0
+    explained = capfd.readouterr().err.splitlines()
+    assert "explain: the entry's (hd0,0) is (hd0,msdos1)" in explained

@@ -118,7 +118,8 @@ class MenuEntry:
     kernel: str | None
     initrds: tuple[str, ...]
     args: str
-    #: The GRUB device the entry reads its files from; None: the config's own volume.
+    #: The GRUB device the entry reads its files from, as the config names it (GRUB
+    #: legacy counts partitions from 0: "hd0,0"); None: the config's own volume.
     device: str | None
     #: The entry the loader's default rule names.
     default: bool
@@ -341,6 +342,8 @@ class Image:
             how = _how_chosen(menu, plan.path, entry_spec, chooser is not None, why_not)
         else:
             how = [f"kernel {kernel} given: no bootloader config read"]
+        if plan.entry is not None and plan.entry.device_name is not None:
+            how.append(f"the entry's ({plan.entry.device_name}) is {plan.kernel.where}")
         lines = [
             *(f"skipped {r}" for r in plan.reports[:-1]),
             f"volume {_describe_volume(volume)}",
@@ -533,7 +536,7 @@ def _entry_at(
         kernel=entry.kernel,
         initrds=tuple(entry.initrds),
         args=entry.args,
-        device=entry.device,
+        device=entry.device_name or entry.device,
         default=path == default_leaf,
         not_bootable=not_bootable,
     )

@@ -365,14 +365,17 @@ def grub2_device(spec: str) -> str:
     return f"hd{disk},{partition + 1}"
 
 
-def split_device(word: str, current: str | None) -> tuple[str | None, str]:
-    """(device, path) of a file name with an optional "(hd0,0)" prefix; else the current root."""
+def split_device(word: str) -> tuple[str | None, str]:
+    """(device as written, path) of a file name: "(hd0,0)/vmlinuz" -> ("hd0,0", "/vmlinuz").
+
+    The device is None when the name has no "(...)" prefix.
+    """
     if not word.startswith("("):
-        return current, word
+        return None, word
     close = word.find(")")
     if close < 0:
         raise Unbootable(f"no ')' after the device in {quote(word)}")
-    return grub2_device(word[1:close]), word[close + 1 :]
+    return word[1:close], word[close + 1 :]
 
 
 def check_file(path: str, what: str) -> str:
@@ -527,8 +530,10 @@ class EntryBuilder:
         #: ``lock`` stops an entry only when a menu password exists to unlock it.
         self.menu_password = menu_password
         self.entry = BootEntry(title)
-        #: The root device the entry's commands see; None is the config's own volume.
+        #: The root device the entry's commands see, GRUB 2's name; None is the config's
+        #: own volume. ``root_name`` is the same device as the config wrote it, for people.
         self.root: str | None = None
+        self.root_name: str | None = None
         self.loader: str | None = None
         self.stopped = False
         #: The disk around the config, for findroot and ZFS datasets; None: no disk (--isconfig).
@@ -596,8 +601,7 @@ class EntryBuilder:
             return
         if not word.startswith("("):
             raise Unbootable(f"root {quote(word)} is not a device")
-        device, _ = split_device(word, self.root)
-        self.root = device
+        self.root, self.root_name, _ = self.locate(word)
 
     def load_kernel(self, arg: str) -> None:
         entry = self.entry
@@ -607,10 +611,9 @@ class EntryBuilder:
                 entry.kind = kernel_kind(arg[len("--type=") :])
             arg = first_word(arg)[1]
         word, args = first_word(arg)
-        device, path = split_device(word, self.root)
+        entry.device, entry.device_name, path = self.locate(word)
         entry.kernel = check_file(path, "kernel")
         entry.args = args
-        entry.device = device
         # A new kernel forgets what the previous one loaded.
         entry.initrds = []
         self.modules = []
@@ -621,8 +624,8 @@ class EntryBuilder:
             raise Unbootable("initrd before any kernel")
         if self.entry.kind != LINUX:
             raise Unbootable(f"initrd after a {self.entry.kind} kernel, not a Linux one")
-        device, path = split_device(first_word(arg)[0], self.root)
-        self.warn_other_device("initrd", device)
+        device, name, path = self.locate(first_word(arg)[0])
+        self.warn_other_device("initrd", device, name)
         # GRUB 0.97 loads one initrd: a second replaces the first.
         self.entry.initrds = [check_file(path, "initrd")]
 
@@ -631,30 +634,39 @@ class EntryBuilder:
             raise Unbootable(f"{name} before any kernel")
         if self.entry.kind == LINUX:
             self.entry.kind = MULTIBOOT
-        device, path = split_device(first_word(arg)[0], self.root)
-        self.warn_other_device(name, device)
+        device, device_name, path = self.locate(first_word(arg)[0])
+        self.warn_other_device(name, device, device_name)
         self.modules.append(path)
 
-    def warn_other_device(self, what: str, device: str | None) -> None:
+    def warn_other_device(self, what: str, device: str | None, name: str | None) -> None:
         if device != self.entry.device:
             log.warning(
                 "title %s: %s on (%s) but kernel on (%s); reading both from the kernel's",
                 quote(self.entry.title),
                 what,
-                device,
-                self.entry.device,
+                name,
+                self.entry.device_name,
             )
+
+    def locate(self, word: str) -> tuple[str | None, str | None, str]:
+        """(GRUB 2 device, device as written, path) of a file name; without a "(...)"
+        prefix, the root's."""
+        written, path = split_device(word)
+        if written is None:
+            return self.root, self.root_name, path
+        return grub2_device(written), written, path
 
     def load_chainloader(self, arg: str) -> None:
         if arg.startswith("--force"):
             arg = first_word(arg)[1]
         word = first_word(arg)[0]
-        device, path = split_device(word, self.root)
+        device, name, path = self.locate(word)
         if not path:
             raise Unbootable("chainloader names no file")
         entry = self.entry
         entry.kind = CHAINLOADER
-        entry.kernel, entry.args, entry.initrds, entry.device = path, "", [], device
+        entry.kernel, entry.args, entry.initrds = path, "", []
+        entry.device, entry.device_name = device, name
         self.loader = "chainloader"
 
     # Solaris commands ----------------------------------------------------------------
@@ -662,7 +674,7 @@ class EntryBuilder:
     def find_root(self, arg: str) -> None:
         signature = findroot_signature(arg)
         if self.disk is not None:
-            self.root = self.disk.signature_device(signature)
+            self.root = self.root_name = self.disk.signature_device(signature)
 
     def set_bootfs(self, arg: str) -> None:
         name = first_word(arg)[0]

@@ -33,6 +33,9 @@ class BootEntry:
     id: str | None = None
     #: GRUB device name (no parentheses) holding kernel and initrds; None: the config's volume.
     device: str | None = None
+    #: ``device`` as the config wrote it, for people: GRUB legacy's "hd0,0" is GRUB 2's
+    #: "hd0,1". None: as ``device``.
+    device_name: str | None = None
     kind: str = LINUX
     #: The source lines of the entry, for the menu's editor.
     lines: list[str] = field(default_factory=list)
