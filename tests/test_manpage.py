@@ -149,3 +149,26 @@ def test_wheel_installs_page_schema_and_scripts(tmp_path):
         [str(venv / "bin" / "python"), "-I", "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "{'const': 1}"
+
+
+def environment_reads() -> set[str]:
+    """The environment variables the code reads: every PYGRUB_* name in src, and what
+    ``environ.get`` or ``getenv`` is asked for by a literal name."""
+    names: set[str] = set()
+    for path in (ROOT / "src" / "pygrub").rglob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r"\bPYGRUB_[A-Z_]+\b", text))
+        names |= set(
+            re.findall(r"(?:environ\.get|environ\[|getenv)\(?\s*[\"']([A-Z_]+)[\"']", text)
+        )
+    return names
+
+
+def test_every_environment_variable_is_documented():
+    # --help, the man page and the README list exactly what the code reads.
+    documented = {name for name, _text in cli.ENVIRONMENT}
+    assert environment_reads() == documented
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in sorted(documented) if f"| `{name}` |" not in readme] == []
+    page = rendered_page()
+    assert [name for name in sorted(documented) if name not in section(page, "ENVIRONMENT")] == []

@@ -146,11 +146,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag("debug", None, None, "log what is tried, and show tracebacks"),
 )
 
-#: Environment variables, for --help and the man page.
+#: Every environment variable pygrub reads, for --help, the man page and the README
+#: (tests/test_manpage.py checks that the code reads no other).
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
-    ("PYGRUB_MAX_FILE_SIZE_MB", "per-file limit, default 1024"),
+    ("PYGRUB_MAX_FILE_SIZE_MB", "per-file limit, default 1024; 128 with --runas"),
+    ("PYGRUB_MAX_RAM_USAGE_MB", "the --runas reader's memory limit, default 256"),
     ("PYGRUB_TIMEOUT", "seconds an unattended run may take, default 60"),
     ("PYGRUB_MENU_MAX_WAIT", "longest wait of the menu for a first key, default 30"),
+    ("PYGRUB_ALLOW_BACKING", "1 lets a qcow2 image use a backing file in its own directory"),
+    ("TERM", "the menu's terminal type; libxl sets vt100"),
 )
 
 EXIT_STATUS = "0 on success, 1 on error, 2 on a usage error."

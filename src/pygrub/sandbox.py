@@ -1,7 +1,8 @@
 """--runas: read the guest's disk in a forked child that can do nothing else.
 
-Since XSA-508 Xen supports pygrub only run this way (xl.cfg ``bootloader_restrict=1``,
-``bootloader_user=``). The parent, still root, makes every file the run may write: the
+Since XSA-443 Xen supports pygrub only run this way (libxl's restricted mode:
+``LIBXL_BOOTLOADER_RESTRICT`` in xl's environment, and from Xen 4.20 on also xl.cfg's
+``bootloader_restrict=1``). The parent, still root, makes every file the run may write: the
 output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
 mount, IPC and network namespaces, turns to an empty read-only tmpfs root that holds
 only the image (under its own file name), lowers its resource limits, becomes the
