@@ -8,6 +8,7 @@ image.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -175,6 +176,79 @@ def assert_tree_matches(
                 mode = host.stat().st_mode & 0o7777 if modes else None
                 assert_file_matches(fs, path, host, mode)
                 assert_extents_match(fs, path, host, holes)
+
+
+def manifest_children(tree: Mapping[str, Mapping[str, object]], directory: str) -> list[str]:
+    """The names a manifest's tree (path -> entry) holds directly under ``directory``."""
+    prefix = directory.rstrip("/") + "/"
+    return sorted(
+        path[len(prefix) :]
+        for path in tree
+        if path.startswith(prefix) and path != prefix and "/" not in path[len(prefix) :]
+    )
+
+
+def file_sha256(fs: Filesystem, path: str, size: int) -> str:
+    """The sha256 of the file as its file object reads it, which must end at ``size``."""
+    digest = hashlib.sha256()
+    with fs.open(path) as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    assert f.tell() == size, path
+    return digest.hexdigest()
+
+
+def assert_extents_cover(fs: Filesystem, path: str, size: int, want: str) -> None:
+    """extents() covers the file in order, and its pieces hold the file's bytes (an
+    encoded piece as the file object decodes it)."""
+    digest = hashlib.sha256()
+    pos = 0
+    with fs.open(path) as f:
+        for offset, length, where in fs.extents(path):
+            assert offset == pos, path
+            if where == "hole":
+                digest.update(bytes(length))
+            elif where == "encoded":
+                f.seek(offset)
+                digest.update(f.read(length))
+            else:
+                fd, host = where
+                digest.update(os.pread(fd, length, host))
+            pos += length
+    assert pos == size and digest.hexdigest() == want, path
+
+
+def assert_manifest_matches(
+    fs: Filesystem,
+    tree: Mapping[str, Mapping[str, object]],
+    extra_in_root: tuple[str, ...] = (),
+    mode: int | None = None,
+) -> None:
+    """``fs`` holds exactly a fixture manifest's tree: each directory's names (the root may
+    also hold ``extra_in_root``, made by the filesystem's own tools), each symlink's target,
+    each file's size, bytes and extents (and permission bits, given ``mode``)."""
+    for path, entry in tree.items():
+        if entry["type"] == "directory":
+            listing = sorted(fs.listdir(path))
+            if path == "/":
+                listing = [name for name in listing if name not in extra_in_root]
+            assert listing == manifest_children(tree, path), path
+            assert fs.stat(path).type is NodeType.DIR, path
+        elif entry["type"] == "symlink":
+            target = entry["target"]
+            assert isinstance(target, str)
+            assert fs.lstat(path).type is NodeType.SYMLINK, path
+            assert fs.lstat(path).size == len(os.fsencode(target)), path
+            assert fs.readlink_path(path) == target, path
+        else:
+            size, want = entry["size"], entry["sha256"]
+            assert isinstance(size, int) and isinstance(want, str)
+            stat = fs.stat(path)
+            assert (stat.type, stat.size) == (NodeType.FILE, size), path
+            if mode is not None:
+                assert stat.mode == mode, path
+            assert file_sha256(fs, path, size) == want, path
+            assert_extents_cover(fs, path, size, want)
 
 
 def assert_symlinks_resolve(

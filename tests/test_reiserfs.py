@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
-import os
 import re
 import struct
 import time
@@ -22,7 +21,15 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
-from fswalk import EditedSource, edited, open_and_walk, overwrites, walk_nodes
+from fswalk import (
+    EditedSource,
+    assert_manifest_matches,
+    edited,
+    file_sha256,
+    open_and_walk,
+    overwrites,
+    walk_nodes,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import run
@@ -62,39 +69,6 @@ def open_reiser(source: Path | bytes) -> ReiserFilesystem:
     return fs
 
 
-def manifest_children(directory: str) -> list[str]:
-    prefix = directory.rstrip("/") + "/"
-    return sorted(
-        path[len(prefix) :]
-        for path in MANIFEST["tree"]
-        if path.startswith(prefix) and path != prefix and "/" not in path[len(prefix) :]
-    )
-
-
-def sha256_of(fs: ReiserFilesystem, path: str, size: int) -> str:
-    digest = hashlib.sha256()
-    with fs.open(path) as f:
-        while chunk := f.read(4 * MiB):
-            digest.update(chunk)
-    assert f.tell() == size
-    return digest.hexdigest()
-
-
-def assert_extents_cover(fs: ReiserFilesystem, path: str, size: int, want: str) -> None:
-    """extents() covers the file in order, and its pieces hold the file's bytes."""
-    digest = hashlib.sha256()
-    pos = 0
-    for offset, length, where in fs.extents(path):
-        assert offset == pos, path
-        if where == "hole":
-            digest.update(bytes(length))
-        else:
-            fd, host = where
-            digest.update(os.pread(fd, length, host))
-        pos += length
-    assert pos == size and digest.hexdigest() == want, path
-
-
 # -- the committed images, against the manifest ---------------------------------------
 
 
@@ -104,23 +78,7 @@ def test_image_reads_as_the_kernel_wrote_it(images, name):
     assert fs.kind == "reiserfs" and fs.format == "3.6"
     assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", fs.uuid)
     assert fs.label is None
-    for path, entry in MANIFEST["tree"].items():
-        if entry["type"] == "directory":
-            listing = sorted(fs.listdir(path))
-            if path == "/":
-                listing.remove(PRIVATE_ROOT)
-            assert listing == manifest_children(path), path
-            assert fs.stat(path).type is NodeType.DIR
-        elif entry["type"] == "symlink":
-            target = entry["target"]
-            assert fs.lstat(path).type is NodeType.SYMLINK, path
-            assert fs.lstat(path).size == len(os.fsencode(target)), path
-            assert fs.readlink_path(path) == target, path
-        else:
-            st_ = fs.stat(path)
-            assert (st_.type, st_.size, st_.mode) == (NodeType.FILE, entry["size"], 0o644), path
-            assert sha256_of(fs, path, entry["size"]) == entry["sha256"], path
-            assert_extents_cover(fs, path, entry["size"], entry["sha256"])
+    assert_manifest_matches(fs, MANIFEST["tree"], extra_in_root=(PRIVATE_ROOT,), mode=0o644)
     fs.source.close()
 
 
@@ -305,7 +263,7 @@ def test_version_1_stat_data_and_keys(images):
     for path in ("/tiny", "/exact"):
         entry = MANIFEST["tree"][path]
         assert old.stat(path).size == entry["size"]
-        assert sha256_of(old, path, entry["size"]) == entry["sha256"]
+        assert file_sha256(old, path, entry["size"]) == entry["sha256"]
 
 
 # -- hostile images: targeted damage --------------------------------------------------

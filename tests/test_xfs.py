@@ -614,7 +614,7 @@ def test_bad_superblock_fields(small_images, offset, value, match):
 
 @pytest.mark.parametrize(
     "bit,name",
-    [(0x10, "needsrepair"), (0x100, "metadir"), (0x200, "zoned"), (1 << 20, "0x100000")],
+    [(0x10, "needsrepair"), (0x200, "zoned"), (1 << 20, "0x100000")],
 )
 def test_unknown_incompat_feature_is_refused(small_images, bit, name):
     image, _src, _bulk = small_images["v5"]

@@ -78,7 +78,8 @@ INCOMPAT_NEEDSREPAIR = 0x10
 INCOMPAT_NREXT64 = 0x20
 #: The v5 INCOMPAT features this reader understands. Sparse inode chunks change only the
 #: inode B-trees; bigtime only timestamps; exchange-range only the log; parent pointers
-#: only extended attributes: none of them is read here.
+#: only extended attributes; metadir only where the filesystem's own metadata inodes
+#: (quotas, realtime bitmaps) live: none of them is read here.
 KNOWN_INCOMPAT = {
     0x1: "ftype",
     0x2: "spinodes",
@@ -87,9 +88,10 @@ KNOWN_INCOMPAT = {
     0x20: "nrext64",
     0x40: "exchrange",
     0x80: "parent",
+    0x100: "metadir",
 }
 #: Names for the ones we refuse, for the message.
-REFUSED_INCOMPAT = {0x10: "needsrepair", 0x100: "metadir", 0x200: "zoned"}
+REFUSED_INCOMPAT = {0x10: "needsrepair", 0x200: "zoned"}
 
 MIN_BLOCK_LOG, MAX_BLOCK_LOG = 9, 16  # 512 bytes .. 64 KiB
 MIN_SECT_LOG, MAX_SECT_LOG = 9, 15  # 512 bytes .. 32 KiB
