@@ -552,7 +552,7 @@ def test_runas_without_namespaces_fails_closed(tmp_path, needs_root):
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.decode() == (
-        "pygrub: error: cannot sandbox the reader: unshare: Operation not permitted "
+        "pygrub: error: RuntimeError: cannot sandbox the reader: unshare: Operation not permitted "
         "(it needs root with CAP_SYS_ADMIN where namespaces are allowed)\n"
     )
     assert os.listdir(out) == [] and output.read_bytes() == b""
@@ -579,7 +579,7 @@ def test_runas_needs_root(tmp_path, needs_root):
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
     assert (
         err
-        == b"pygrub: error: --runas needs pygrub to start as root: it sets up the sandbox, then drops to the user\n"
+        == b"pygrub: error: RuntimeError: --runas needs pygrub to start as root: it sets up the sandbox, then drops to the user\n"
     )
 
 
@@ -605,7 +605,7 @@ def test_image_the_user_cannot_read(tmp_path, capfd, monkeypatch, needs_root):
     )
     assert code == 1
     assert err == (
-        f"pygrub: error: user {UNNAMED} may not read the disk image {image} "
+        f"pygrub: error: RuntimeError: user {UNNAMED} may not read the disk image {image} "
         "(under --runas it must be readable by that user)\n"
     )
     assert os.listdir(out) == []

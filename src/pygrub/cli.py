@@ -365,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(prog) + "\n" + help_text(), end="")
         return 0
     except UsageError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        # The usage first: the error stays the last line, all XAPI shows of a bad flag.
         print(usage(prog), file=sys.stderr)
+        print(error_line(prog, str(e)), file=sys.stderr)
         return 2
     log.configure(
         log.DEBUG if options.debug else log.WARNING, f"{prog}: %(levelname)s: %(message)s"
@@ -385,21 +386,29 @@ def main(argv: list[str] | None = None) -> int:
     except (PygrubError, Interrupted) as e:
         if options.debug:
             _log.exception("failed")
-        print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
+        print(error_line(prog, str(e)), file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
     except (Exception, RecursionError, MemoryError) as e:
         # A bug of ours, not the guest's: still one line, and everything was cleaned up.
         if options.debug:
             _log.exception("internal error")
-        print(
-            f"{prog}: error: internal error: {type(e).__name__}: {_one_line(str(e))}",
-            file=sys.stderr,
-        )
+        print(error_line(prog, f"internal error: {type(e).__name__}: {e}"), file=sys.stderr)
         return 1
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+#: xenopsd (xen-api ocaml/xenopsd/lib/bootloader.ml, parse_exception) shows its user what
+#: follows this on the bootloader's stderr; a failure without it is an internal error there.
+#: Xen's pygrub reaches it by the last line of its traceback.
+XAPI_ERROR_MARK = "RuntimeError: "
+
+
+def error_line(prog: str, message: str) -> str:
+    """The one line a failure prints: libxl's log reads it whole, XAPI from the mark on."""
+    return f"{prog}: error: {XAPI_ERROR_MARK}{_one_line(message)}"
 
 
 def _one_line(text: str) -> str:
