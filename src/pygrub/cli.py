@@ -143,6 +143,27 @@ FLAGS: tuple[Flag, ...] = (
         "default rule and every fallback taken.",
     ),
     Flag("debug", None, None, "log what is tried, and show tracebacks"),
+    # XCP-ng's pygrub patches (xcp-ng-rpms/xen SOURCES/pygrub-*.patch) add these three;
+    # xenopsd passed all three until it moved to --runas, and a VM's PV-bootloader-args
+    # may still name them.
+    Flag(
+        "extra_args",
+        None,
+        "ARGS",
+        "append ARGS to whatever command line boots (XCP-ng)",
+        "After --args, and also to the line of --kernel and of /xenkernel.",
+    ),
+    Flag(
+        "default_args",
+        None,
+        "ARGS",
+        "boot /xenkernel with ARGS when the disk has one (XCP-ng)",
+        "/xenkernel, else /boot/xenkernel, on the first volume, with /xeninitrd (or "
+        "/boot/xeninitrd) when there is one, boots before any config is read, as on XCP-ng "
+        "hosts; ARGS (and --extra_args) are its command line. Xen's pygrub has no such rule, "
+        "so without this flag a /xenkernel means nothing.",
+    ),
+    Flag("vm", None, "UUID", "ignored: XCP-ng's pygrub accepts it and does nothing with it"),
 )
 
 #: Environment variables, for --help and the man page.
@@ -171,7 +192,7 @@ def usage(prog: str) -> str:
         f"Usage: {prog} [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really] "
         "[--output=] [--kernel=] [--ramdisk=] [--args=] [--entry=] [--output-directory=] "
         f"[--output-format={'|'.join(OUTPUT_FORMATS)}] [--format={'|'.join(IMAGE_FORMATS)}] "
-        "[--runas=] [--offset=] [--explain] <image>"
+        "[--runas=] [--offset=] [--explain] [--extra_args=] [--default_args=] [--vm=] <image>"
     )
 
 
@@ -217,6 +238,9 @@ class Options:
     debug: bool = False
     image_format: str = "auto"
     explain: bool = False
+    #: XCP-ng's --extra_args and --default_args (None: no /xenkernel rule).
+    extra_args: str = ""
+    default_args: str | None = None
 
 
 class HelpRequested(Exception):
@@ -301,6 +325,10 @@ def parse_args(argv: list[str]) -> Options:
             o.image_format = value
         elif name == "--explain":
             o.explain = True
+        elif name == "--extra_args":
+            o.extra_args = value
+        elif name == "--default_args":
+            o.default_args = value
         elif name == "--output-directory":
             if not os.path.isdir(value):
                 raise UsageError(f"{value} is not an existing directory")
@@ -432,7 +460,9 @@ def run(o: Options) -> int:
         if o.list_entries:
             return _list_entries(image, o)
         chooser = _menu_chooser() if o.interactive else None
-        choice = image._choose(o.entry, o.args, o.kernel, o.ramdisk, chooser)
+        choice = image._choose(
+            o.entry, o.args, o.kernel, o.ramdisk, chooser, o.default_args, o.extra_args
+        )
         if o.explain:
             _print_explanation(choice.explanation, sys.stderr)
         return _extract_and_report(choice, o)
