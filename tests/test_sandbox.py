@@ -46,14 +46,6 @@ INITRD = random.Random(2).randbytes(90_001)
 MENU_LST = "default 0\ntimeout 1\ntitle Linux\n  kernel /boot/vmlinuz root=/dev/xvda1 ro\n"
 
 
-@pytest.fixture
-def needs_root():
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the --runas tests need root, and CI runs them as root")
-        pytest.skip("the --runas tests need root")
-
-
 # -- helpers ---------------------------------------------------------------------------
 
 
