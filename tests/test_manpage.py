@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "man" / "pygrub.1"
 
 #: An option as a flag table shows it: -q, --quiet, --output-format (without =VALUE).
-_FLAG = re.compile(r"(?<![\w-])(--?[a-z][a-z0-9-]*)")
+_FLAG = re.compile(r"(?<![\w-])(--?[a-z][a-z0-9_-]*)")
 
 
 def help_output() -> str:

@@ -327,7 +327,7 @@ def test_a_default_that_cannot_boot_fails_like_an_unattended_run(console):
     c.wait_for(MAIN_MENU)
     code, err, result = c.finish()
     assert (code, result) == (1, {})
-    assert err.startswith("pygrub: error: nothing bootable found: ")
+    assert err.startswith("pygrub: error: RuntimeError: nothing bootable found: ")
     assert "/boot/missing not found" in err
     assert c.terminal_restored() and list(c.out.iterdir()) == []
 
@@ -719,7 +719,11 @@ def test_sigterm_restores_the_terminal_and_leaves_nothing(console):
     c.wait_for("*root (hd0,0)")
     c.proc.send_signal(signal.SIGTERM)
     code, err, result = c.finish()
-    assert (code, err, result) == (1, "pygrub: error: stopped by signal SIGTERM\n", {})
+    assert (code, err, result) == (
+        1,
+        "pygrub: error: RuntimeError: stopped by signal SIGTERM\n",
+        {},
+    )
     assert c.terminal_restored()
     assert list(c.out.iterdir()) == []
 
@@ -731,7 +735,7 @@ def test_ctrl_c_restores_the_terminal(console):
     c.wait_for("grub> ")
     c.send("kernel /boot/vmlin", CTRL_C)
     code, err, result = c.finish()
-    assert (code, err, result) == (1, "pygrub: error: stopped by signal SIGINT\n", {})
+    assert (code, err, result) == (1, "pygrub: error: RuntimeError: stopped by signal SIGINT\n", {})
     assert c.terminal_restored()
 
 

@@ -326,10 +326,17 @@ class Image:
         kernel: str | None,
         ramdisk: str | None,
         chooser: Chooser | None,
+        default_args: str | None = None,
+        appended_args: str = "",
     ) -> Choice:
-        """``choose``, or with ``chooser`` (the CLI's interactive menu) picking the entry."""
+        """``choose``, or with ``chooser`` (the CLI's interactive menu) picking the entry.
+
+        ``default_args`` and ``appended_args`` are XCP-ng's --default_args and --extra_args.
+        """
         self._check_open()
-        plan = plan_boot(self._guest, entry_spec, args, kernel, ramdisk, chooser)
+        plan = plan_boot(
+            self._guest, entry_spec, args, kernel, ramdisk, chooser, default_args, appended_args
+        )
         assert plan.volume is not None
         fs = self._guest.filesystem(plan.volume)
         assert fs is not None
@@ -340,6 +347,8 @@ class Image:
             public_entry = _entry_at(menu, plan.path, plan.entry, _default_leaf(menu), None)
             why_not = self._why_not(menu, plan.volume, fs)
             how = _how_chosen(menu, plan.path, entry_spec, chooser is not None, why_not)
+        elif plan.xenkernel:
+            how = [f"{plan.kernel.path} found (--default_args, XCP-ng's rule): no config read"]
         else:
             how = [f"kernel {kernel} given: no bootloader config read"]
         if plan.entry is not None and plan.entry.device_name is not None:

@@ -39,6 +39,8 @@ class BootPlan:
     volume: Volume | None = None
     #: Every volume tried, the one booted last (for --explain and the API's explanation).
     reports: list[VolumeReport] = field(default_factory=list)
+    #: Booted by XCP-ng's /xenkernel rule (--default_args).
+    xenkernel: bool = False
 
 
 @record
@@ -161,11 +163,52 @@ def plan_boot(
     kernel: str | None = None,
     ramdisk: str | None = None,
     chooser: Chooser | None = None,
+    default_args: str | None = None,
+    appended_args: str = "",
 ) -> BootPlan:
     """Try each volume in order and plan the boot from the first that has something to boot.
 
     With a ``chooser``, it picks the entry of the first menu found (``entry_spec`` unused).
+    ``default_args`` and ``appended_args`` are XCP-ng's --default_args and --extra_args.
     """
+    plan = _plan_xenkernel(guest, default_args) if default_args is not None else None
+    if plan is None:
+        plan = _plan_first_bootable(guest, entry_spec, extra_args, kernel, ramdisk, chooser)
+    plan.args = " ".join(a for a in (plan.args, appended_args) if a)
+    return plan
+
+
+#: XCP-ng's fixed kernels and initrds (pygrub-always-boot-default.patch), in its order.
+XENKERNELS = (("/xenkernel", "/xeninitrd"), ("/boot/xenkernel", "/boot/xeninitrd"))
+
+
+def _plan_xenkernel(guest: GuestDisk, args: str) -> BootPlan | None:
+    """XCP-ng's rule: a /xenkernel on the first volume boots, before any config is read."""
+    if not guest.volumes:
+        return None
+    volume = guest.volumes[0]
+    fs = guest.filesystem(volume)
+    if fs is None:
+        return None
+    home_name = f"({volume.grub_name})"
+    for kernel, initrd in XENKERNELS:
+        if _holds_file(fs, kernel):
+            initrds = [FileRef(fs, initrd, home_name)] if _holds_file(fs, initrd) else []
+            report = VolumeReport(volume, fs.kind)
+            return BootPlan(
+                FileRef(fs, kernel, home_name), initrds, args, volume=volume, reports=[report]
+            )
+    return None
+
+
+def _plan_first_bootable(
+    guest: GuestDisk,
+    entry_spec: str | None,
+    extra_args: str,
+    kernel: str | None,
+    ramdisk: str | None,
+    chooser: Chooser | None,
+) -> BootPlan:
     reports = []
     for volume in guest.volumes:
         report = VolumeReport(volume)

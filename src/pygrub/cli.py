@@ -144,6 +144,27 @@ FLAGS: tuple[Flag, ...] = (
         "default rule and every fallback taken.",
     ),
     Flag("debug", None, None, "log what is tried, and show tracebacks"),
+    # XCP-ng's pygrub patches (xcp-ng-rpms/xen SOURCES/pygrub-*.patch) add these three;
+    # xenopsd passed all three until it moved to --runas, and a VM's PV-bootloader-args
+    # may still name them.
+    Flag(
+        "extra_args",
+        None,
+        "ARGS",
+        "append ARGS to whatever command line boots (XCP-ng)",
+        "After --args, and also to the line of --kernel and of /xenkernel.",
+    ),
+    Flag(
+        "default_args",
+        None,
+        "ARGS",
+        "boot /xenkernel with ARGS when the disk has one (XCP-ng)",
+        "/xenkernel, else /boot/xenkernel, on the first volume, with /xeninitrd (or "
+        "/boot/xeninitrd) when there is one, boots before any config is read, as on XCP-ng "
+        "hosts; ARGS (and --extra_args) are its command line. Xen's pygrub has no such rule, "
+        "so without this flag a /xenkernel means nothing.",
+    ),
+    Flag("vm", None, "UUID", "ignored: XCP-ng's pygrub accepts it and does nothing with it"),
 )
 
 #: Every environment variable pygrub reads, for --help, the man page and the README
@@ -176,7 +197,7 @@ def usage(prog: str) -> str:
         f"Usage: {prog} [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really] "
         "[--output=] [--kernel=] [--ramdisk=] [--args=] [--entry=] [--output-directory=] "
         f"[--output-format={'|'.join(OUTPUT_FORMATS)}] [--format={'|'.join(IMAGE_FORMATS)}] "
-        "[--runas=] [--offset=] [--explain] <image>"
+        "[--runas=] [--offset=] [--explain] [--extra_args=] [--default_args=] [--vm=] <image>"
     )
 
 
@@ -222,6 +243,9 @@ class Options:
     debug: bool = False
     image_format: str = "auto"
     explain: bool = False
+    #: XCP-ng's --extra_args and --default_args (None: no /xenkernel rule).
+    extra_args: str = ""
+    default_args: str | None = None
 
 
 class HelpRequested(Exception):
@@ -306,6 +330,10 @@ def parse_args(argv: list[str]) -> Options:
             o.image_format = value
         elif name == "--explain":
             o.explain = True
+        elif name == "--extra_args":
+            o.extra_args = value
+        elif name == "--default_args":
+            o.default_args = value
         elif name == "--output-directory":
             if not os.path.isdir(value):
                 raise UsageError(f"{value} is not an existing directory")
@@ -370,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(prog) + "\n" + help_text(), end="")
         return 0
     except UsageError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        # The usage first: the error stays the last line, all XAPI shows of a bad flag.
         print(usage(prog), file=sys.stderr)
+        print(error_line(prog, str(e)), file=sys.stderr)
         return 2
     log.configure(
         log.DEBUG if options.debug else log.WARNING, f"{prog}: %(levelname)s: %(message)s"
@@ -390,21 +419,29 @@ def main(argv: list[str] | None = None) -> int:
     except (PygrubError, Interrupted) as e:
         if options.debug:
             _log.exception("failed")
-        print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
+        print(error_line(prog, str(e)), file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
     except (Exception, RecursionError, MemoryError) as e:
         # A bug of ours, not the guest's: still one line, and everything was cleaned up.
         if options.debug:
             _log.exception("internal error")
-        print(
-            f"{prog}: error: internal error: {type(e).__name__}: {_one_line(str(e))}",
-            file=sys.stderr,
-        )
+        print(error_line(prog, f"internal error: {type(e).__name__}: {e}"), file=sys.stderr)
         return 1
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+#: xenopsd (xen-api ocaml/xenopsd/lib/bootloader.ml, parse_exception) shows its user what
+#: follows this on the bootloader's stderr; a failure without it is an internal error there.
+#: Xen's pygrub reaches it by the last line of its traceback.
+XAPI_ERROR_MARK = "RuntimeError: "
+
+
+def error_line(prog: str, message: str) -> str:
+    """The one line a failure prints: libxl's log reads it whole, XAPI from the mark on."""
+    return f"{prog}: error: {XAPI_ERROR_MARK}{_one_line(message)}"
 
 
 def _one_line(text: str) -> str:
@@ -428,7 +465,9 @@ def run(o: Options) -> int:
         if o.list_entries:
             return _list_entries(image, o)
         chooser = _menu_chooser() if o.interactive else None
-        choice = image._choose(o.entry, o.args, o.kernel, o.ramdisk, chooser)
+        choice = image._choose(
+            o.entry, o.args, o.kernel, o.ramdisk, chooser, o.default_args, o.extra_args
+        )
         if o.explain:
             _print_explanation(choice.explanation, sys.stderr)
         return _extract_and_report(choice, o)

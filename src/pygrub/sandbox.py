@@ -251,7 +251,9 @@ def read_guest(o: Options, image: str, files: dict[str, tuple[int, str]], limit:
         cli.run(replace(o, image=image, runas=None))
         return asdict(Outcome(printed=True))
     with Image(image, offset=o.offset, image_format=o.image_format) as guest:
-        choice = guest._choose(o.entry, o.args, o.kernel, o.ramdisk, None)
+        choice = guest._choose(
+            o.entry, o.args, o.kernel, o.ramdisk, None, o.default_args, o.extra_args
+        )
         if o.explain:
             cli._print_explanation(choice.explanation, sys.stderr)
         plan = choice._plan
