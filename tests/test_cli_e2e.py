@@ -161,7 +161,7 @@ def test_list_entries(tmp_path):
     proc = pygrub("-l", image)
     assert proc.returncode == 0
     assert proc.stdout.decode() == (
-        "title: Linux\n  root: (hd0,1)\n  kernel: /boot/vmlinuz\n  args: root=/dev/xvda ro\n  initrd: /boot/initrd.img\n"
+        "title: Linux\n  root: (hd0,0)\n  kernel: /boot/vmlinuz\n  args: root=/dev/xvda ro\n  initrd: /boot/initrd.img\n"
     )
 
 
