@@ -15,7 +15,6 @@ import random
 import re
 import struct
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -492,8 +491,17 @@ def test_compressed_and_preallocated_extents(mounted_image):
     fs.source.close()
 
 
-def test_zstd_without_the_package(mounted_image, monkeypatch):
-    monkeypatch.setitem(sys.modules, "zstandard", None)
+def test_zstd_extents_match_the_kernel(mounted_image, zstd_backend):
+    """Every zstd-compressed file as the kernel read it, through each zstd library."""
+    fs = open_btrfs(mounted_image.image)
+    for name in ("text", "inline", "sparse", "partial"):
+        path = f"/@/zstd/{name}"
+        assert fs.read_file(path, 4 * MiB) == mounted_image.top[path].value, path
+    fs.source.close()
+
+
+def test_zstd_without_the_package(mounted_image, without_package):
+    without_package("zstandard")
     fs = open_btrfs(mounted_image.image)
     assert fs.read_file("/@/zlib/inline", 5000)
     with pytest.raises(UnsupportedError, match="zstandard"):

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,16 @@ def test_wheel_installs_page_schema_and_scripts(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     # The wheel's version is the package's own (pyproject reads pygrub.__version__).
     (wheel,) = wheels.glob(f"pygrub-{pygrub.__version__}-*.whl")
+    # A plain install brings the decoders every guest may need (zstd from the standard
+    # library on Python 3.14+).
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(f"pygrub-{pygrub.__version__}.dist-info/METADATA").decode()
+    requires = {
+        line.split(": ", 1)[1]
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist: ")
+    }
+    assert {"lz4>=4", 'zstandard>=0.20; python_version < "3.14"'} <= requires
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--no-deps", str(wheel)],
         check=True,
