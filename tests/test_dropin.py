@@ -275,13 +275,22 @@ def dpkg_root(xen_root) -> Path:
 def test_dpkg_divert_records_the_swap_once(dpkg_root):
     directory = bin_of(dpkg_root)
     original = os.stat(directory / "pygrub")
+    # The package's own diversion of xen-utils-common's /usr/bin/pygrub is not the
+    # wrapper's: --uninstall leaves it to the postrm.
+    usr_bin = "diversion of /usr/bin/pygrub to /usr/bin/pygrub.xen by pygrub"
+    subprocess.run(
+        ["dpkg-divert", "--root", dpkg_root, "--package", "pygrub", "--no-rename"]
+        + ["--divert", "/usr/bin/pygrub.xen", "--add", "/usr/bin/pygrub"],
+        check=True,
+        capture_output=True,
+    )
     record = (
         "diversion of /usr/lib/xen-4.17/bin/pygrub to /usr/lib/xen-4.17/bin/pygrub.xen by pygrub"
     )
     for _ in range(2):  # configure, then an upgrade's configure: one diversion
         proc = dropin_cli("--install", "--dpkg-divert", "--root", dpkg_root, "--path", "/site")
         assert proc.returncode == 0, proc.stderr
-        assert diversions(dpkg_root) == [record]
+        assert diversions(dpkg_root) == [usr_bin, record]
     backup = os.stat(directory / "pygrub.xen")
     assert (backup.st_ino, backup.st_mode) == (original.st_ino, original.st_mode)
     text = (directory / "pygrub").read_text()
@@ -289,7 +298,7 @@ def test_dpkg_divert_records_the_swap_once(dpkg_root):
     assert "# Undo: apt-get purge pygrub" in text and 'sys.path += ["/site"]' in text
     proc = dropin_cli("--uninstall", "--dpkg-divert", "--root", dpkg_root)
     assert proc.returncode == 0, proc.stderr
-    assert diversions(dpkg_root) == []
+    assert diversions(dpkg_root) == [usr_bin]
     after = os.stat(directory / "pygrub")
     assert (after.st_ino, after.st_mode) == (original.st_ino, original.st_mode)
     assert sorted(p.name for p in directory.iterdir()) == ["pygrub", "qemu-system-i386"]

@@ -253,7 +253,8 @@ def our_diversions(root: str) -> list[str]:
     """The directories whose pygrub the package diverts, as dpkg-divert lists them:
     "diversion of /usr/lib/xen-4.17/bin/pygrub to /usr/lib/xen-4.17/bin/pygrub.xen by pygrub"."""
     found = []
-    for line in _dpkg_divert(root, "--list", "*/" + NAME).splitlines():
+    pattern = f"/{DEBIAN_XEN_BIN}/{NAME}"  # not the package's own /usr/bin/pygrub
+    for line in _dpkg_divert(root, "--list", pattern).splitlines():
         words = line.split(" ")
         if len(words) == 7 and words[6] == DPKG_PACKAGE and words[2].endswith("/" + NAME):
             found.append(os.path.join(root, os.path.dirname(words[2]).lstrip("/")))
