@@ -3,6 +3,7 @@
 #                                from SEED, MINUTES to time-box it, RUNAS_EVERY=N to run
 #                                every Nth mutant with --runas (root)
 # make fuzz-atheris TARGET=ext4  coverage-guided fuzzing of one parser (pip install '.[fuzz]')
+# make deb [DEB_DIR=dist]         the Debian package, dist/pygrub_VERSION_all.deb (dpkg-deb)
 
 PYTHON ?= python3
 SEED ?= 1
@@ -13,8 +14,9 @@ RUNAS_EVERY ?= 0
 SAVE ?= fuzz-failures
 TARGET ?= ext4
 SECONDS ?= 300
+DEB_DIR ?= dist
 
-.PHONY: test fuzz fuzz-atheris
+.PHONY: test fuzz fuzz-atheris deb
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -26,3 +28,6 @@ fuzz:
 fuzz-atheris:
 	$(PYTHON) fuzz/atheris_parsers.py $(TARGET) -max_total_time=$(SECONDS) \
 		-artifact_prefix=$(SAVE)/ fuzz/corpus/$(TARGET)
+
+deb:
+	bash scripts/build-deb.sh $(DEB_DIR)

@@ -14,3 +14,37 @@ def needs_root():
         if os.environ.get("CI") == "true":
             pytest.fail("the --runas tests need root, and CI runs them as root")
         pytest.skip("the --runas tests need root")
+
+
+@pytest.fixture(params=["zstandard", "compression.zstd"])
+def zstd_backend(request, monkeypatch) -> str:
+    """Each zstd library pygrub.compress decodes with: zstandard below Python 3.14, the
+    standard library's compression.zstd from 3.14 on (below it, backports.zstd: the same
+    module, so that code path runs here too)."""
+    from pygrub import compress
+
+    if request.param == "zstandard":
+        if sys.version_info >= (3, 14):
+            pytest.skip("Python 3.14+ decodes zstd with compression.zstd only")
+        monkeypatch.setattr(compress, "_stdlib_zstd", lambda: None)
+    elif sys.version_info < (3, 14):
+        from backports import zstd
+
+        monkeypatch.setattr(compress, "_stdlib_zstd", lambda: zstd)
+    return request.param
+
+
+@pytest.fixture
+def without_package(monkeypatch):
+    """A broken install: ``without_package("lz4")`` makes importing it fail. Without
+    zstandard nothing decodes zstd, as below Python 3.14."""
+    from pygrub import compress
+
+    def remove(name: str) -> None:
+        monkeypatch.setitem(sys.modules, name, None)
+        if name == "lz4":
+            monkeypatch.setitem(sys.modules, "lz4.block", None)
+        if name == "zstandard":
+            monkeypatch.setattr(compress, "_stdlib_zstd", lambda: None)
+
+    return remove

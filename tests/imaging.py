@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,19 @@ def run(*argv: str | os.PathLike[str], input: bytes | None = None) -> bytes:
     if proc.returncode != 0:
         pytest.fail(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
     return proc.stdout
+
+
+@contextmanager
+def loop_mounted(image: Path, mnt: Path, *options: str) -> Iterator[Path]:
+    """``image`` mounted by the kernel at ``mnt`` (root only: a loop mount)."""
+    if os.geteuid() != 0:
+        pytest.fail(f"{image.name} is filled through a loop mount, which needs root")
+    mnt.mkdir(exist_ok=True)
+    run("mount", "-o", ",".join(("loop", *options)), image, mnt)
+    try:
+        yield mnt
+    finally:
+        run("umount", mnt)
 
 
 def write_tree(root: Path, tree: Tree) -> Path:

@@ -15,7 +15,6 @@ import random
 import re
 import struct
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from fswalk import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import require_tool, run
+from imaging import loop_mounted, require_tool, run
 
 from pygrub.disk import ByteSource, FileSource, MemorySource
 from pygrub.errors import CorruptError, NotFoundError, PygrubError, UnsupportedError
@@ -343,18 +342,6 @@ def test_not_btrfs(tmp_path):
 # -- images written by Linux through a loop mount -------------------------------------
 
 
-@contextmanager
-def mounted(image: Path, mnt: Path, *options: str) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("the btrfs subvolume/compression fixtures need root for a loop mount")
-    mnt.mkdir(exist_ok=True)
-    run("mount", "-o", ",".join(("loop", *options)), image, mnt)
-    try:
-        yield mnt
-    finally:
-        subprocess.run([require_tool("umount"), str(mnt)], check=True)
-
-
 @dataclass
 class Mounted:
     image: Path
@@ -394,7 +381,7 @@ def mounted_image(tmp_path_factory) -> Mounted:
     mnt = tmp / "mnt"
     rng = random.Random(5)
     kernel = rng.randbytes(1_500_000)
-    with mounted(image, mnt) as m:
+    with loop_mounted(image, mnt) as m:
         for name in ("@", "@home"):
             run("btrfs", "subvolume", "create", m / name)
         boot = m / "@/boot/grub"
@@ -411,9 +398,9 @@ def mounted_image(tmp_path_factory) -> Mounted:
             f.write(b"head")
         os.sync()
     for method in ("zlib", "lzo", "zstd"):
-        with mounted(image, mnt, f"compress-force={method}") as m:
+        with loop_mounted(image, mnt, f"compress-force={method}") as m:
             write_compressed_set(m / "@" / method, rng)
-    with mounted(image, mnt) as m:
+    with loop_mounted(image, mnt) as m:
         run("btrfs", "subvolume", "create", m / "@/.snapshots")
         (m / "@/.snapshots/1").mkdir()
         run("btrfs", "subvolume", "snapshot", m / "@", m / "@/.snapshots/1/snapshot")
@@ -421,7 +408,7 @@ def mounted_image(tmp_path_factory) -> Mounted:
         run("btrfs", "subvolume", "set-default", str(snapshot_id), m)
         os.sync()
         top = host_view(m, ordered=True)
-    with mounted(image, mnt) as m:
+    with loop_mounted(image, mnt) as m:
         default = host_view(m, ordered=True)
     return Mounted(image, top, default, snapshot_id, kernel)
 
@@ -492,8 +479,17 @@ def test_compressed_and_preallocated_extents(mounted_image):
     fs.source.close()
 
 
-def test_zstd_without_the_package(mounted_image, monkeypatch):
-    monkeypatch.setitem(sys.modules, "zstandard", None)
+def test_zstd_extents_match_the_kernel(mounted_image, zstd_backend):
+    """Every zstd-compressed file as the kernel read it, through each zstd library."""
+    fs = open_btrfs(mounted_image.image)
+    for name in ("text", "inline", "sparse", "partial"):
+        path = f"/@/zstd/{name}"
+        assert fs.read_file(path, 4 * MiB) == mounted_image.top[path].value, path
+    fs.source.close()
+
+
+def test_zstd_without_the_package(mounted_image, without_package):
+    without_package("zstandard")
     fs = open_btrfs(mounted_image.image)
     assert fs.read_file("/@/zlib/inline", 5000)
     with pytest.raises(UnsupportedError, match="zstandard"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
+import pygrub
 from pygrub.cli import DEFAULT_OUTPUT_DIRECTORY, HelpRequested, main, parse_args
 from pygrub.errors import UsageError
 
@@ -90,6 +92,16 @@ def test_help():
     with pytest.raises(HelpRequested):
         parse_args(["-h"])
     assert main(["--help"]) == 0
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"pygrub \d+\.\d+\.\d+\n", out)
+    assert out == f"pygrub {pygrub.__version__}\n"
+    # Like --help, it needs no image and wins over the other options.
+    assert main(["-q", "--version", "--output-format=json"]) == 0
+    assert capsys.readouterr().out == out
 
 
 def test_missing_image_is_one_line_exit_1(capsys):

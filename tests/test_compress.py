@@ -162,8 +162,16 @@ def compressors() -> dict[str, Callable[[bytes], bytes]]:
     }
 
 
-@pytest.mark.parametrize("name", ["gzip", "xz", "lzma", "lz4", "zstd"])
+@pytest.mark.parametrize("name", ["gzip", "xz", "lzma", "lz4"])
 def test_decoders_stop_at_the_limit(name):
+    check_decoder_stops_at_the_limit(name)
+
+
+def test_zstd_decoder_stops_at_the_limit(zstd_backend):
+    check_decoder_stops_at_the_limit("zstd")
+
+
+def check_decoder_stops_at_the_limit(name):
     decode, pack = decoders()[name], compressors()[name]
     limit = 8192
     exact = b"squash" * (limit // 6) + b"sq"
@@ -178,7 +186,7 @@ def test_decoders_stop_at_the_limit(name):
         decode(b"\xff" * 50, limit)
 
 
-def test_zstd_frame_without_content_size_is_bounded():
+def test_zstd_frame_without_content_size_is_bounded(zstd_backend):
     import zstandard
 
     frame = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(4 * MiB))
@@ -186,7 +194,23 @@ def test_zstd_frame_without_content_size_is_bounded():
         zstd_decoder("test")(frame, 8192)
 
 
-def test_prefix_decoders_stop_at_the_limit():
+def test_zstd_window_over_the_bound_is_refused(zstd_backend):
+    """A frame needing a 4 MiB window, decoded with 1 MiB allowed: refused, not allocated."""
+    import zstandard
+
+    data = random.Random(7).randbytes(6 * MiB)
+    data += data  # a match 6 MiB back needs the big window
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=23, write_content_size=0)
+    frame = zstandard.ZstdCompressor(compression_params=params).compress(data)
+    assert zstd_decoder("test", 8 * MiB)(frame, len(data)) == data
+    with pytest.raises(Undecodable):
+        zstd_decoder("test", 1 * MiB)(frame, len(data))
+    with pytest.raises(Undecodable):
+        zstd_prefix(frame, len(data), 1 * MiB, "test")
+    assert zstd_prefix(frame, 5000, 8 * MiB, "test") == data[:5000]
+
+
+def test_prefix_decoders_stop_at_the_limit(zstd_backend):
     """inflate and zstd_prefix give the first bytes of a stream and decode no further."""
     import zstandard
 

@@ -225,3 +225,108 @@ def test_the_hosts_xen_is_never_touched(xen_root):
     for action in ("--install", "--status", "--uninstall"):
         assert dropin_cli(action, "--root", xen_root).returncode == 0
     assert _host_pygrubs() == before
+
+
+def test_status_notices_when_the_wrapper_cannot_run(xen_root, tmp_path):
+    """A venv deleted after --install: --status says so and fails, not "installed"."""
+    python = tmp_path / "venv" / "python"
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    assert dropin_cli("--install", "--root", xen_root, "--python", python).returncode == 0
+    ok = dropin_cli("--status", "--root", xen_root)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.strip().endswith("this pygrub (the drop-in wrapper); Xen's kept as pygrub.xen")
+    python.unlink()
+    python.parent.rmdir()
+    gone = dropin_cli("--status", "--root", xen_root)
+    assert gone.returncode == 1
+    assert f"but broken: its interpreter {python} is gone" in gone.stdout
+    python.parent.mkdir()
+    python.write_text("#!/bin/sh\necho 'no module named pygrub' >&2\nexit 1\n")
+    python.chmod(0o755)
+    failing = dropin_cli("--status", "--root", xen_root)
+    assert failing.returncode == 1
+    assert "but broken: it does not run: no module named pygrub" in failing.stdout
+    # Uninstalling still works, and then there is nothing broken to report.
+    assert dropin_cli("--uninstall", "--root", xen_root).returncode == 0
+    assert dropin_cli("--status", "--root", xen_root).returncode == 0
+
+
+# -- --dpkg-divert: what the Debian package's maintainer scripts run ----------------------
+
+
+def diversions(root: Path) -> list[str]:
+    proc = subprocess.run(
+        ["dpkg-divert", "--root", root, "--list"], capture_output=True, text=True, check=True
+    )
+    return proc.stdout.splitlines()
+
+
+@pytest.fixture
+def dpkg_root(xen_root) -> Path:
+    """xen_root with an empty dpkg database of its own, for dpkg-divert --root."""
+    admin = xen_root / "var" / "lib" / "dpkg"
+    admin.mkdir(parents=True)
+    (admin / "diversions").touch()
+    return xen_root
+
+
+def test_dpkg_divert_records_the_swap_once(dpkg_root):
+    directory = bin_of(dpkg_root)
+    original = os.stat(directory / "pygrub")
+    # The package's own diversion of xen-utils-common's /usr/bin/pygrub is not the
+    # wrapper's: --uninstall leaves it to the postrm.
+    usr_bin = "diversion of /usr/bin/pygrub to /usr/bin/pygrub.xen by pygrub"
+    subprocess.run(
+        ["dpkg-divert", "--root", dpkg_root, "--package", "pygrub", "--no-rename"]
+        + ["--divert", "/usr/bin/pygrub.xen", "--add", "/usr/bin/pygrub"],
+        check=True,
+        capture_output=True,
+    )
+    record = (
+        "diversion of /usr/lib/xen-4.17/bin/pygrub to /usr/lib/xen-4.17/bin/pygrub.xen by pygrub"
+    )
+    for _ in range(2):  # configure, then an upgrade's configure: one diversion
+        proc = dropin_cli("--install", "--dpkg-divert", "--root", dpkg_root, "--path", "/site")
+        assert proc.returncode == 0, proc.stderr
+        assert diversions(dpkg_root) == [usr_bin, record]
+    backup = os.stat(directory / "pygrub.xen")
+    assert (backup.st_ino, backup.st_mode) == (original.st_ino, original.st_mode)
+    text = (directory / "pygrub").read_text()
+    assert dropin.is_wrapper(str(directory / "pygrub"))
+    assert "# Undo: apt-get purge pygrub" in text and 'sys.path += ["/site"]' in text
+    proc = dropin_cli("--uninstall", "--dpkg-divert", "--root", dpkg_root)
+    assert proc.returncode == 0, proc.stderr
+    assert diversions(dpkg_root) == [usr_bin]
+    after = os.stat(directory / "pygrub")
+    assert (after.st_ino, after.st_mode) == (original.st_ino, original.st_mode)
+    assert sorted(p.name for p in directory.iterdir()) == ["pygrub", "qemu-system-i386"]
+
+
+def test_dpkg_divert_takes_over_a_plain_dropin_and_leaves_a_removed_xen(dpkg_root):
+    directory = bin_of(dpkg_root)
+    assert dropin_cli("--install", "--root", dpkg_root).returncode == 0  # pip's, before the .deb
+    assert dropin_cli("--install", "--dpkg-divert", "--root", dpkg_root).returncode == 0
+    assert (directory / "pygrub.xen").read_bytes() == XEN_PYGRUB
+    assert len(diversions(dpkg_root)) == 1
+    # Xen's package removed: dpkg deletes the diverted file; the next run (a trigger)
+    # takes the wrapper and the diversion away too.
+    (directory / "pygrub.xen").unlink()
+    proc = dropin_cli("--install", "--dpkg-divert", "--root", dpkg_root)
+    assert proc.returncode == 0, proc.stderr
+    assert diversions(dpkg_root) == []
+    assert sorted(p.name for p in directory.iterdir()) == ["qemu-system-i386"]
+
+
+def test_dpkg_divert_refuses_another_packages_diversion(dpkg_root):
+    subprocess.run(
+        ["dpkg-divert", "--root", dpkg_root, "--package", "other", "--no-rename"]
+        + ["--divert", "/usr/lib/xen-4.17/bin/pygrub.other", "--add"]
+        + ["/usr/lib/xen-4.17/bin/pygrub"],
+        check=True,
+        capture_output=True,
+    )
+    proc = dropin_cli("--install", "--dpkg-divert", "--root", dpkg_root)
+    assert proc.returncode == 1 and "already diverted by other" in proc.stderr
+    assert (bin_of(dpkg_root) / "pygrub").read_bytes() == XEN_PYGRUB

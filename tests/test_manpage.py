@@ -7,11 +7,13 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from imaging import require_tool
 
+import pygrub
 from pygrub import cli, manpage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +83,9 @@ def test_every_help_flag_is_in_the_page_and_back():
 def test_every_flag_parses_and_says_what_it_takes():
     """The table drives getopt too: each flag parses, with a value exactly when it names one."""
     for flag in cli.FLAGS:
-        if flag.long == "help":
+        if flag.long in ("help", "version"):
+            with pytest.raises((cli.HelpRequested, cli.VersionRequested)):
+                cli.parse_args([f"--{flag.long}"])
             continue
         argv = [f"--{flag.long}=x"] if flag.value else [f"--{flag.long}"]
         if flag.long in ("offset", "runas"):
@@ -130,7 +134,18 @@ def test_wheel_installs_page_schema_and_scripts(tmp_path):
         pytest.fail(f"building the wheel failed (setuptools>=70.1 is a test extra): {build.stderr}")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    (wheel,) = wheels.glob("pygrub-*.whl")
+    # The wheel's version is the package's own (pyproject reads pygrub.__version__).
+    (wheel,) = wheels.glob(f"pygrub-{pygrub.__version__}-*.whl")
+    # A plain install brings the decoders every guest may need (zstd from the standard
+    # library on Python 3.14+).
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(f"pygrub-{pygrub.__version__}.dist-info/METADATA").decode()
+    requires = {
+        line.split(": ", 1)[1]
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist: ")
+    }
+    assert {"lz4>=4", 'zstandard>=0.20; python_version < "3.14"'} <= requires
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--no-deps", str(wheel)],
         check=True,
@@ -143,6 +158,10 @@ def test_wheel_installs_page_schema_and_scripts(tmp_path):
         [str(venv / "bin" / "pygrub"), "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert out == help_output()
+    out = subprocess.run(
+        [str(venv / "bin" / "pygrub"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == f"pygrub {pygrub.__version__}\n"
     subprocess.run([str(venv / "bin" / "pygrub-dropin"), "--help"], check=True, capture_output=True)
     code = "import pygrub; print(pygrub.json_schema()['$defs']['boot']['properties']['version'])"
     out = subprocess.run(

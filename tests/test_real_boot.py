@@ -37,6 +37,7 @@ from imaging import (
     Symlink,
     Tree,
     copy_into,
+    loop_mounted,
     make_ext,
     make_fat,
     make_partitioned,
@@ -507,18 +508,6 @@ def gpt_xfs_boot(tmp: Path, payload: Payload) -> Guest:
 
 
 # -- btrfs with the root in subvolume @ (Ubuntu style) ---------------------------------------
-
-
-@contextmanager
-def loop_mounted(image: Path, mnt: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("the btrfs guest needs root for a loop mount")
-    mnt.mkdir(exist_ok=True)
-    run("mount", "-o", "loop", image, mnt)
-    try:
-        yield mnt
-    finally:
-        run("umount", mnt)
 
 
 def btrfs_subvol_at(tmp: Path, payload: Payload) -> Guest:

@@ -307,14 +307,13 @@ def test_guest_boots_from_squashfs_partition(tmp_path, trees):
 
 
 @pytest.mark.parametrize("package,comp", [("lz4", "lz4"), ("zstandard", "zstd")])
-def test_missing_package_is_named(tmp_path, monkeypatch, package, comp):
+def test_missing_package_is_named(tmp_path, without_package, package, comp):
     src = tmp_path / "src"
     src.mkdir()
     (src / "f").write_bytes(b"data\n")
     image = tmp_path / "fs.img"
     run("mksquashfs", src, image, "-noappend", "-quiet", "-no-progress", "-comp", comp)
-    monkeypatch.setitem(sys.modules, package, None)
-    monkeypatch.setitem(sys.modules, "lz4.block", None)
+    without_package(package)
     with pytest.raises(UnsupportedError, match=f"Python package {package}"):
         open_filesystem(FileSource(str(image)))
 

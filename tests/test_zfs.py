@@ -308,8 +308,9 @@ def test_lz4_block_with_zfs_framing():
     assert read_via(device, bp) == DATA
 
 
-def test_zstd_block_with_zfs_header():
-    zstandard = pytest.importorskip("zstandard")
+def test_zstd_block_with_zfs_header(zstd_backend):
+    import zstandard
+
     frame = zstandard.ZstdCompressor(level=3).compress(DATA)
     payload = struct.pack(">II", len(frame), (10405 << 8) | 3) + frame
     device, bp = stored_block(payload, len(DATA), bpmod.C_ZSTD)
@@ -323,10 +324,9 @@ def test_zstd_block_with_zfs_header():
         ("zstandard", bpmod.C_ZSTD, struct.pack(">II", 4, 3) + b"abcd"),
     ],
 )
-def test_missing_package_is_named(monkeypatch, package, comp, payload):
+def test_missing_package_is_named(without_package, package, comp, payload):
     """Ubuntu's pools use lz4: without the package, one clear error, not a crash."""
-    monkeypatch.setitem(sys.modules, package, None)
-    monkeypatch.setitem(sys.modules, "lz4.block", None)
+    without_package(package)
     device, bp = stored_block(payload, len(DATA), comp)
     with pytest.raises(UnsupportedError, match=f"zfs: .*needs the Python package {package}"):
         read_via(device, bp)

@@ -76,6 +76,7 @@ FLAGS: tuple[Flag, ...] = (
         "The output names kernel None (null in JSON), as Xen's pygrub does.",
     ),
     Flag("help", "h", None, "show this help"),
+    Flag("version", None, None, "print the version (pygrub X.Y.Z) and exit"),
     Flag(
         "output",
         None,
@@ -252,6 +253,10 @@ class HelpRequested(Exception):
     pass
 
 
+class VersionRequested(Exception):
+    pass
+
+
 def _getopt_without_gettext() -> ModuleType:
     """The getopt module, imported without gettext.
 
@@ -283,6 +288,8 @@ def parse_args(argv: list[str]) -> Options:
         raise UsageError(str(e)) from None
     if any(o in ("-h", "--help") for o, _ in opts):
         raise HelpRequested
+    if any(o == "--version" for o, _ in opts):
+        raise VersionRequested
     if len(rest) != 1:
         raise UsageError(
             "exactly one disk image is needed"
@@ -396,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         options = parse_args(argv)
     except HelpRequested:
         print(usage(prog) + "\n" + help_text(), end="")
+        return 0
+    except VersionRequested:
+        from . import __version__
+
+        print(f"{prog} {__version__}")
         return 0
     except UsageError as e:
         # The usage first: the error stays the last line, all XAPI shows of a bad flag.

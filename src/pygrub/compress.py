@@ -2,16 +2,23 @@
 
 Each decoder returns at most ``limit`` bytes however large the stream claims to be, and
 raises Undecodable for a malformed stream; the caller adds which block it was. A
-compression library is imported only when a stream of its kind is met; lz4 and
-zstandard are optional packages, named in an UnsupportedError when they are missing.
+compression library is imported only when a stream of its kind is met. lz4 and
+zstandard are dependencies of the package (on Python 3.14+ the standard library's
+compression.zstd serves instead of zstandard); a broken install that lacks one gets an
+UnsupportedError naming it.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from types import ModuleType
 
+from ._typing import TYPE_CHECKING
 from .errors import CorruptError, UnsupportedError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: What a hostile xz/lzma header may make the decoder allocate.
 LZMA_MEMLIMIT = 64 << 20
@@ -105,8 +112,20 @@ def _zstandard(who: str) -> ModuleType:
     return zstandard
 
 
+def _stdlib_zstd() -> ModuleType | None:
+    """The standard library's zstd (Python 3.14+), which serves instead of zstandard."""
+    if sys.version_info < (3, 14):
+        return None
+    from compression import zstd
+
+    return zstd
+
+
 def zstd_decoder(who: str, max_window: int = ZSTD_MAX_WINDOW) -> Decoder:
     """A decoder of one whole zstd frame; ``who`` names the reader when zstandard is missing."""
+    stdlib = _stdlib_zstd()
+    if stdlib is not None:
+        return _stdlib_frame_decoder(stdlib, max_window)
     zstandard = _zstandard(who)
     dctx = zstandard.ZstdDecompressor(max_window_size=max_window)
 
@@ -124,9 +143,36 @@ def zstd_decoder(who: str, max_window: int = ZSTD_MAX_WINDOW) -> Decoder:
     return decode
 
 
+def _stdlib_frame_decoder(zstd: ModuleType, max_window: int) -> Decoder:
+    def decode(data: bytes, limit: int) -> bytes:
+        # The output grows as it is decoded, never sized by the frame's own claim.
+        d = _stdlib_decompressor(zstd, max_window)
+        try:
+            out = d.decompress(data, limit)
+        except zstd.ZstdError as e:
+            raise Undecodable(f"zstd: {e}") from None
+        if not d.eof:
+            raise Undecodable(f"zstd frame is truncated or decodes past {limit} bytes")
+        return out
+
+    return decode
+
+
+def _stdlib_decompressor(zstd: ModuleType, max_window: int) -> Any:
+    """A compression.zstd decompressor refusing windows over ``max_window`` (a power of 2)."""
+    window_log_max = zstd.DecompressionParameter.window_log_max
+    return zstd.ZstdDecompressor(options={window_log_max: max_window.bit_length() - 1})
+
+
 def zstd_prefix(data: bytes, limit: int, max_window: int, who: str) -> bytes:
     """At most the first ``limit`` bytes of the first zstd frame in ``data`` (whatever
     follows the frame is not read)."""
+    stdlib = _stdlib_zstd()
+    if stdlib is not None:
+        try:
+            return _stdlib_decompressor(stdlib, max_window).decompress(data, limit)
+        except stdlib.ZstdError as e:
+            raise Undecodable(f"zstd: {e}") from None
     zstandard = _zstandard(who)
     try:
         dctx = zstandard.ZstdDecompressor(max_window_size=max_window)

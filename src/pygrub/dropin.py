@@ -10,6 +10,10 @@ rename, so the toolstack never finds the name missing or half written.
     python3 -m pygrub.dropin --install [--xen-dir DIR] [--root DIR]
     python3 -m pygrub.dropin --uninstall [--xen-dir DIR] [--root DIR]
     python3 -m pygrub.dropin --status [--xen-dir DIR] [--root DIR]
+
+The Debian package runs ``--install --dpkg-divert`` from its maintainer scripts: the
+same wrapper and the same swaps, and ``dpkg-divert`` records that Xen's file now lives
+at ``pygrub.xen``, so Xen's package upgrades write there and leave the wrapper alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ MARK = b"#!/bin/sh\n# pygrub-dropin:"
 MAX_WRAPPER = 4096
 #: Where Xen's packages put libxl's helper programs, under --root.
 XEN_BIN_PATTERNS = ("usr/lib/xen-*/bin", "usr/lib/xen/bin", "usr/libexec/xen/bin")
+#: Debian's: one directory per Xen version installed (xen-utils-4.17, ...).
+DEBIAN_XEN_BIN = "usr/lib/xen-*/bin"
+#: The Debian package that holds the diversions (dpkg-divert --package).
+DPKG_PACKAGE = "pygrub"
 
 
 class DropinError(Exception):
@@ -79,7 +87,7 @@ def state(directory: str) -> State:
     return State(directory, installed, os.path.lexists(os.path.join(directory, BACKUP)))
 
 
-def wrapper_text(python: str, directory: str, paths: Sequence[str]) -> str:
+def wrapper_text(python: str, directory: str, paths: Sequence[str], undo: str | None = None) -> str:
     """The shell script that runs this pygrub with every argument unchanged.
 
     -I: libxl's environment and working directory must not decide which code runs. -S:
@@ -88,13 +96,44 @@ def wrapper_text(python: str, directory: str, paths: Sequence[str]) -> str:
     5-7 ms of every domain start.
     """
     code = f"import sys; sys.path += {json.dumps(list(paths))}; from pygrub.cli import command; command()"
+    if undo is None:
+        undo = f"{_sh_quote(python)} -m pygrub.dropin --uninstall --xen-dir {_sh_quote(directory)}"
     return (
         MARK.decode()
         + f" this is the pure-Python pygrub; Xen's is kept as {BACKUP}.\n"
-        + f"# Undo: {_sh_quote(python)} -m pygrub.dropin --uninstall"
-        + f" --xen-dir {_sh_quote(directory)}\n"
+        + f"# Undo: {undo}\n"
         + f'exec {_sh_quote(python)} -I -S -c {_sh_quote(code)} "$@"\n'
     )
+
+
+def wrapper_python(path: str) -> str | None:
+    """The interpreter a wrapper execs (its exec line's first word), or None."""
+    import shlex
+
+    with open(path, "rb") as f:
+        lines = f.read(MAX_WRAPPER).decode(errors="replace").splitlines()
+    for line in lines:
+        if line.startswith("exec "):
+            words = shlex.split(line)
+            return words[1] if len(words) > 1 else None
+    return None
+
+
+def wrapper_problem(path: str) -> str | None:
+    """Why the wrapper at ``path`` cannot run pygrub (its interpreter is gone, as when
+    the venv it was installed from was deleted; or it fails), or None when it runs."""
+    python = wrapper_python(path)
+    if python is None:
+        return "it names no interpreter"
+    if not os.access(python, os.X_OK):
+        return f"its interpreter {python} is gone (a deleted venv?)"
+    proc = subprocess.run(
+        [path, "--version"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0 or not proc.stdout.startswith("pygrub "):
+        said = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"it does not run: {said}"
+    return None
 
 
 def _sh_quote(text: str) -> str:
@@ -127,7 +166,7 @@ def _path_of(python: str, *flags: str) -> list[str]:
     return json.loads(proc.stdout)
 
 
-def install(directory: str, python: str, paths: Sequence[str]) -> State:
+def install(directory: str, python: str, paths: Sequence[str], undo: str | None = None) -> State:
     """Make ``directory/pygrub`` our wrapper, Xen's kept as ``pygrub.xen``."""
     if "\n" in python or "\n" in directory:
         raise DropinError("a path with a newline cannot go into the wrapper script")
@@ -139,7 +178,7 @@ def install(directory: str, python: str, paths: Sequence[str]) -> State:
         # back over the wrapper): it becomes the backup, hard-linked so the name
         # "pygrub" stays in place until the wrapper replaces it.
         _replace_by_link(target, backup)
-    _write_atomically(target, wrapper_text(python, directory, paths))
+    _write_atomically(target, wrapper_text(python, directory, paths, undo))
     return state(directory)
 
 
@@ -178,10 +217,86 @@ def _write_atomically(path: str, text: str) -> None:
     os.rename(temporary, path)
 
 
-def xen_directories(root: str) -> list[str]:
+# -- the Debian package: dpkg-divert records the swap --------------------------------------
+
+#: What the wrapper says to undo it when the Debian package installed it.
+DPKG_UNDO = f"apt-get purge {DPKG_PACKAGE} (dpkg-divert keeps Xen's pygrub as {BACKUP})"
+
+
+def _dpkg_divert(root: str, *args: str) -> str:
+    """dpkg-divert's output; with ``root`` other than /, on the dpkg database under it."""
+    rooted = ["--root", root] if os.path.realpath(root) != "/" else []
+    proc = subprocess.run(
+        ["dpkg-divert", *rooted, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    if proc.returncode != 0:
+        raise DropinError(f"dpkg-divert {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _inside(root: str, path: str) -> str:
+    """``path`` as dpkg under ``root`` names it."""
+    return "/" + os.path.relpath(path, root)
+
+
+def diverted_by(root: str, directory: str) -> str | None:
+    """The package that diverts ``directory/pygrub``, or None."""
+    path = _inside(root, os.path.join(directory, NAME))
+    return _dpkg_divert(root, "--listpackage", path).strip() or None
+
+
+def our_diversions(root: str) -> list[str]:
+    """The directories whose pygrub the package diverts, as dpkg-divert lists them:
+    "diversion of /usr/lib/xen-4.17/bin/pygrub to /usr/lib/xen-4.17/bin/pygrub.xen by pygrub"."""
+    found = []
+    pattern = f"/{DEBIAN_XEN_BIN}/{NAME}"  # not the package's own /usr/bin/pygrub
+    for line in _dpkg_divert(root, "--list", pattern).splitlines():
+        words = line.split(" ")
+        if len(words) == 7 and words[6] == DPKG_PACKAGE and words[2].endswith("/" + NAME):
+            found.append(os.path.join(root, os.path.dirname(words[2]).lstrip("/")))
+    return sorted(found)
+
+
+def _divert(root: str, directory: str, action: str) -> None:
+    """Add or remove the diversion of pygrub to pygrub.xen. The files are already where
+    dpkg will then expect them (swapped by rename above), so dpkg-divert moves nothing."""
+    target = _inside(root, os.path.join(directory, NAME))
+    backup = _inside(root, os.path.join(directory, BACKUP))
+    _dpkg_divert(root, "--package", DPKG_PACKAGE, "--no-rename", "--divert", backup, action, target)
+
+
+def install_diverted(root: str, directory: str, python: str, paths: Sequence[str]) -> State:
+    """The package's install: the wrapper in place of Xen's pygrub, and dpkg told. A
+    directory whose Xen package went away (the wrapper left without a backup) is cleared."""
+    owner = diverted_by(root, directory)
+    if owner not in (None, DPKG_PACKAGE):
+        raise DropinError(f"{directory}/{NAME} is already diverted by {owner}")
+    before = state(directory)
+    if before.installed == "ours" and not before.backup:
+        return uninstall_diverted(root, directory)
+    after = install(directory, python, paths, DPKG_UNDO)
+    if owner is None:
+        _divert(root, directory, "--add")
+    return after
+
+
+def uninstall_diverted(root: str, directory: str) -> State:
+    """Xen's pygrub back in place, then the diversion removed."""
+    if diverted_by(root, directory) != DPKG_PACKAGE:
+        return state(directory)
+    after = uninstall(directory)
+    _divert(root, directory, "--remove")
+    return after
+
+
+def xen_directories(root: str, patterns: Sequence[str] = XEN_BIN_PATTERNS) -> list[str]:
     """libxl's helper directories under ``root`` that hold a pygrub (or our backup)."""
     found = []
-    for pattern in XEN_BIN_PATTERNS:
+    for pattern in patterns:
         for directory in sorted(glob.glob(os.path.join(root, pattern))):
             if os.path.isdir(directory) and (
                 os.path.lexists(os.path.join(directory, NAME))
@@ -215,27 +330,52 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="PATH",
         help="the interpreter the wrapper runs (default: this one)",
     )
+    parser.add_argument(
+        "--path",
+        action="append",
+        metavar="DIR",
+        help="a directory the wrapper puts on sys.path (default: those site adds)",
+    )
+    parser.add_argument(
+        "--dpkg-divert",
+        action="store_true",
+        help=f"record the swap with dpkg-divert (the {DPKG_PACKAGE} Debian package does); "
+        "only Debian's /usr/lib/xen-*/bin",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    patterns = (DEBIAN_XEN_BIN,) if args.dpkg_divert else XEN_BIN_PATTERNS
     try:
-        directories = args.xen_dir or xen_directories(args.root)
+        if args.dpkg_divert and args.uninstall:
+            # Exactly the diversions the package made, even where Xen has gone since.
+            directories = args.xen_dir or our_diversions(args.root)
+        else:
+            directories = args.xen_dir or xen_directories(args.root, patterns)
+        if not directories and args.dpkg_divert:
+            print(f"no Xen pygrub under {args.root}{DEBIAN_XEN_BIN}: nothing to do")
+            return 0
         if not directories:
             raise DropinError(
                 f"no Xen pygrub found under {args.root} ({', '.join(XEN_BIN_PATTERNS)}); "
                 "name the directory with --xen-dir"
             )
         for directory in directories:
-            if not os.path.isdir(directory):
+            if not os.path.isdir(directory) and not (args.dpkg_divert and args.uninstall):
                 raise DropinError(f"{directory} is not a directory")
         if args.install:
             check_python(args.python)
-        paths = site_paths(args.python) if args.install else []
+        paths = (args.path or site_paths(args.python)) if args.install else []
+        status = 0
         for directory in directories:
-            if args.install:
+            if args.install and args.dpkg_divert:
+                print(install_diverted(args.root, directory, args.python, paths))
+            elif args.install:
                 print(install(directory, args.python, paths))
+            elif args.uninstall and args.dpkg_divert:
+                print(uninstall_diverted(args.root, directory))
             elif args.uninstall:
                 before = state(directory)
                 after = uninstall(directory)
@@ -244,11 +384,17 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(after)
             else:
-                print(state(directory))
+                now = state(directory)
+                problem = now.installed == "ours" and wrapper_problem(os.path.join(directory, NAME))
+                if problem:
+                    print(f"{now}, but broken: {problem}; run --install again, or --uninstall")
+                    status = 1
+                else:
+                    print(now)
     except (DropinError, OSError, subprocess.SubprocessError) as e:
         print(f"pygrub-dropin: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ XEN = (
     "       [bootloader_args...] DISK",
     'with bootloader = "pygrub" (or a full path) in the domain\'s configuration. '
     "python3 -m pygrub.dropin --install puts this pygrub where the toolstack looks "
-    "(/usr/lib/xen-*/bin/pygrub), keeping Xen's as pygrub.xen; --uninstall puts it back.",
+    "(/usr/lib/xen-*/bin/pygrub), keeping Xen's as pygrub.xen; --uninstall puts it back. "
+    "The Debian package does the same when it is installed (recorded by dpkg-divert), "
+    "and apt-get purge pygrub gives Xen's back.",
 )
 EXAMPLES = (
     ("Boot the default entry and print JSON (for QEMU's -kernel, -initrd and -append):",),

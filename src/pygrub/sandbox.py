@@ -104,6 +104,7 @@ LAZY_DEPENDENCIES = (
     "lz4.block",
     "lz4.frame",
     "zstandard",
+    "compression.zstd",
 )
 #: Codecs the readers decode with; a codec's module is imported at its first use.
 CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
