@@ -113,18 +113,15 @@ def kernel_modules(release: str, names: tuple[str, ...]) -> dict[str, bytes]:
     """The named modules of the kernel package of ``release`` (as .ko, decompressed),
     fetched once and cached beside the kernel, for guests that only a kernel can fill."""
     home = cache_dir() / f"modules-{release}"
-    if not all((home / f"{name}.ko").is_file() for name in names):
-        deb = kernel_deb(release)
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
-            unpacked = Path(work) / "modules"
-            unpacked.mkdir()
-            for name, data in unpack_modules(deb, names).items():
-                (unpacked / f"{name}.ko").write_bytes(data)
-            try:
-                unpacked.rename(home)
-            except OSError:
-                if not home.is_dir():  # else another run cached them first
-                    raise
+    home.mkdir(exist_ok=True)
+    missing = tuple(name for name in names if not (home / f"{name}.ko").is_file())
+    if missing:
+        # Each guest wants its own modules: add the missing ones to what earlier runs
+        # cached, each renamed into place whole so a concurrent run never reads half.
+        for name, data in unpack_modules(kernel_deb(release), missing).items():
+            with tempfile.NamedTemporaryFile(dir=home, delete=False) as part:
+                part.write(data)
+            os.replace(part.name, home / f"{name}.ko")
     return {name: (home / f"{name}.ko").read_bytes() for name in names}
 
 
