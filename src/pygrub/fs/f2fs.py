@@ -266,7 +266,7 @@ class _Walk:
 
 def open_filesystem(source: ByteSource) -> F2fsFilesystem | None:
     """The F2FS filesystem on ``source``, or None when neither superblock has its magic."""
-    failure: CorruptError | None = None
+    failure: CorruptError | UnsupportedError | None = None
     for copy in (0, 1):
         offset = copy * BLOCK_SIZE + SUPER_OFFSET
         raw = source.pread(offset, SUPERBLOCK_SIZE)
@@ -277,7 +277,7 @@ def open_filesystem(source: ByteSource) -> F2fsFilesystem | None:
             continue
         try:
             check_superblock(sb, raw, offset)
-        except CorruptError as error:
+        except (CorruptError, UnsupportedError) as error:
             failure = failure or error  # Linux mounts from the backup when the first is bad
             continue
         return F2fsFilesystem(source, sb)
@@ -295,7 +295,7 @@ def check_superblock(sb: Any, raw: bytes, offset: int) -> None:
     """Sizes this reader relies on and, with sb_checksum, the superblock's CRC."""
     where = f"f2fs: superblock at byte {offset}"
     if sb.log_blocksize != BLOCK_BITS:
-        raise UnsupportedError(f"{where}: {1 << min(sb.log_blocksize, 63)}-byte blocks")
+        raise UnsupportedError(f"{where}: log_blocksize {sb.log_blocksize} (4 KiB blocks only)")
     if not 9 <= sb.log_sectorsize <= BLOCK_BITS or (
         sb.log_sectorsize + sb.log_sectors_per_block != BLOCK_BITS
     ):
@@ -496,16 +496,20 @@ class F2fsFilesystem(Filesystem[int]):
         cached = self._nat_cache.get(index)
         if cached is not None:
             return cached
-        # NAT segments come in pairs; the bitmap says which copy holds the block.
-        segment, within = divmod(index, BLOCKS_PER_SEG)
-        number = self.nat_start + (segment << (LOG_BLOCKS_PER_SEG + 1)) + within
-        if self.nat_bitmap[index >> 3] & (0x80 >> (index & 7)):
-            number += BLOCKS_PER_SEG
-        block = self._block(number, "NAT block")
+        block = self._block(self.nat_block_number(index), "NAT block")
         if len(self._nat_cache) >= CACHE_ENTRIES:
             self._nat_cache.clear()
         self._nat_cache[index] = block
         return block
+
+    def nat_block_number(self, index: int) -> int:
+        """Where the current copy of NAT block ``index`` is: NAT segments come in pairs,
+        and the checkpoint's bitmap says which of the two holds it."""
+        segment, within = divmod(index, BLOCKS_PER_SEG)
+        number = self.nat_start + (segment << (LOG_BLOCKS_PER_SEG + 1)) + within
+        if self.nat_bitmap[index >> 3] & (0x80 >> (index & 7)):
+            number += BLOCKS_PER_SEG
+        return number
 
     def _node(self, nid: int, owner: int, position: int, what: str) -> tuple[bytes, int]:
         """(bytes, byte offset) of node ``nid`` of inode ``owner`` at node offset
