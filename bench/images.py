@@ -221,6 +221,18 @@ def squashfs(work: Path, tree: Path, *options: str) -> Path:
     return partition_holding(work / "squashfs.img", fs)
 
 
+def f2fs(work: Path, tree: Path) -> Path:
+    """mkfs.f2fs's defaults, filled by sload.f2fs; F2FS keeps a fifth or more of a small
+    device for overprovisioning, and sload cuts files short when it runs out of room."""
+    fs = work / "f2fs.fs"
+    fs.unlink(missing_ok=True)
+    with open(fs, "wb") as f:
+        f.truncate(max(2 * fs_size_mb(tree), 256) * MiB)
+    sh("mkfs.f2fs", "-q", "-f", fs)
+    sh("sload.f2fs", "-f", tree, fs)
+    return partition_holding(work / "f2fs.img", fs)
+
+
 def ufs(work: Path, tree: Path, version: int) -> Path:
     fs = work / "ufs.fs"
     fs.unlink(missing_ok=True)

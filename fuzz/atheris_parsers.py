@@ -4,7 +4,7 @@
     pip install '.[fuzz]'
     python fuzz/atheris_parsers.py ext4 -max_total_time=300 -artifact_prefix=crashes/ corpus/
 
-TARGET is a guest of tests/hostile.py (ext4, fat16, btrfs-zstd, qcow2-zlib, lvm, ...). A
+TARGET is a guest of tests/hostile.py (ext4, fat16, btrfs-zstd, f2fs, qcow2-zlib, lvm, ...). A
 whole disk image is too big for libFuzzer to mutate well, so the fuzzer's input is an
 edit script applied to that guest's base image, aimed at its metadata: each 8-byte
 record is (region selector, offset in the region, operation, value). The edited image

@@ -41,7 +41,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imaging import MiB, Symlink, Tree, make_ext, make_fat, require_tool, run, write_tree
+from imaging import (
+    MiB,
+    Symlink,
+    Tree,
+    make_ext,
+    make_f2fs,
+    make_fat,
+    require_tool,
+    run,
+    write_tree,
+)
 from lvmtools import lvm_disk, write_lv
 from mdtools import fix_1x_checksum
 from mdtools import member as md_member
@@ -524,6 +534,16 @@ def build_ufs(tmp: Path, name: str, version: int, order: str, config: str) -> Gu
     return _finish(name, image, tree, fields)
 
 
+def build_f2fs(tmp: Path, name: str, config: str, *options: str) -> Guest:
+    tree = guest_tree(config, entries=300)
+    image = make_f2fs(tmp, tree, size_mb=64, options=options, name=f"{name}.img")
+    sb = 1024
+    # log_blocksize, log_blocks_per_seg, block_count, segment counts, area addresses,
+    # root_ino, cp_payload
+    fields = [Field(sb + o, 4) for o in (16, 20, 48, 52, 56, 60, 64, 68, 76, 84, 92, 96, 1664)]
+    return _finish(name, image, tree, [Field(sb + 36, 8), *fields], fixers=[("f2fs", 0)])
+
+
 def _unxz(src: Path, dst: Path) -> Path:
     """Decompress, leaving runs of zeros as holes (mutants copy only the data)."""
     zero = bytes(65536)
@@ -804,6 +824,8 @@ BUILDERS: dict[str, Callable[[Path, str], Guest]] = {
     "squashfs-zstd": lambda t, n: build_squashfs(t, n, "zstd"),
     "squashfs-lz4": lambda t, n: build_squashfs(t, n, "lz4"),
     "squashfs-lzo": lambda t, n: build_squashfs(t, n, "lzo"),
+    "f2fs": lambda t, n: build_f2fs(t, n, "grub2"),
+    "f2fs-features": lambda t, n: build_f2fs(t, n, "legacy", "-O", "extra_attr,inode_checksum,inode_crtime,sb_checksum,lost_found"),
     "ufs1": lambda t, n: build_ufs(t, n, 1, "le", "lilo"),
     "ufs2": lambda t, n: build_ufs(t, n, 2, "be", "grub2"),
     "reiserfs": lambda t, n: build_reiserfs(t, n, "reiserfs-3.6-r5-4k"),
@@ -951,12 +973,40 @@ def fix_btrfs(buf: Buffer, at: int, touched: Sequence[int] = ()) -> None:
     buf.write(at + 0x10000, struct.pack("<I", crc32c(sb[32:])).ljust(32, b"\0"))
 
 
+F2FS_MAGIC = 0xF2F52010
+
+
+def f2fs_crc(data: bytes) -> int:
+    """f2fs_crc32(): the CRC-32 polynomial from F2FS's magic, no final inversion."""
+    return zlib.crc32(data, F2FS_MAGIC ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def fix_f2fs(buf: Buffer, at: int, touched: Sequence[int] = ()) -> None:
+    """f2fs_crc32 of each checkpoint block a mutation touched, and of the superblocks."""
+    sb = buf.read(at + 1024, 3072)
+    if len(sb) < 3072 or sb[:4] != struct.pack("<I", F2FS_MAGIC):
+        return
+    cp_start = at + struct.unpack_from("<I", sb, 76)[0] * 4096
+    for block in sorted({(t - at) // 4096 * 4096 + at for t in touched}):
+        if not cp_start <= block < cp_start + 2 * 512 * 4096:
+            continue
+        raw = buf.read(block, 4096)
+        (crc_at,) = struct.unpack_from("<I", raw.ljust(4096, b"\0"), 164)
+        if len(raw) == 4096 and 192 <= crc_at <= 4092:
+            buf.write(block + crc_at, struct.pack("<I", f2fs_crc(raw[:crc_at])))
+    for copy in (1024, 5120):
+        raw = buf.read(at + copy, 3072)
+        if len(raw) == 3072 and struct.unpack_from("<I", raw, 2180)[0] & 0x800:
+            buf.write(at + copy + 3068, struct.pack("<I", f2fs_crc(raw[:3068])))
+
+
 FIXERS: dict[str, Callable[..., None]] = {
     "gpt": fix_gpt,
     "md": fix_md,
     "vtoc": fix_vtoc,
     "lvm": fix_lvm,
     "btrfs": fix_btrfs,
+    "f2fs": fix_f2fs,
 }
 
 

@@ -175,3 +175,29 @@ def make_fat(
     for top in sorted(src.iterdir()):
         mtool("mcopy", "-s", "-i", image, top, "::/")
     return image
+
+
+def make_f2fs(
+    tmp: Path,
+    tree: Tree,
+    size_mb: int = 128,
+    options: tuple[str, ...] = (),
+    name: str = "fs.img",
+) -> Path:
+    """An F2FS image made by mkfs.f2fs and filled by sload.f2fs from a tree written to disk.
+
+    sload.f2fs says nothing when the filesystem runs out of room and cuts files short
+    (its reserved segments take most of an image under 128 MiB), so fsck.f2fs checks
+    the result.
+    """
+    src = write_tree(tmp / (name + ".d"), tree)
+    image = tmp / name
+    image.unlink(missing_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(size_mb * MiB)
+    run("mkfs.f2fs", "-q", "-f", *options, image)
+    run("sload.f2fs", "-f", src, image)
+    check = run("fsck.f2fs", "--dry-run", image).decode("utf-8", "replace")
+    if "[Fail]" in check or "[ASSERT]" in check:
+        pytest.fail(f"fsck.f2fs finds {name} inconsistent after sload.f2fs:\n{check[-3000:]}")
+    return image

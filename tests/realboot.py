@@ -113,18 +113,15 @@ def kernel_modules(release: str, names: tuple[str, ...]) -> dict[str, bytes]:
     """The named modules of the kernel package of ``release`` (as .ko, decompressed),
     fetched once and cached beside the kernel, for guests that only a kernel can fill."""
     home = cache_dir() / f"modules-{release}"
-    if not all((home / f"{name}.ko").is_file() for name in names):
-        deb = kernel_deb(release)
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
-            unpacked = Path(work) / "modules"
-            unpacked.mkdir()
-            for name, data in unpack_modules(deb, names).items():
-                (unpacked / f"{name}.ko").write_bytes(data)
-            try:
-                unpacked.rename(home)
-            except OSError:
-                if not home.is_dir():  # else another run cached them first
-                    raise
+    home.mkdir(exist_ok=True)
+    missing = tuple(name for name in names if not (home / f"{name}.ko").is_file())
+    if missing:
+        # Each guest wants its own modules: add the missing ones to what earlier runs
+        # cached, each renamed into place whole so a concurrent run never reads half.
+        for name, data in unpack_modules(kernel_deb(release), missing).items():
+            with tempfile.NamedTemporaryFile(dir=home, delete=False) as part:
+                part.write(data)
+            os.replace(part.name, home / f"{name}.ko")
     return {name: (home / f"{name}.ko").read_bytes() for name in names}
 
 
@@ -268,7 +265,7 @@ def newc_archive(entries: list[CpioEntry]) -> bytes:
     """A cpio archive in the newc format; name and data each padded to 4 bytes."""
     out = bytearray()
     for ino, entry in enumerate([*entries, CpioEntry("TRAILER!!!", 0)], 1):
-        name = entry.name.encode() + b"\0"
+        name = os.fsencode(entry.name) + b"\0"  # names the host could not decode too
         nlink = 2 if entry.mode & 0o170000 == S_IFDIR else 1
         fields = (ino, entry.mode, 0, 0, nlink, 0, len(entry.data), 0, 0, *entry.rdev)
         out += NEWC_MAGIC + b"".join(b"%08X" % f for f in (*fields, len(name), 0))
@@ -318,7 +315,7 @@ def tree_entries(src: Path, prefix: str) -> list[CpioEntry]:
     for path in sorted(src.rglob("*")):
         name = f"{prefix}/{path.relative_to(src)}"
         if path.is_symlink():
-            entries.append(CpioEntry(name, S_IFLNK | 0o777, os.readlink(path).encode()))
+            entries.append(CpioEntry(name, S_IFLNK | 0o777, os.fsencode(os.readlink(path))))
         elif path.is_dir():
             entries.append(CpioEntry(name, S_IFDIR | 0o755))
         else:
@@ -331,11 +328,19 @@ FILLED, FILL_FAILED = "PYGRUB-FILLED-OK", "PYGRUB-FILL-FAILED"
 
 
 def fill_with_kernel(
-    kernel: Kernel, image: Path, fstype: str, modules: tuple[str, ...], src: Path
+    kernel: Kernel,
+    image: Path,
+    fstype: str,
+    modules: tuple[str, ...],
+    src: Path,
+    mount_options: str = "",
+    then: tuple[str, ...] = (),
 ) -> None:
     """Copy the tree ``src`` into the empty filesystem ``image`` with the guest kernel's
-    own driver: for filesystems that no tool outside a kernel writes (ReiserFS).
-    ``modules`` are loaded in order, the filesystem's own last."""
+    own driver: for filesystems that no tool outside a kernel writes (ReiserFS), or
+    that only the kernel writes in every form (F2FS's inline dentries). ``modules`` are
+    loaded in order, the filesystem's own last; ``then`` are shell commands run in /mnt
+    after the copy (sparse files, which a cpio archive cannot carry)."""
     init = (
         "#!/bin/busybox sh\n"
         "/bin/busybox --install -s /bin\n"
@@ -344,8 +349,12 @@ def fill_with_kernel(
         "dmesg -n 1\n"
         f"for m in {' '.join(modules)}; do insmod /lib/$m.ko || echo {FILL_FAILED} $m; done\n"
         "for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done\n"
-        f"mount -t {fstype} /dev/vda /mnt || echo {FILL_FAILED} mount\n"
+        f"mount -t {fstype} {'-o ' + mount_options if mount_options else ''} /dev/vda /mnt"
+        f" || echo {FILL_FAILED} mount\n"
         f"cp -a /src/. /mnt/ || echo {FILL_FAILED} cp\n"
+        "cd /mnt\n"
+        + "".join(f"{command} || echo {FILL_FAILED} then-{i}\n" for i, command in enumerate(then))
+        + "cd /\n"
         f"umount /mnt && echo {FILLED}\n"
         "poweroff -f\n"
     )

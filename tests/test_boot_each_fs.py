@@ -1,5 +1,5 @@
-"""A bootable guest on FAT, ISO9660, UFS1, UFS2 and ReiserFS through the whole command,
-as a raw filesystem and inside an MBR partition."""
+"""A bootable guest on FAT, ISO9660, UFS1, UFS2, F2FS and ReiserFS through the whole
+command, as a raw filesystem and inside an MBR partition."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from imaging import make_fat, make_partitioned, run, write_tree
+from imaging import make_f2fs, make_fat, make_partitioned, run, write_tree
 
 KERNEL = os.urandom(150_000)
 INITRD = os.urandom(40_003)
@@ -42,7 +42,24 @@ def ufs(version: int):
     return make
 
 
-BUILDERS = {"fat16": fat, "iso9660": iso, "ufs1": ufs(1), "ufs2": ufs(2)}
+F2FS_UUID = "3e1f3a54-2f4b-4c2d-9a57-2b0f3f0c6d11"
+#: A /boot of its own, found as GRUB finds it: by the filesystem's UUID.
+GRUB_CFG = f"""set default=0
+set timeout=1
+menuentry 'Guest' {{
+  search --no-floppy --fs-uuid --set=root {F2FS_UUID}
+  linux /vmlinuz root=/dev/xvda1 ro
+  initrd /initrd.img
+}}
+"""
+
+
+def f2fs(tmp: Path) -> Path:
+    boot = {"grub/grub.cfg": GRUB_CFG, "vmlinuz": KERNEL, "initrd.img": INITRD}
+    return make_f2fs(tmp, boot, options=("-U", F2FS_UUID, "-l", "boot"), name="f2fs.img")
+
+
+BUILDERS = {"fat16": fat, "iso9660": iso, "ufs1": ufs(1), "ufs2": ufs(2), "f2fs": f2fs}
 
 
 def pygrub(image: Path, out: Path) -> dict[str, str]:

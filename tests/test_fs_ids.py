@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from imaging import MiB, make_ext, make_fat, require_tool, run, write_tree
+from imaging import MiB, make_ext, make_f2fs, make_fat, require_tool, run, write_tree
 
 from pygrub.disk import FileSource
 from pygrub.fs import probe
@@ -106,6 +106,15 @@ def ufs(version: int) -> Callable[[Path], Path]:
     return make
 
 
+def f2fs(label: str | None) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        # The label is UTF-16 on disk: one past the Basic Multilingual Plane too.
+        options = ("-U", _uuid(), *(("-l", label) if label else ()))
+        return make_f2fs(tmp, TREE, options=options, name="f2fs.img")
+
+    return make
+
+
 def fixture(kind: str, name: str) -> Callable[[Path], Path]:
     def unpack(tmp: Path) -> Path:
         image = tmp / name
@@ -131,6 +140,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "fat32": fat(32, True),
     "iso9660": iso9660,
     "squashfs": squashfs,
+    "f2fs": f2fs("Android data \U0001f4be"),
+    "f2fs-unlabelled": f2fs(None),
     "ufs1": ufs(1),
     "ufs2": ufs(2),
     "reiserfs": fixture("reiserfs", "reiserfs-3.6-r5-4k"),

@@ -47,6 +47,12 @@ REGISTRY: list[FsType] = [
     FsType("xfs", "pygrub.fs.xfs", ((0, b"XFSB"),)),
     FsType("squashfs", "pygrub.fs.squashfs", ((0, b"hsqs"),)),
     FsType(
+        "f2fs",
+        "pygrub.fs.f2fs",
+        # The superblock and its backup, in the first two 4 KiB blocks.
+        tuple((offset, (0xF2F52010).to_bytes(4, "little")) for offset in (1024, 5120)),
+    ),
+    FsType(
         "reiserfs",
         "pygrub.fs.reiserfs",
         tuple((65536 + 52, magic) for magic in (b"ReIsErFs", b"ReIsEr2Fs", b"ReIsEr3Fs"))

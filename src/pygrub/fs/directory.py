@@ -22,6 +22,21 @@ def name_bytes(name: str) -> bytes | None:
         return None
 
 
+def casefold_key(name: str) -> str:
+    """Names in a casefolded directory (ext4, F2FS) match when these agree (Linux folds NFD + casefold)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFD", name.casefold())
+
+
+def casefold_matcher(name: str, want: bytes) -> Callable[[bytes], bool]:
+    """Whether an on-disk name in a casefolded directory is ``name`` (``want`` in bytes)."""
+    folded = casefold_key(name)
+    return lambda entry: (
+        entry == want or casefold_key(entry.decode("utf-8", "surrogateescape")) == folded
+    )
+
+
 def bounded(entries: Iterable[T], directory: str) -> Iterator[T]:
     """``entries`` up to the entry bound; ``directory`` names the directory past it."""
     for count, entry in enumerate(entries):

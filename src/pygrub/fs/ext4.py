@@ -9,7 +9,7 @@ filesystem's own block count, so a hostile image costs at most a read of the ima
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import compress
 
 from .._typing import TYPE_CHECKING
@@ -29,7 +29,7 @@ from .base import (
     mode_type,
 )
 from .blockmap import Run, merged_extents, pointer_runs
-from .directory import ListingCache, find_entry, name_bytes
+from .directory import ListingCache, casefold_matcher, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -227,21 +227,6 @@ def is_power_of(n: int, base: int) -> bool:
     while n > 1 and n % base == 0:
         n //= base
     return n == 1
-
-
-def casefold_key(name: str) -> str:
-    """Names in a casefolded directory match when these agree (Linux folds NFD + casefold)."""
-    import unicodedata
-
-    return unicodedata.normalize("NFD", name.casefold())
-
-
-def casefold_matcher(name: str, want: bytes) -> Callable[[bytes], bool]:
-    """Whether an on-disk name in a casefolded directory is ``name`` (``want`` in bytes)."""
-    folded = casefold_key(name)
-    return lambda entry: (
-        entry == want or casefold_key(entry.decode("utf-8", "surrogateescape")) == folded
-    )
 
 
 class Ext4Filesystem(Filesystem[int]):
