@@ -9,6 +9,7 @@ apt_packages=(
     xfsprogs btrfs-progs squashfs-tools qemu-utils liblzo2-dev gcc makefs reiserfsprogs lvm2 mdadm zfs-fuse
     qemu-system-x86 busybox-static cpio groff-base man-db
     grub-common grub-emu rpm systemd systemd-boot systemd-boot-efi xen-utils-4.17
+    xz-utils zstd bzip2 isolinux
 )
 missing=()
 for p in "${apt_packages[@]}"; do
