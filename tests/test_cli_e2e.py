@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from imaging import make_ext, make_partitioned, run
+from imaging import make_ext, make_isohybrid_iso, make_partitioned, run
 
 KERNEL = os.urandom(200_000)
 INITRD = os.urandom(70_001)
@@ -132,6 +132,19 @@ def test_size_limit_removes_everything(tmp_path):
     assert proc.returncode == 1
     assert b"over the 2 MiB limit (PYGRUB_MAX_FILE_SIZE_MB)" in proc.stderr
     assert list(out.iterdir()) == [] and output.read_bytes() == b""
+
+
+def test_an_isohybrid_live_iso_boots_without_a_word_on_stderr(tmp_path):
+    tree = {
+        "isolinux/isolinux.cfg": "default live\nlabel live\n  kernel /live/vmlinuz\n  append boot=live\n",
+        "live/vmlinuz": KERNEL,
+    }
+    image = make_isohybrid_iso(tmp_path, tree)
+    # The layout under test: xorriso's MBR has partition 1 at sector 0 (sfdisk says so).
+    assert b"start=           0" in run("sfdisk", "-d", image)
+    items = boot(image, tmp_path / "out")  # asserts that stderr is empty
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+    assert items["args"] == "boot=live"
 
 
 def test_output_file_must_exist(tmp_path):
