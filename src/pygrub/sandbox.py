@@ -98,6 +98,7 @@ LAZY_DEPENDENCIES = (
     "logging",
     "lzma",
     "mmap",
+    "shlex",
     "unicodedata",
     "zlib",
     "lz4.block",
