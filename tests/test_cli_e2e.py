@@ -167,6 +167,27 @@ def test_missing_default_output_directory_is_created_0700(tmp_path, capfd):
     assert capfd.readouterr().out.startswith(f"linux (kernel '{out}/boot_kernel.")
 
 
+def test_a_missing_output_directory_given_is_created_0700(tmp_path):
+    # Xen's pygrub says "... is not an existing directory"; libxl always passes one that exists.
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "new" / "dir"
+    proc = pygrub("-q", "--output-format=simple", f"--output-directory={out}", image)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert out.stat().st_mode & 0o7777 == 0o700
+    kernel = Path(proc.stdout.decode().split("\n")[0].removeprefix("kernel "))
+    assert kernel.parent == out and kernel.read_bytes() == KERNEL
+
+
+def test_an_output_directory_that_is_a_file_is_one_line(tmp_path):
+    image = make_ext(tmp_path, guest())
+    (tmp_path / "file").touch()
+    proc = pygrub("-q", f"--output-directory={tmp_path / 'file'}", image)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == (
+        f"pygrub: error: output directory {tmp_path / 'file'}/ exists and is not a directory\n"
+    )
+
+
 def test_list_entries(tmp_path):
     image = make_ext(tmp_path, guest())
     proc = pygrub("-l", image)

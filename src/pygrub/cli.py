@@ -98,7 +98,8 @@ FLAGS: tuple[Flag, ...] = (
         None,
         "DIR",
         "where boot_kernel.* and boot_ramdisk.* go\n"
-        "(default /var/run/xen/pygrub/, created 0700 when missing)",
+        "(default /var/run/xen/pygrub/; either created 0700 when missing)",
+        "A relative DIR still gives absolute paths in the output, as Xen's pygrub does.",
     ),
     Flag(
         "kernel",
@@ -106,7 +107,13 @@ FLAGS: tuple[Flag, ...] = (
         "PATH",
         "boot this kernel from the image; the menu is skipped",
     ),
-    Flag("ramdisk", None, "PATH", "with --kernel, this initrd"),
+    Flag(
+        "ramdisk",
+        None,
+        "PATH",
+        "with --kernel, this initrd",
+        "Without --kernel it is a usage error (Xen's pygrub ignores it).",
+    ),
     Flag("args", None, "ARGS", "with --kernel, the command line; otherwise appended to it"),
     Flag(
         "entry",
@@ -302,8 +309,9 @@ def parse_args(argv: list[str]) -> Options:
         elif name == "--explain":
             o.explain = True
         elif name == "--output-directory":
-            if not os.path.isdir(value):
-                raise UsageError(f"{value} is not an existing directory")
+            if not value:
+                raise UsageError("--output-directory needs a directory")
+            # Made 0700 when missing, as the default is (Xen refuses a missing one).
             o.output_directory = value + "/"
     if o.runas is not None and o.interactive:
         raise UsageError("In order to use --runas, you must also set --entry or -q")
@@ -312,6 +320,9 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def _check_combinations(o: Options) -> None:
+    if o.ramdisk is not None and o.kernel is None:
+        # Xen ignores it; a ramdisk is only ever given with the kernel it goes with.
+        raise UsageError("--ramdisk needs --kernel: it names the initrd of that kernel")
     if o.isconfig and o.output_format == "json":
         raise UsageError("--output-format=json does not apply to --isconfig")
 

@@ -27,11 +27,12 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 def make_temp_file(prefix: str, directory: str) -> tuple[int, str]:
     """A new ``prefix`` + 8 random characters file, mode 0600, as tempfile.mkstemp makes it.
 
+    The path is absolute, as mkstemp's is: the toolstack that reads it runs elsewhere.
     Written here because the tempfile module's imports cost every run start-up time.
     """
     for _attempt in range(100):
         suffix = "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in os.urandom(8))
-        path = os.path.join(directory, prefix + suffix)
+        path = os.path.abspath(os.path.join(directory, prefix + suffix))
         try:
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             return os.open(path, flags, 0o600), path
