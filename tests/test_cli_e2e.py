@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from imaging import make_ext, make_isohybrid_iso, make_partitioned, run
+from imaging import make_ext, make_isohybrid_iso, make_partitioned, require_tool, run
 
 KERNEL = os.urandom(200_000)
 INITRD = os.urandom(70_001)
@@ -145,6 +146,55 @@ def test_an_isohybrid_live_iso_boots_without_a_word_on_stderr(tmp_path):
     items = boot(image, tmp_path / "out")  # asserts that stderr is empty
     assert Path(items["kernel"]).read_bytes() == KERNEL
     assert items["args"] == "boot=live"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 128 KiB tmpfs: the 200 KB kernel does not fit, the 70 KB initrd does."""
+    if os.geteuid() != 0:
+        pytest.fail("the full output filesystem test needs root to mount a tmpfs")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    run("mount", "-t", "tmpfs", "-o", "size=128k,mode=0700", "pygrub-test", mnt)
+    try:
+        yield mnt
+    finally:
+        subprocess.run([require_tool("umount"), str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("kernel_copies", [True, False])
+def test_a_full_output_directory_names_the_file_and_leaves_nothing(
+    tmp_path, small_tmpfs, monkeypatch, capfd, kernel_copies
+):
+    from pygrub import extract
+    from pygrub.cli import main
+
+    # Both ways a span is copied: copy_file_range, and a read into a buffer and pwrite.
+    monkeypatch.setattr(extract, "_copy_file_range_works", kernel_copies)
+    image = make_ext(tmp_path, guest())
+    output = tmp_path / "output"
+    output.touch()
+    assert main(["-q", f"--output-directory={small_tmpfs}", f"--output={output}", str(image)]) == 1
+    err = capfd.readouterr().err
+    assert re.fullmatch(
+        rf"pygrub: error: writing {small_tmpfs}/boot_kernel\.[a-z0-9_]{{8}}: "
+        r"No space left on device\n",
+        err,
+    ), err
+    assert list(small_tmpfs.iterdir()) == [] and output.read_bytes() == b""
+
+
+def test_a_full_output_file_is_named_and_the_extracted_files_removed(tmp_path):
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "out"
+    out.mkdir()
+    # /dev/full: every write fails with ENOSPC, as on a full filesystem.
+    proc = pygrub("-q", f"--output-directory={out}", "--output=/dev/full", image)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        b"pygrub: error: writing the output file /dev/full: No space left on device\n"
+    )
+    assert list(out.iterdir()) == []
 
 
 def test_output_file_must_exist(tmp_path):

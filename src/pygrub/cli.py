@@ -486,7 +486,7 @@ def _extract_and_report(choice: Choice, o: Options) -> int:
     try:
         if o.not_really:
             _print_would_extract(plan)
-            _write_all(out_fd, _rendered(o, choice, None, None))
+            _write_all(out_fd, _rendered(o, choice, None, None), o)
             return 0
         _make_output_directory(o.output_directory)
         with Extraction(o.output_directory) as extraction:
@@ -498,7 +498,7 @@ def _extract_and_report(choice: Choice, o: Options) -> int:
                 )
             data = _rendered(o, choice, kernel_path, ramdisk_path)
             sys.stdout.flush()
-            _write_all(out_fd, data)
+            _write_all(out_fd, data, o)
             extraction.keep()
         return 0
     finally:
@@ -519,10 +519,15 @@ def _rendered(o: Options, choice: Choice, kernel: str | None, ramdisk: str | Non
     return render(o.output_format, kernel, ramdisk, choice.args or None)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, o: Options) -> None:
+    """The output, all of it, to the output file (or stdout) ``fd`` of ``o``."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError as e:
+            where = f"output file {o.output}" if o.output is not None else "standard output"
+            raise PygrubError(f"writing the {where}: {e.strerror}") from None
 
 
 def _list_entries(image: Image, o: Options) -> int:
