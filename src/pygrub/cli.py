@@ -132,7 +132,15 @@ FLAGS: tuple[Flag, ...] = (
         "auto reads a qcow2 image by its magic and anything else as raw; raw never "
         "interprets a qcow2 header, as a guest-written raw disk must not be.",
     ),
-    Flag("isconfig", None, None, "IMAGE is a bootloader config file on this host"),
+    Flag(
+        "isconfig",
+        None,
+        None,
+        "IMAGE is a bootloader config file on this host",
+        "The files it reads beside it (includes, loader/entries) are read inside the "
+        "directory its path ends in as its loader's does: /srv/g for "
+        "/srv/g/boot/grub2/grub.cfg, else the config's own directory.",
+    ),
     Flag(
         "runas",
         None,
@@ -423,10 +431,8 @@ def run(o: Options) -> int:
 
         return run_deprivileged(o)
 
-    from .limits import MAX_CONFIG_BYTES
-
     if o.isconfig:
-        return _run_isconfig(o, MAX_CONFIG_BYTES)
+        return _run_isconfig(o)
 
     from .api import Image
 
@@ -593,16 +599,11 @@ def _print_explanation(lines: Iterable[str], stream: TextIO) -> None:
         print("explain: " + "".join(c if c.isprintable() else "?" for c in line), file=stream)
 
 
-def _run_isconfig(o: Options, max_bytes: int) -> int:
-    from .config import load_config_file
+def _run_isconfig(o: Options) -> int:
+    from .config import load_host_config
     from .select import choose
 
-    try:
-        with open(o.image, "rb") as f:
-            data = f.read(max_bytes)
-    except OSError as e:
-        raise PygrubError(f"cannot read config file {o.image}: {e.strerror}") from None
-    menu = load_config_file(o.image, data, o.args)
+    menu = load_host_config(o.image, o.args)
     if o.list_entries:
         _print_entries(entry for _path, entry in menu.entries())
 
