@@ -201,3 +201,27 @@ def make_f2fs(
     if "[Fail]" in check or "[ASSERT]" in check:
         pytest.fail(f"fsck.f2fs finds {name} inconsistent after sload.f2fs:\n{check[-3000:]}")
     return image
+
+
+#: isolinux's MBR for a hybrid ISO, and its boot image (Debian package isolinux).
+ISOLINUX_DIR = Path("/usr/lib/ISOLINUX")
+
+
+def make_isohybrid_iso(tmp: Path, tree: Tree, *extra: str | os.PathLike[str]) -> Path:
+    """An ISO laid out as live ISOs are: xorriso with isolinux's isohybrid MBR and El Torito.
+
+    Partition 1 of that MBR starts at sector 0 and spans the ISO; ``extra`` xorriso
+    options may append more (``-append_partition 2 0xef esp.img``).
+    """
+    for name in ("isohdpfx.bin", "isolinux.bin"):
+        if not (ISOLINUX_DIR / name).is_file():
+            pytest.fail(f"{ISOLINUX_DIR / name} is missing (package isolinux; .ci/run installs it)")
+    src = write_tree(tmp / "iso.d", tree)
+    (src / "isolinux").mkdir(exist_ok=True)
+    shutil.copy(ISOLINUX_DIR / "isolinux.bin", src / "isolinux" / "isolinux.bin")
+    image = tmp / "live.iso"
+    run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J",
+        "-isohybrid-mbr", ISOLINUX_DIR / "isohdpfx.bin", "-b", "isolinux/isolinux.bin",
+        "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+        *extra, "-o", image, src)  # fmt: skip
+    return image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from imaging import make_ext, make_partitioned, run
+from imaging import make_ext, make_isohybrid_iso, make_partitioned, require_tool, run
 
 KERNEL = os.urandom(200_000)
 INITRD = os.urandom(70_001)
@@ -136,6 +137,68 @@ def test_size_limit_removes_everything(tmp_path):
     assert list(out.iterdir()) == [] and output.read_bytes() == b""
 
 
+def test_an_isohybrid_live_iso_boots_without_a_word_on_stderr(tmp_path):
+    tree = {
+        "isolinux/isolinux.cfg": "default live\nlabel live\n  kernel /live/vmlinuz\n  append boot=live\n",
+        "live/vmlinuz": KERNEL,
+    }
+    image = make_isohybrid_iso(tmp_path, tree)
+    # The layout under test: xorriso's MBR has partition 1 at sector 0 (sfdisk says so).
+    assert b"start=           0" in run("sfdisk", "-d", image)
+    items = boot(image, tmp_path / "out")  # asserts that stderr is empty
+    assert Path(items["kernel"]).read_bytes() == KERNEL
+    assert items["args"] == "boot=live"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 128 KiB tmpfs: the 200 KB kernel does not fit, the 70 KB initrd does."""
+    if os.geteuid() != 0:
+        pytest.fail("the full output filesystem test needs root to mount a tmpfs")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    run("mount", "-t", "tmpfs", "-o", "size=128k,mode=0700", "pygrub-test", mnt)
+    try:
+        yield mnt
+    finally:
+        subprocess.run([require_tool("umount"), str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("kernel_copies", [True, False])
+def test_a_full_output_directory_names_the_file_and_leaves_nothing(
+    tmp_path, small_tmpfs, monkeypatch, capfd, kernel_copies
+):
+    from pygrub import extract
+    from pygrub.cli import main
+
+    # Both ways a span is copied: copy_file_range, and a read into a buffer and pwrite.
+    monkeypatch.setattr(extract, "_copy_file_range_works", kernel_copies)
+    image = make_ext(tmp_path, guest())
+    output = tmp_path / "output"
+    output.touch()
+    assert main(["-q", f"--output-directory={small_tmpfs}", f"--output={output}", str(image)]) == 1
+    err = capfd.readouterr().err
+    assert re.fullmatch(
+        rf"pygrub: error: writing {small_tmpfs}/boot_kernel\.[a-z0-9_]{{8}}: "
+        r"No space left on device\n",
+        err,
+    ), err
+    assert list(small_tmpfs.iterdir()) == [] and output.read_bytes() == b""
+
+
+def test_a_full_output_file_is_named_and_the_extracted_files_removed(tmp_path):
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "out"
+    out.mkdir()
+    # /dev/full: every write fails with ENOSPC, as on a full filesystem.
+    proc = pygrub("-q", f"--output-directory={out}", "--output=/dev/full", image)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        b"pygrub: error: writing the output file /dev/full: No space left on device\n"
+    )
+    assert list(out.iterdir()) == []
+
+
 def test_output_file_must_exist(tmp_path):
     image = make_ext(tmp_path, guest())
     proc = pygrub("-q", f"--output-directory={tmp_path}", f"--output={tmp_path / 'missing'}", image)
@@ -154,6 +217,27 @@ def test_missing_default_output_directory_is_created_0700(tmp_path, capfd):
     assert run_cli(Options(str(image), interactive=False, output_directory=f"{out}/")) == 0
     assert out.stat().st_mode & 0o777 == 0o700
     assert capfd.readouterr().out.startswith(f"linux (kernel '{out}/boot_kernel.")
+
+
+def test_a_missing_output_directory_given_is_created_0700(tmp_path):
+    # Xen's pygrub says "... is not an existing directory"; libxl always passes one that exists.
+    image = make_ext(tmp_path, guest())
+    out = tmp_path / "new" / "dir"
+    proc = pygrub("-q", "--output-format=simple", f"--output-directory={out}", image)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert out.stat().st_mode & 0o7777 == 0o700
+    kernel = Path(proc.stdout.decode().split("\n")[0].removeprefix("kernel "))
+    assert kernel.parent == out and kernel.read_bytes() == KERNEL
+
+
+def test_an_output_directory_that_is_a_file_is_one_line(tmp_path):
+    image = make_ext(tmp_path, guest())
+    (tmp_path / "file").touch()
+    proc = pygrub("-q", f"--output-directory={tmp_path / 'file'}", image)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == (
+        f"pygrub: error: output directory {tmp_path / 'file'}/ exists and is not a directory\n"
+    )
 
 
 def test_list_entries(tmp_path):

@@ -73,7 +73,8 @@ def test_entry_implies_non_interactive():
         ["--offset=abc", "d"],
         ["--runas=0x1", "d"],
         ["--runas=5", "d"],
-        ["--output-directory=/nonexistent/dir", "d"],
+        ["--output-directory=", "d"],
+        ["--ramdisk=/boot/initrd.img", "d"],
     ],
 )
 def test_usage_errors(argv):
@@ -86,6 +87,21 @@ def test_usage_error_exit_status_and_one_line(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("Usage: pygrub ")
     assert err[1:] == ["pygrub: error: RuntimeError: unknown output format bad"]
+
+
+def test_ramdisk_without_kernel_is_a_usage_error(capsys):
+    # Xen's pygrub ignores it; a ramdisk without its kernel is a mistake worth saying.
+    assert main(["-q", "--ramdisk=/boot/initrd.img", "disk.img"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "pygrub: error: --ramdisk needs --kernel: it names the initrd of that kernel"
+    assert err[1].startswith("Usage: pygrub ")
+    assert parse_args(["--kernel=/k", "--ramdisk=/r", "d"]).ramdisk == "/r"
+
+
+def test_a_missing_output_directory_is_not_a_usage_error():
+    assert parse_args(["--output-directory=/nonexistent/dir", "d"]).output_directory == (
+        "/nonexistent/dir/"
+    )
 
 
 def test_help():

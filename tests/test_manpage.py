@@ -92,6 +92,8 @@ def test_every_flag_parses_and_says_what_it_takes():
             argv = [f"--{flag.long}=5", "-q"]
         elif flag.long == "output-directory":
             argv = [f"--{flag.long}=/"]
+        elif flag.long == "ramdisk":
+            argv = [f"--{flag.long}=x", "--kernel=y"]
         elif flag.long in ("output-format", "format"):
             argv = [f"--{flag.long}=raw" if flag.long == "format" else f"--{flag.long}=json"]
         cli.parse_args([*argv, "disk.img"])

@@ -385,7 +385,8 @@ def test_unknown_compression_type(guest, tmp_path):
 @pytest.mark.parametrize(
     "option,match", [("extended_l2=on", "extended L2"), ("data_file=d.raw", "external data file")]
 )
-def test_features_qemu_writes_that_are_refused(tmp_path, option, match):
+def test_features_qemu_writes_that_are_refused(tmp_path, monkeypatch, option, match):
+    monkeypatch.chdir(tmp_path)  # qemu-img makes d.raw in the working directory
     image = tmp_path / "f.qcow2"
     run("qemu-img", "create", "-q", "-f", "qcow2", "-o", option, image, "1M")
     with pytest.raises(UnsupportedError, match=match):

@@ -23,7 +23,7 @@ from imaging import write_tree
 from xen import XEN_PYTHON_LIB, require_xen
 
 from pygrub.boot import plan_boot
-from pygrub.config import LoadContext, find_menu, load_config_file
+from pygrub.config import LoadContext, find_menu
 from pygrub.config import syslinux as sl
 from pygrub.config.model import LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, Submenu
 from pygrub.errors import LimitError, PygrubError
@@ -400,11 +400,6 @@ def test_include_loops_are_bounded(tmp_path):
     # Each of the 17 readings records its label; the nesting stops at the bound.
     assert len(menu.items) == sl.MAX_INCLUDE_DEPTH + 1
     assert any("nested over" in note for note in ctx.notes)
-
-
-def test_includes_of_a_host_config_are_skipped():
-    menu = load_config_file("/tmp/isolinux.cfg", b"include menu.cfg\nlabel a\n kernel /a\n")
-    assert menu.format == "isolinux" and [e.id for e in menu.items] == ["a"]
 
 
 # -- mboot.c32 ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import MiB, make_ext, make_partitioned, run
+from imaging import MiB, make_ext, make_isohybrid_iso, make_partitioned, run
 from xen import xen_module
 
 from pygrub.disk import ByteSource, FileSource, MemorySource, SliceSource
@@ -385,6 +385,35 @@ def test_hybrid_iso_whole_disk_first(tmp_path):
     assert names(volumes) == ["hd0", "hd0,msdos2", "hd0,msdos1"]
     assert volumes[0].offset == 0 and volumes[0].source.size == disk.stat().st_size
     assert spans(volumes[1:]) == sfdisk_spans(disk, "msdos")
+
+
+def test_isohybrid_partition_at_sector_0_names_the_whole_disk(tmp_path, caplog):
+    esp = tmp_path / "esp.img"
+    run("mkfs.fat", "-C", esp, "1024")
+    image = make_isohybrid_iso(tmp_path, {"README": "live"}, "-append_partition", "2", "0xef", esp)
+    # The oracle: partition 1 of xorriso's MBR starts at sector 0 and spans the ISO.
+    table = sfdisk_partitions(image)
+    assert table[1]["start"] == 0 and table[2]["type"].lower() == "ef"
+    with caplog.at_level(logging.DEBUG, "pygrub.volumes"):
+        volumes = discover_file(image)
+    assert names(volumes) == ["hd0", "hd0,msdos2"]
+    assert volumes[0].names == ("hd0", "hd0,msdos1")
+    assert spans(volumes[1:]) == {"hd0,msdos2": sfdisk_spans(image, "msdos")["hd0,msdos2"]}
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert (
+        "MBR partition 1 (type 0x17, active): starts at sector 0: (hd0,msdos1) is the whole disk"
+        in caplog.text
+    )
+
+
+def test_a_partition_at_sector_0_of_a_plain_mbr_is_skipped_with_a_warning(tmp_path, caplog):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(4 * MiB))
+    poke(disk, 0, mbr_sector([mbr_entry(0x80, 0x83, 0, 4096), mbr_entry(0, 0x83, 4096, 2048)]))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    assert names(volumes) == ["hd0,msdos2"]
+    assert "MBR partition 1 (type 0x83, active): starts at sector 0: skipped" in caplog.text
 
 
 # ---------------------------------------------------------------- GPT

@@ -143,6 +143,23 @@ def test_given_kernel_and_ramdisk_skip_the_menu(tmp_path, whole_disk):
     assert out.endswith(b"args root=/dev/xvda1\0\0")
 
 
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_a_relative_output_directory_gives_absolute_paths(tmp_path, whole_disk, monkeypatch, slash):
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+    for name, runner in (("xen", run_xen), ("ours", run_ours)):
+        (tmp_path / name).mkdir()
+        proc = runner(
+            "-q", "--output-format=simple0", f"--output-directory={name}{slash}", whole_disk
+        )
+        assert proc.returncode == 0, f"{name}: {proc.stderr.decode()}"
+        outputs.append(proc.stdout)
+    xen, ours = outputs
+    assert ours.startswith(b"kernel " + os.fsencode(tmp_path) + b"/ours/boot_kernel.")
+    assert normalise(ours).replace(b"/ours/", b"/xen/") == normalise(xen)
+    assert extracted(ours, "simple0") == extracted(xen, "simple0")
+
+
 def test_offset_skips_discovery(tmp_path, mbr_disk):
     compare(tmp_path, mbr_disk, f"--offset={1 << 20}")
 

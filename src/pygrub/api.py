@@ -243,10 +243,16 @@ class Image:
             raise ValueError(f"offset must not be negative, not {offset}")
         self._source = _open_source(self.path, image_format)
         try:
+            if offset is not None and offset >= self._source.size:
+                raise NotFoundError(
+                    f"offset {offset} is at or past the end of disk image {self.path}"
+                    f" ({self._source.size} bytes)"
+                )
             self._guest = open_guest(self._source, offset)
         except BaseException:
             self._source.close()
             raise
+        self._offset = offset
         self._closed = False
 
     def __enter__(self) -> Image:
@@ -297,6 +303,7 @@ class Image:
                 return self._public_menu(menu, volume, fs, skipped)
             if not report.attempts:
                 report.problem = "no bootloader config"
+        self._refuse_what_is_no_disk()
         raise NothingBootable(reports)
 
     # -- choosing ------------------------------------------------------------------------
@@ -334,9 +341,13 @@ class Image:
         ``default_args`` and ``appended_args`` are XCP-ng's --default_args and --extra_args.
         """
         self._check_open()
-        plan = plan_boot(
-            self._guest, entry_spec, args, kernel, ramdisk, chooser, default_args, appended_args
-        )
+        try:
+            plan = plan_boot(
+                self._guest, entry_spec, args, kernel, ramdisk, chooser, default_args, appended_args
+            )
+        except NothingBootable:
+            self._refuse_what_is_no_disk()
+            raise
         assert plan.volume is not None
         fs = self._guest.filesystem(plan.volume)
         assert fs is not None
@@ -413,6 +424,20 @@ class Image:
         if choice._image is not self:
             raise ValueError("the choice was made on another image")
         return choice._plan
+
+    def _refuse_what_is_no_disk(self) -> None:
+        """When nothing booted: UnsupportedError naming a file that is no disk (a VMDK, ...).
+
+        Only when no volume holds a filesystem, so a real disk is never misnamed; and not
+        with an offset, where the caller said what the file is.
+        """
+        if self._offset is not None or self._guest.filesystems():
+            return
+        from .disk.foreign import not_a_disk
+
+        what = not_a_disk(self._source, self.path)
+        if what is not None:
+            raise UnsupportedError(f"disk image {self.path} is {what}")
 
     # -- building the public objects -----------------------------------------------------
 

@@ -99,7 +99,8 @@ FLAGS: tuple[Flag, ...] = (
         None,
         "DIR",
         "where boot_kernel.* and boot_ramdisk.* go\n"
-        "(default /var/run/xen/pygrub/, created 0700 when missing)",
+        "(default /var/run/xen/pygrub/; either created 0700 when missing)",
+        "A relative DIR still gives absolute paths in the output, as Xen's pygrub does.",
     ),
     Flag(
         "kernel",
@@ -107,7 +108,13 @@ FLAGS: tuple[Flag, ...] = (
         "PATH",
         "boot this kernel from the image; the menu is skipped",
     ),
-    Flag("ramdisk", None, "PATH", "with --kernel, this initrd"),
+    Flag(
+        "ramdisk",
+        None,
+        "PATH",
+        "with --kernel, this initrd",
+        "Without --kernel it is a usage error (Xen's pygrub ignores it).",
+    ),
     Flag("args", None, "ARGS", "with --kernel, the command line; otherwise appended to it"),
     Flag(
         "entry",
@@ -127,7 +134,15 @@ FLAGS: tuple[Flag, ...] = (
         "auto reads a qcow2 image by its magic and anything else as raw; raw never "
         "interprets a qcow2 header, as a guest-written raw disk must not be.",
     ),
-    Flag("isconfig", None, None, "IMAGE is a bootloader config file on this host"),
+    Flag(
+        "isconfig",
+        None,
+        None,
+        "IMAGE is a bootloader config file on this host",
+        "The files it reads beside it (includes, loader/entries) are read inside the "
+        "directory its path ends in as its loader's does: /srv/g for "
+        "/srv/g/boot/grub2/grub.cfg, else the config's own directory.",
+    ),
     Flag(
         "runas",
         None,
@@ -342,8 +357,9 @@ def parse_args(argv: list[str]) -> Options:
         elif name == "--default_args":
             o.default_args = value
         elif name == "--output-directory":
-            if not os.path.isdir(value):
-                raise UsageError(f"{value} is not an existing directory")
+            if not value:
+                raise UsageError("--output-directory needs a directory")
+            # Made 0700 when missing, as the default is (Xen refuses a missing one).
             o.output_directory = value + "/"
     if o.runas is not None and o.interactive:
         raise UsageError("In order to use --runas, you must also set --entry or -q")
@@ -352,6 +368,9 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def _check_combinations(o: Options) -> None:
+    if o.ramdisk is not None and o.kernel is None:
+        # Xen ignores it; a ramdisk is only ever given with the kernel it goes with.
+        raise UsageError("--ramdisk needs --kernel: it names the initrd of that kernel")
     if o.isconfig and o.output_format == "json":
         raise UsageError("--output-format=json does not apply to --isconfig")
 
@@ -466,10 +485,8 @@ def run(o: Options) -> int:
 
         return run_deprivileged(o)
 
-    from .limits import MAX_CONFIG_BYTES
-
     if o.isconfig:
-        return _run_isconfig(o, MAX_CONFIG_BYTES)
+        return _run_isconfig(o)
 
     from .api import Image
 
@@ -531,7 +548,7 @@ def _extract_and_report(choice: Choice, o: Options) -> int:
     try:
         if o.not_really:
             _print_would_extract(plan)
-            _write_all(out_fd, _rendered(o, choice, None, None))
+            _write_all(out_fd, _rendered(o, choice, None, None), o)
             return 0
         _make_output_directory(o.output_directory)
         with Extraction(o.output_directory) as extraction:
@@ -543,7 +560,7 @@ def _extract_and_report(choice: Choice, o: Options) -> int:
                 )
             data = _rendered(o, choice, kernel_path, ramdisk_path)
             sys.stdout.flush()
-            _write_all(out_fd, data)
+            _write_all(out_fd, data, o)
             extraction.keep()
         return 0
     finally:
@@ -564,10 +581,15 @@ def _rendered(o: Options, choice: Choice, kernel: str | None, ramdisk: str | Non
     return render(o.output_format, kernel, ramdisk, choice.args or None)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, o: Options) -> None:
+    """The output, all of it, to the output file (or stdout) ``fd`` of ``o``."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError as e:
+            where = f"output file {o.output}" if o.output is not None else "standard output"
+            raise PygrubError(f"writing the {where}: {e.strerror}") from None
 
 
 def _list_entries(image: Image, o: Options) -> int:
@@ -633,16 +655,11 @@ def _print_explanation(lines: Iterable[str], stream: TextIO) -> None:
         print("explain: " + "".join(c if c.isprintable() else "?" for c in line), file=stream)
 
 
-def _run_isconfig(o: Options, max_bytes: int) -> int:
-    from .config import load_config_file
+def _run_isconfig(o: Options) -> int:
+    from .config import load_host_config
     from .select import choose
 
-    try:
-        with open(o.image, "rb") as f:
-            data = f.read(max_bytes)
-    except OSError as e:
-        raise PygrubError(f"cannot read config file {o.image}: {e.strerror}") from None
-    menu = load_config_file(o.image, data, o.args)
+    menu = load_host_config(o.image, o.args)
     if o.list_entries:
         _print_entries(entry for _path, entry in menu.entries())
 

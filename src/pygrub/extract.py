@@ -27,11 +27,12 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 def make_temp_file(prefix: str, directory: str) -> tuple[int, str]:
     """A new ``prefix`` + 8 random characters file, mode 0600, as tempfile.mkstemp makes it.
 
+    The path is absolute, as mkstemp's is: the toolstack that reads it runs elsewhere.
     Written here because the tempfile module's imports cost every run start-up time.
     """
     for _attempt in range(100):
         suffix = "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in os.urandom(8))
-        path = os.path.join(directory, prefix + suffix)
+        path = os.path.abspath(os.path.join(directory, prefix + suffix))
         try:
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             return os.open(path, flags, 0o600), path
@@ -127,13 +128,20 @@ class Extraction:
                         f"ramdisk of {offset} bytes is over the {limit >> 20} MiB limit"
                     )
             os.ftruncate(fd, offset)
+        except OSError as e:
+            # The copy's write side: a full or read-only output filesystem, a quota.
+            raise PygrubError(f"writing {path}: {e.strerror}") from None
         finally:
             os.close(fd)
         return path
 
 
 def copy_file(ref: FileRef, out_fd: int, out_offset: int) -> None:
-    """Write ``ref`` (the whole file, or its byte range) into ``out_fd`` at ``out_offset``."""
+    """Write ``ref`` (the whole file, or its byte range) into ``out_fd`` at ``out_offset``.
+
+    Reading the image fails as PygrubError naming the offset; writing ``out_fd`` fails
+    as the OSError itself, for the caller, who knows the file's name.
+    """
     start = ref.offset
     end = start + ref.size()
     reader = None
@@ -168,6 +176,8 @@ def _copy_through_python(
 
 
 _copy_file_range_works = hasattr(os, "copy_file_range")
+#: What copy_file_range says of its destination rather than of the image.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 #: The kernel copies page by page: a span whose source and destination offsets are not
 #: the same distance into a page (FAT's and SquashFS's data, ext4 with 1 KiB blocks) it
 #: copies a third slower than a read into a buffer and a write does.
@@ -200,6 +210,8 @@ def _copy_span(src_fd: int, src_offset: int, length: int, out_fd: int, out_offse
             if e.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF):
                 _copy_file_range_works = False
                 break
+            if e.errno in _WRITE_ERRNOS:
+                raise
             raise PygrubError(
                 f"copying from the image at offset {src_offset}: {e.strerror}"
             ) from None
@@ -225,9 +237,6 @@ def _copy_span(src_fd: int, src_offset: int, length: int, out_fd: int, out_offse
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
-        try:
-            done = os.pwrite(fd, view, offset)
-        except OSError as e:
-            raise PygrubError(f"writing the extracted file: {e.strerror}") from None
+        done = os.pwrite(fd, view, offset)
         view = view[done:]
         offset += done

@@ -99,6 +99,7 @@ LAZY_DEPENDENCIES = (
     "logging",
     "lzma",
     "mmap",
+    "shlex",
     "unicodedata",
     "zlib",
     "lz4.block",
@@ -229,7 +230,7 @@ def run_deprivileged(o: Options) -> int:
         else:
             data = render(o.output_format, kernel, ramdisk, outcome.args or None)
         sys.stdout.flush()
-        cli._write_all(out_fd, data)
+        cli._write_all(out_fd, data, o)
         used = {p for p in (kernel, ramdisk) if p}
         return 0
     finally:

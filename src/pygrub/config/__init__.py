@@ -7,8 +7,10 @@ first). Each format module defines ``load(ctx: LoadContext) -> BootMenu``.
 from __future__ import annotations
 
 import importlib
+import os
+import stat
 
-from ..errors import PygrubError
+from ..errors import NotFoundError, PygrubError
 from ..fs import Filesystem
 from ..guest import GuestDisk
 from ..limits import MAX_CONFIG_BYTES
@@ -26,7 +28,7 @@ __all__ = [
     "Submenu",
     "Password",
     "find_menu",
-    "load_config_file",
+    "load_host_config",
 ]
 
 log = get_logger(__name__)
@@ -153,13 +155,14 @@ def find_menu(
                 attempts.append(attempt)
                 try:
                     text = decode_config(view.read_file(path, MAX_CONFIG_BYTES))
-                    menu = fmt.load(LoadContext(path, text, view, volume, guest, extra_args))
+                    ctx = LoadContext(path, text, view, volume, guest, extra_args)
+                    menu = fmt.load(ctx)
                 except PygrubError as e:
                     attempt.error = str(e)
                     log.info("%s on %s: %s", attempt.path, volume, e)
                     continue
                 if not menu.items:
-                    attempt.error = "no menu entries"
+                    attempt.error = no_entries(ctx)
                     continue
                 menu.config_path = attempt.path
                 menu.source_fs = view
@@ -186,25 +189,81 @@ def expand_paths(fs: Filesystem, paths: tuple[str, ...]) -> list[str]:
     return expanded
 
 
-def load_config_file(path: str, data: bytes, extra_args: str = "") -> BootMenu:
-    """--isconfig: a config file on the host. Every format is tried, not only the first."""
-    text = decode_config(data)
+def load_host_config(path: str, extra_args: str = "") -> BootMenu:
+    """--isconfig: a config file on this host, and the files beside it that it reads.
+
+    The config's filesystem root is found from where it sits (``host_root``), so that an
+    isolinux.cfg's includes, systemd-boot's loader/entries and blscfg's entries are read
+    where its loader would read them. A known file name picks its format; another name
+    is tried as every format, in registry order.
+    """
+    from ..fs.hostdir import HostDirFilesystem
+
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as e:
+        raise NotFoundError(f"cannot read config file {path}: {e.strerror}") from None
+    if not regular:
+        raise NotFoundError(f"cannot read config file {path}: not a regular file")
+    root, inner = host_root(path)
+    fs = HostDirFilesystem(root)
+    text = decode_config(fs.read_file(inner, MAX_CONFIG_BYTES))
     errors = []
-    for fmt in _formats_for_host_file(path):
+    for fmt in _formats_for_host_file(inner):
+        ctx = LoadContext(inner, text, fs, extra_args=extra_args)
         try:
-            menu = fmt.load(LoadContext(path, text, extra_args=extra_args))
+            menu = fmt.load(ctx)
         except PygrubError as e:
             errors.append(f"{fmt.name}: {e}")
             continue
         if menu.items:
             menu.config_path = path
             return menu
-        errors.append(f"{fmt.name}: no menu entries")
-    raise PygrubError(f"{path}: not a bootloader config pygrub can read ({'; '.join(errors)})")
+        errors.append(f"{fmt.name}: {no_entries(ctx)}")
+    raise PygrubError(
+        f"{path}: not a bootloader config pygrub can read, with {root} as its filesystem's "
+        f"root ({'; '.join(errors)})"
+    )
+
+
+#: Notes of a loader (entries skipped, where it looked) said in the error, at most.
+MAX_NOTES_SAID = 4
+
+
+def no_entries(ctx: LoadContext) -> str:
+    """Why a config that loaded has no entry, with the loader's notes of where it looked."""
+    return "; ".join(["no menu entries", *ctx.notes[:MAX_NOTES_SAID]])
+
+
+def host_root(path: str) -> tuple[str, str]:
+    """The host directory a config's filesystem root is taken to be, and its path in it.
+
+    The longest of the FORMATS paths the config's path ends with decides: for
+    /srv/guest/boot/grub2/grub.cfg the root is /srv/guest and the config
+    /boot/grub2/grub.cfg (so blscfg finds /srv/guest/boot/loader/entries); for
+    /mnt/esp/loader/loader.conf, /mnt/esp. A path none ends it is in its own directory.
+    """
+    parts = [part for part in os.path.abspath(path).split("/") if part]
+    depth = 1
+    for fmt in FORMATS:
+        for known in fmt.paths:
+            tail = [part for part in known.split("/") if part]
+            if len(tail) <= len(parts) and _tail_matches(parts[-len(tail) :], tail):
+                depth = max(depth, len(tail))
+    depth = min(depth, len(parts))
+    return "/" + "/".join(parts[:-depth]), "/" + "/".join(parts[-depth:])
+
+
+def _tail_matches(parts: list[str], tail: list[str]) -> bool:
+    return all(want == "*" or have == want for have, want in zip(parts, tail, strict=True))
 
 
 def _formats_for_host_file(path: str) -> list[ConfigFormat]:
-    """Formats whose file name matches first, then all the others in registry order."""
+    """The formats whose file name it has; for another name, every format.
+
+    A loader.conf that systemd-boot finds no entry in is no LILO config (that reads its
+    "default" line as a kernel): the name is trusted when it is one a loader reads.
+    """
     name = path.rsplit("/", 1)[-1]
     named = [f for f in FORMATS if any(p.rsplit("/", 1)[-1] == name for p in f.paths)]
-    return named + [f for f in FORMATS if f not in named]
+    return named or list(FORMATS)

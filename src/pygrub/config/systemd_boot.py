@@ -381,6 +381,12 @@ class Loader:
     def build(self) -> BootMenu:
         settings = self.settings()
         records = self.type1_entries() + self.type2_entries()
+        if not records:
+            where = (
+                posixpath.join(self.loader_dir, "entries"),
+                posixpath.join(self.base, "EFI", "Linux"),
+            )
+            self.ctx.notes.append(f"no entry in {where[0]} nor {where[1]}")
         check_count(f"{self.loader_dir}: boot entries", len(records), MAX_MENU_ENTRIES)
         records.sort(key=functools.cmp_to_key(entry_order))
         unique_titles(records)

@@ -168,12 +168,19 @@ def open_image(path: str, image_format: str = "auto") -> FileSource | Qcow2Sourc
     if image_format not in IMAGE_FORMATS:
         raise UsageError(f"unknown image format {image_format!r}: not one of {IMAGE_FORMATS}")
     source = FileSource(path)
+    if source.size == 0:
+        source.close()
+        raise PygrubError(f"disk image {path} is empty (0 bytes)")
     if image_format == "qcow2" or (image_format == "auto" and source.pread(0, 4) == QCOW2_MAGIC):
         from .qcow2 import Qcow2Source
 
         try:
-            return Qcow2Source(source, path)
+            virtual = Qcow2Source(source, path)
         except BaseException:
             source.close()
             raise
+        if virtual.size == 0:
+            virtual.close()
+            raise PygrubError(f"disk image {path} is empty (a qcow2 image of 0 bytes)")
+        return virtual
     return source

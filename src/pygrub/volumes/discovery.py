@@ -5,7 +5,8 @@ the policy lives here, once for all of them:
 
 - no 0x55AA signature at 510: the whole disk alone (a filesystem made on the whole disk);
 - a FAT boot sector or a HybridISO ("CD001" at 0x8001): the whole disk first, then any
-  partitions its table holds;
+  partitions its table holds; an MBR partition starting at sector 0 (an isohybrid ISO's
+  partition 1) is the whole disk under another name; without either it is skipped;
 - a partition starting at or past the end of the disk is skipped; one ending past the end
   is clipped to the disk (a truncated image may still hold a readable filesystem, and
   every read through the window stays inside the disk);
@@ -33,7 +34,6 @@ from . import Volume, whole_disk
 
 if TYPE_CHECKING:
     from .lvm import PhysicalVolume
-    from .mbr import MbrTable
     from .md import Member
 
 log = get_logger(__name__)
@@ -91,7 +91,8 @@ def _volumes_from_tables(disk: ByteSource) -> list[Volume]:
         if volumes is not None:
             return lead + volumes
         log.warning("MBR at 0: protective entry (type 0xee) but no usable GPT: using the MBR")
-    return lead + _mbr_volumes(disk, table)
+    lead, partitions = _sector_zero_partitions(lead, mbr.read_partitions(disk, table))
+    return lead + _mbr_volumes(disk, partitions)
 
 
 def _whole_disk_first(disk: ByteSource, sector0: bytes) -> list[Volume]:
@@ -115,11 +116,32 @@ def _gpt_volumes(disk: ByteSource) -> list[Volume] | None:
     return [_volume(disk, p) for p in fit_to_disk(disk, partitions)]
 
 
-def _mbr_volumes(disk: ByteSource, table: MbrTable) -> list[Volume]:
+def _sector_zero_partitions(
+    lead: list[Volume], partitions: list[Partition]
+) -> tuple[list[Volume], list[Partition]]:
+    """The whole-disk lead and the partitions, less those that start at sector 0, over the MBR.
+
+    An isohybrid ISO's MBR (xorriso -isohybrid-mbr) has one: it spans the ISO, which the
+    whole disk already is, so its name joins the whole disk's names (GRUB and Linux
+    both read it as the ISO). Where sector 0 is only a partition table, it is malformed.
+    """
+    rest = []
+    for p in partitions:
+        if p.start != 0:
+            rest.append(p)
+        elif lead:
+            log.debug("%s: starts at sector 0: (%s) is the whole disk", p.origin, p.grub_name)
+            lead = [replace(lead[0], aliases=(*lead[0].aliases, p.grub_name)), *lead[1:]]
+        else:
+            log.warning("%s: starts at sector 0: skipped", p.origin)
+    return lead, rest
+
+
+def _mbr_volumes(disk: ByteSource, partitions: list[Partition]) -> list[Volume]:
     from . import mbr
 
     volumes: list[Volume] = []
-    for p in fit_to_disk(disk, mbr.read_partitions(disk, table)):
+    for p in fit_to_disk(disk, partitions):
         slice_ = _solaris_root_slice(disk, p) if p.mbr_type in mbr.SOLARIS_TYPES else None
         if slice_ is not None:
             volumes.append(_volume(disk, slice_))

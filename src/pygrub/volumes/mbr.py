@@ -122,20 +122,22 @@ def looks_like_fat_boot_sector(sector: bytes) -> bool:
 
 
 def read_partitions(disk: ByteSource, table: MbrTable) -> list[Partition]:
-    """Primary partitions in slot order, then the logical ones of the first extended one."""
+    """Primary partitions in slot order, then the logical ones of the first extended one.
+
+    A primary partition may start at sector 0, over this table (see discovery).
+    """
     found: list[Partition] = []
     extended: list[MbrEntry] = []
     for e in table.entries:
         if e.type in (EMPTY, GPT_PROTECTIVE):
             continue
-        if e.lba == 0:
-            log.warning(
-                "MBR partition %d (type 0x%02x): starts at sector 0: skipped", e.slot + 1, e.type
-            )
-        elif e.type in EXTENDED_TYPES:
-            extended.append(e)
-        else:
+        if e.type not in EXTENDED_TYPES:
+            # One at sector 0 too: discovery knows whether that is an isohybrid's ISO.
             found.append(_primary(e))
+        elif e.lba == 0:
+            log.warning("MBR partition %d: extended, at sector 0 (the MBR): skipped", e.slot + 1)
+        else:
+            extended.append(e)
     if len(extended) > 1:
         # GRUB follows the first; the others would renumber its logical partitions.
         log.warning(

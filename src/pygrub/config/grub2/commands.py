@@ -386,6 +386,8 @@ def cmd_blscfg(it: Interpreter, name: str, args: list[str]) -> int:
     entries = _read_bls_dir(it, fs, blsdir)
     if not entries:
         entries = _read_bls_dir(it, fs, bls.BLS_FALLBACK_DIR)
+    if not entries:
+        it.session.ctx.notes.append(f"blscfg: no entry in {blsdir} nor {bls.BLS_FALLBACK_DIR}")
     for entry in bls.sort_newest_first(entries):
         _add_bls_entry(it, entry)
     return ERR_NONE
