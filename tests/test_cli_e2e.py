@@ -179,7 +179,7 @@ def test_a_full_output_directory_names_the_file_and_leaves_nothing(
     assert main(["-q", f"--output-directory={small_tmpfs}", f"--output={output}", str(image)]) == 1
     err = capfd.readouterr().err
     assert re.fullmatch(
-        rf"pygrub: error: writing {small_tmpfs}/boot_kernel\.[a-z0-9_]{{8}}: "
+        rf"pygrub: error: RuntimeError: writing {small_tmpfs}/boot_kernel\.[a-z0-9_]{{8}}: "
         r"No space left on device\n",
         err,
     ), err
@@ -194,7 +194,7 @@ def test_a_full_output_file_is_named_and_the_extracted_files_removed(tmp_path):
     proc = pygrub("-q", f"--output-directory={out}", "--output=/dev/full", image)
     assert proc.returncode == 1
     assert proc.stderr == (
-        b"pygrub: error: writing the output file /dev/full: No space left on device\n"
+        b"pygrub: error: RuntimeError: writing the output file /dev/full: No space left on device\n"
     )
     assert list(out.iterdir()) == []
 
@@ -236,7 +236,7 @@ def test_an_output_directory_that_is_a_file_is_one_line(tmp_path):
     proc = pygrub("-q", f"--output-directory={tmp_path / 'file'}", image)
     assert proc.returncode == 1
     assert proc.stderr.decode() == (
-        f"pygrub: error: output directory {tmp_path / 'file'}/ exists and is not a directory\n"
+        f"pygrub: error: RuntimeError: output directory {tmp_path / 'file'}/ exists and is not a directory\n"
     )
 
 

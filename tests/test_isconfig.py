@@ -89,7 +89,7 @@ def test_systemd_boot_without_entries_says_where_it_looked(tmp_path):
     proc = isconfig(esp / "loader" / "loader.conf", "-q")
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"pygrub: error: {esp}/loader/loader.conf: not a bootloader config pygrub can read, "
+        f"pygrub: error: RuntimeError: {esp}/loader/loader.conf: not a bootloader config pygrub can read, "
         f"with {esp} as its filesystem's root (systemd-boot: no menu entries; no entry in "
         "/loader/entries nor /EFI/Linux)\n"
     )
@@ -195,7 +195,7 @@ def test_a_bls_grub_cfg_without_entries_says_where_it_looked(tmp_path):
     proc = isconfig(top / "boot" / "grub2" / "grub.cfg", "-q")
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"pygrub: error: {top}/boot/grub2/grub.cfg: not a bootloader config pygrub can read, "
+        f"pygrub: error: RuntimeError: {top}/boot/grub2/grub.cfg: not a bootloader config pygrub can read, "
         f"with {top} as its filesystem's root (grub2: no menu entries; blscfg: no entry in "
         "/loader/entries/ nor /boot/loader/entries/)\n"
     )
@@ -205,7 +205,10 @@ def test_a_missing_config_is_one_line(tmp_path):
     proc = isconfig(tmp_path / "grub.cfg")
     assert (proc.returncode, proc.stderr) == (
         1,
-        f"pygrub: error: cannot read config file {tmp_path}/grub.cfg: No such file or directory\n",
+        f"pygrub: error: RuntimeError: cannot read config file {tmp_path}/grub.cfg: No such file or directory\n",
     )
     proc = isconfig(tmp_path)
-    assert proc.stderr == f"pygrub: error: cannot read config file {tmp_path}: not a regular file\n"
+    assert (
+        proc.stderr
+        == f"pygrub: error: RuntimeError: cannot read config file {tmp_path}: not a regular file\n"
+    )

@@ -8,13 +8,14 @@ with hostile menus and key storms.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import require_tool, run
+from imaging import run
 
 from pygrub.config.model import LINUX, OTHER, BootEntry, BootMenu, Password, Submenu
 from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
@@ -530,7 +531,7 @@ def test_non_interactive_when_stdin_is_not_a_terminal(tmp_path):
         "sys.exit(rc)"
     )
     proc = subprocess.run(
-        [require_tool("python3"), "-c", code, "--isconfig", str(config)],
+        [sys.executable, "-c", code, "--isconfig", str(config)],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=30,

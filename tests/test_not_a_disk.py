@@ -83,7 +83,7 @@ def test_image_formats_are_named_and_their_conversion_boots(
     assert proc.returncode == 1 and proc.stdout == ""
     stem = name.rsplit(".", 1)[0]
     assert proc.stderr == (
-        f"pygrub: error: disk image {name} is {what}, which pygrub does not read: "
+        f"pygrub: error: RuntimeError: disk image {name} is {what}, which pygrub does not read: "
         f"convert it first (qemu-img convert -O raw {name} {stem}.raw)\n"
     )
     require_tool("qemu-img")
@@ -103,7 +103,7 @@ def test_compressed_images_are_named_and_their_decompression_boots(
     proc = pygrub_cli("-q", packed.name, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"pygrub: error: disk image guest.img{suffix} is {tool}-compressed, which pygrub does "
+        f"pygrub: error: RuntimeError: disk image guest.img{suffix} is {tool}-compressed, which pygrub does "
         f"not read: decompress it first ({tool} -dc guest.img{suffix} > guest.img)\n"
     )
     require_tool(tool)
@@ -127,7 +127,7 @@ def test_a_fixed_vhd_is_the_raw_disk_it_holds(tmp_path, guest_disk):
     proc = pygrub_cli("-q", empty.name, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr == (
-        "pygrub: error: disk image empty.vhd is a fixed VHD image, read as the raw disk in "
+        "pygrub: error: RuntimeError: disk image empty.vhd is a fixed VHD image, read as the raw disk in "
         "it: no volume there holds a filesystem pygrub reads\n"
     )
 
@@ -157,7 +157,7 @@ def test_a_config_given_as_the_image_points_to_isconfig(tmp_path, name, text, wo
     proc = pygrub_cli("-q", name, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"pygrub: error: disk image {name} is a text file that looks like a bootloader config "
+        f"pygrub: error: RuntimeError: disk image {name} is a text file that looks like a bootloader config "
         f"(lines start with {word!r}), not a disk image: to read a config file, give "
         f"--isconfig (pygrub --isconfig {name})\n"
     )
@@ -176,7 +176,9 @@ def test_other_files_get_the_usual_message(tmp_path, content):
     (tmp_path / "file").write_bytes(content)
     proc = pygrub_cli("-q", "file", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("pygrub: error: nothing bootable found: (hd0) whole disk: ")
+    assert proc.stderr.startswith(
+        "pygrub: error: RuntimeError: nothing bootable found: (hd0) whole disk: "
+    )
 
 
 def test_an_empty_image_says_so(tmp_path):
@@ -184,12 +186,13 @@ def test_an_empty_image_says_so(tmp_path):
     proc = pygrub_cli("-q", "empty.img", cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (
         1,
-        "pygrub: error: disk image empty.img is empty (0 bytes)\n",
+        "pygrub: error: RuntimeError: disk image empty.img is empty (0 bytes)\n",
     )
     run("qemu-img", "create", "-q", "-f", "qcow2", tmp_path / "empty.qcow2", "0")
     proc = pygrub_cli("-q", "empty.qcow2", cwd=tmp_path)
     assert (
-        proc.stderr == "pygrub: error: disk image empty.qcow2 is empty (a qcow2 image of 0 bytes)\n"
+        proc.stderr
+        == "pygrub: error: RuntimeError: disk image empty.qcow2 is empty (a qcow2 image of 0 bytes)\n"
     )
 
 
@@ -199,7 +202,7 @@ def test_offset_past_the_end_names_the_image_and_its_size(tmp_path, guest_disk):
         proc = pygrub_cli("-q", f"--offset={offset}", guest_disk, cwd=tmp_path)
         assert (proc.returncode, proc.stderr) == (
             1,
-            f"pygrub: error: offset {offset} is at or past the end of disk image "
+            f"pygrub: error: RuntimeError: offset {offset} is at or past the end of disk image "
             f"{guest_disk} ({size} bytes)\n",
         )
     assert boots_at(guest_disk, 1 << 20, tmp_path)
