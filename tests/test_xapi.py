@@ -17,6 +17,7 @@ pygrub-always-boot-default.patch) give --default_args, --extra_args and --vm the
 
 from __future__ import annotations
 
+import grp
 import os
 import posixpath
 import random
@@ -140,7 +141,10 @@ def contents(path: str | None, here: Path) -> bytes | None:
 
 def guest(tmp: Path, tree: dict, name: str = "guest.img") -> Path:
     disk = make_partitioned(tmp, [(make_ext(tmp, tree, size_mb=8), "83")], name=name)
-    disk.chmod(0o644)  # xl.cfg asks the same of a bootloader_user's disk
+    # As XAPI attaches a VDI in dom0: group disk, mode 0660, which the reader (no groups)
+    # cannot open; it reads through the descriptor root opened.
+    os.chown(disk, 0, grp.getgrnam("disk").gr_gid)
+    disk.chmod(0o660)
     return disk
 
 

@@ -192,13 +192,14 @@ def run_deprivileged(o: Options) -> int:
     require_root()
     file_size = megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", RUNAS_FILE_MB)
     address_space = megabytes_from_env("PYGRUB_MAX_RAM_USAGE_MB", RUNAS_RAM_MB)
-    check_image(o.image)
-    # As Xen: the directory is made in every mode; here it is also the root's mount point.
-    cli._make_output_directory(o.output_directory)
-    out_fd = cli._open_output(o)
+    disk_fd = open_disk(o.image)
     files: dict[str, tuple[int, str]] = {}
     used: set[str] = set()
+    out_fd = -1
     try:
+        # As Xen: the directory is made in every mode; here it is also the root's mount point.
+        cli._make_output_directory(o.output_directory)
+        out_fd = cli._open_output(o)
         if not (o.not_really or o.list_entries or o.isconfig):
             for prefix in ("boot_kernel.", "boot_ramdisk."):
                 files[prefix] = make_temp_file(prefix, o.output_directory)
@@ -209,9 +210,9 @@ def run_deprivileged(o: Options) -> int:
             o.output_directory,
             file_size,
             address_space,
-            keep=tuple(fd for fd, _path in files.values()),
+            keep=(disk_fd, *(fd for fd, _path in files.values())),
         )
-        result = run_sandboxed(box, lambda: read_guest(o, box.inside, files, file_size))
+        result = run_sandboxed(box, lambda: read_guest(o, box.inside, disk_fd, files, file_size))
         outcome = Outcome.from_result(result)
         printed = o.list_entries or o.isconfig
         wants_json = not printed and o.output_format == "json"
@@ -238,16 +239,23 @@ def run_deprivileged(o: Options) -> int:
             os.close(fd)
             if path not in used:
                 _unlink(path)
-        if out_fd != sys.stdout.fileno():
+        if out_fd not in (-1, sys.stdout.fileno()):
             os.close(out_fd)
+        os.close(disk_fd)
 
 
-def read_guest(o: Options, image: str, files: dict[str, tuple[int, str]], limit: int) -> dict:
-    """The run inside the sandbox: ``o`` but for the image's path there, ``files`` pre-opened."""
+def read_guest(
+    o: Options, image: str, disk_fd: int, files: dict[str, tuple[int, str]], limit: int
+) -> dict:
+    """The run inside the sandbox: ``o`` but for the image's path there, read through
+    ``disk_fd``; ``files`` pre-opened."""
     from . import cli
     from .api import Image
+    from .disk.source import inherit
     from .extract import Extraction
     from .output import boot_json
+
+    inherit(image, disk_fd)
 
     if o.list_entries or o.isconfig:
         cli.run(replace(o, image=image, runas=None))
@@ -292,14 +300,23 @@ def require_root() -> None:
         )
 
 
-def check_image(path: str) -> None:
-    """Refuse what cannot be bind-mounted as the disk, with FileSource's messages."""
+def open_disk(path: str) -> int:
+    """The disk, opened read-only as root for the child to read through; what cannot be
+    bind-mounted as the disk is refused with FileSource's messages.
+
+    The child could not open it itself where the disk is not readable by its user: XAPI's
+    disks are block devices of group ``disk``, mode 0660, and the child has no groups.
+    """
     try:
-        mode = os.stat(path).st_mode
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
         raise NotFoundError(f"cannot open disk image {path}: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        os.close(fd)
         raise PygrubError(f"disk image {path} is neither a regular file nor a block device")
+    os.set_blocking(fd, True)  # O_NONBLOCK only kept a FIFO from hanging the open
+    return fd
 
 
 # -- fork, wait, relay --------------------------------------------------------------------
@@ -524,7 +541,6 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
         os._exit(1)  # the parent died before PDEATHSIG was set: nobody would read us
     if box.landlock:
         restrict_to(libc, box.inside)
-    _check_disk_readable(box)
 
 
 @functools.cache
@@ -663,16 +679,6 @@ def _drop_privileges(uid: int, gid: int) -> None:
     except PermissionError:
         return
     raise PygrubError("cannot sandbox the reader: root could be regained after the uid change")
-
-
-def _check_disk_readable(box: Sandbox) -> None:
-    try:
-        os.close(os.open(box.inside, os.O_RDONLY | os.O_CLOEXEC))
-    except PermissionError:
-        raise PygrubError(
-            f"user {box.uid} may not read the disk image {box.image} "
-            "(under --runas it must be readable by that user)"
-        ) from None
 
 
 # -- Landlock (Documentation/userspace-api/landlock.rst) -----------------------------------

@@ -46,13 +46,28 @@ def check_request(offset: int, length: int, size: int) -> int:
     return max(0, min(length, size - offset))
 
 
+#: Descriptors of disks opened before the reader lost the right to open them, by the path
+#: the reader names them with: --runas's parent opens the disk as root, and its
+#: deprivileged child reads through the descriptor it was handed (sandbox.py).
+_INHERITED: dict[str, int] = {}
+
+
+def inherit(path: str, fd: int) -> None:
+    """Make ``FileSource(path)`` read a duplicate of ``fd`` instead of opening ``path``."""
+    _INHERITED[path] = fd
+
+
 class FileSource:
     """A host file or block device, opened read-only."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        inherited = _INHERITED.get(path)
         try:
-            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if inherited is not None:
+                self.fd = os.dup(inherited)  # not inheritable: Python's dup sets CLOEXEC
+            else:
+                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise NotFoundError(f"cannot open disk image {path}: {e.strerror}") from None
         try:
