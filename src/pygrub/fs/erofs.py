@@ -441,10 +441,8 @@ class ErofsFilesystem(Filesystem[int]):
                 if lcn == pending.lcn + 1 and self._big(pending.type, advise):
                     if not lo & LI_D0_CBLKCNT:
                         raise CorruptError(f"{what}: lcluster {lcn} has no compressed block count")
-                    blocks = lo & (LI_D0_CBLKCNT - 1)
-                    if not 0 < blocks << self.blkszbits <= PCLUSTER_MAX_SIZE:
-                        raise CorruptError(f"{what}: a pcluster of {blocks} blocks at lcn {lcn}")
-                    pending = replace(pending, blocks=blocks)
+                    # Checked where used: a fragment tail's count is 0.
+                    pending = replace(pending, blocks=lo & (LI_D0_CBLKCNT - 1))
                 elif lo & LI_D0_CBLKCNT and lcn == pending.lcn + 1:
                     raise CorruptError(f"{what}: a block count at lcn {lcn} without big pclusters")
                 if (lcn + 1) * lcs - pending.la > PCLUSTER_MAX_DSIZE:
@@ -549,6 +547,8 @@ class ErofsFilesystem(Filesystem[int]):
                 raise CorruptError(f"{what}: {disk_size} inline bytes cross a block boundary")
         else:
             position, disk_size = head.blkaddr << self.blkszbits, head.blocks << self.blkszbits
+            if not 0 < disk_size <= PCLUSTER_MAX_SIZE:
+                raise CorruptError(f"{what}: a pcluster of {head.blocks} blocks")
         if position + disk_size > self.source.size:
             raise CorruptError(
                 f"{what}: pcluster of {disk_size} bytes at byte {position} runs past the volume"
