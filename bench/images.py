@@ -221,6 +221,14 @@ def squashfs(work: Path, tree: Path, *options: str) -> Path:
     return partition_holding(work / "squashfs.img", fs)
 
 
+def erofs(work: Path, tree: Path, *options: str) -> Path:
+    """mkfs.erofs with lz4hc, as an appliance image; random data is stored uncompressed."""
+    fs = work / "erofs.fs"
+    fs.unlink(missing_ok=True)
+    sh("mkfs.erofs", "--quiet", *(options or ("-zlz4hc",)), fs, tree)
+    return partition_holding(work / "erofs.img", fs)
+
+
 def ufs(work: Path, tree: Path, version: int) -> Path:
     fs = work / "ufs.fs"
     fs.unlink(missing_ok=True)
