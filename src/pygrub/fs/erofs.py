@@ -42,7 +42,7 @@ from .base import (
     Stat,
     mode_type,
 )
-from .blockmap import merged_extents
+from .blockmap import joined_extents, merged_extents
 from .directory import ListingCache, name_bytes
 from .layout import Layout, read_exact, unknown_features
 
@@ -333,7 +333,8 @@ class ErofsFilesystem(Filesystem[int]):
         elif inode.layout == CHUNK_BASED:
             yield from self._chunk_extents(inode)
         else:
-            yield from self._compressed_extents(inode)
+            # Stored (PLAIN) pclusters one after another on disk are one copy.
+            yield from joined_extents(self._compressed_extents(inode))
 
     def _flat_extents(self, inode: Inode) -> Iterator[Extent]:
         """Whole blocks from i_u, then (FLAT_INLINE) the tail right after the inode."""
@@ -428,7 +429,9 @@ class ErofsFilesystem(Filesystem[int]):
                 yield from self._pcluster_extents(inode, pending, end, advise, algorithms)
             pending = following
 
-    def _heads(self, inode: Inode, lclusters: Iterator[tuple[int, int, int, bool]], advise: int):
+    def _heads(
+        self, inode: Inode, lclusters: Iterator[tuple[int, int, int, bool]], advise: int
+    ) -> Iterator[Head]:
         """Each HEAD (or PLAIN) lcluster below the file's size, in order, with its
         pcluster's size in blocks from the lcluster after it."""
         lcs = self.block_size
