@@ -61,6 +61,7 @@ FORMATS: dict[str, tuple[str, Builder]] = {
     "iso9660": ("ISO 9660 + Rock Ridge, whole disk", images.iso9660),
     "squashfs": ("SquashFS (gzip), MBR", images.squashfs),
     "f2fs": ("F2FS (sload.f2fs), MBR", images.f2fs),
+    "erofs": ("EROFS (lz4hc), MBR", images.erofs),
     "ufs1": ("UFS1 (makefs), MBR", lambda w, t: images.ufs(w, t, 1)),
     "ufs2": ("UFS2 (makefs), MBR", lambda w, t: images.ufs(w, t, 2)),
     "reiserfs": ("ReiserFS 3.6 (fixture)", lambda w, _t: images.reiserfs_fixture(w)),

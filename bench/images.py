@@ -233,6 +233,14 @@ def f2fs(work: Path, tree: Path) -> Path:
     return partition_holding(work / "f2fs.img", fs)
 
 
+def erofs(work: Path, tree: Path, *options: str) -> Path:
+    """mkfs.erofs with lz4hc, as an appliance image; random data is stored uncompressed."""
+    fs = work / "erofs.fs"
+    fs.unlink(missing_ok=True)
+    sh("mkfs.erofs", "--quiet", *(options or ("-zlz4hc",)), fs, tree)
+    return partition_holding(work / "erofs.img", fs)
+
+
 def ufs(work: Path, tree: Path, version: int) -> Path:
     fs = work / "ufs.fs"
     fs.unlink(missing_ok=True)

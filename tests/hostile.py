@@ -340,6 +340,9 @@ SQUASHFS_FIELDS = [
     Field(o, w)
     for o, w in ((4, 4), (12, 4), (16, 4), (20, 2), (22, 2), (26, 2), (32, 8), (40, 8), (48, 8), (64, 8), (72, 8), (80, 8))
 ]  # fmt: skip
+#: EROFS superblock (at 1 KiB): blkszbits and sb_extslots, root_nid, meta_blkaddr,
+#: feature_incompat, available_compr_algs, extra_devices, dirblkbits, packed_nid.
+EROFS_FIELDS = [Field(1024 + o, w) for o, w in ((12, 2), (14, 2), (40, 4), (80, 4), (84, 2), (86, 2), (90, 1), (96, 8))]  # fmt: skip
 #: qcow2 header (big-endian): version, backing_file_offset, backing_file_size, cluster_bits,
 #: size, l1_size, l1_table_offset, refcount_table_offset, refcount_table_clusters,
 #: nb_snapshots, snapshots_offset, incompatible_features, refcount_order, header_length,
@@ -519,6 +522,18 @@ def build_squashfs(tmp: Path, name: str, comp: str, block: int = 4096) -> Guest:
     # The tables (inodes, directories, fragments, ids) follow the data.
     extra = [(0, 96), (inode_table, bytes_used)]
     return _finish(name, image, tree, SQUASHFS_FIELDS, streams=True, extra_regions=extra)
+
+
+def build_erofs(tmp: Path, name: str, *options: str) -> Guest:
+    tree = guest_tree("grub2")
+    src = write_tree(tmp / f"{name}.d", tree)
+    image = tmp / f"{name}.img"
+    run("mkfs.erofs", "--quiet", *options, image, src)
+    with open(image, "rb") as f:
+        meta_blkaddr = struct.unpack_from("<I", f.read(1024 + 128), 1024 + 40)[0]
+    # The superblock, and the inodes and their indexes (mkfs.erofs puts them after the data).
+    extra = [(1024, 1024 + 128), (meta_blkaddr * 4096, image.stat().st_size)]
+    return _finish(name, image, tree, EROFS_FIELDS, extra_regions=extra)
 
 
 def build_ufs(tmp: Path, name: str, version: int, order: str, config: str) -> Guest:
@@ -826,6 +841,9 @@ BUILDERS: dict[str, Callable[[Path, str], Guest]] = {
     "squashfs-lzo": lambda t, n: build_squashfs(t, n, "lzo"),
     "f2fs": lambda t, n: build_f2fs(t, n, "grub2"),
     "f2fs-features": lambda t, n: build_f2fs(t, n, "legacy", "-O", "extra_attr,inode_checksum,inode_crtime,sb_checksum,lost_found"),
+    "erofs": lambda t, n: build_erofs(t, n),
+    "erofs-lz4hc": lambda t, n: build_erofs(t, n, "-zlz4hc", "-C16384", "-Eztailpacking"),
+    "erofs-legacy": lambda t, n: build_erofs(t, n, "-zlz4", "-Elegacy-compress"),
     "ufs1": lambda t, n: build_ufs(t, n, 1, "le", "lilo"),
     "ufs2": lambda t, n: build_ufs(t, n, 2, "be", "grub2"),
     "reiserfs": lambda t, n: build_reiserfs(t, n, "reiserfs-3.6-r5-4k"),

@@ -1,4 +1,4 @@
-"""A bootable guest on FAT, ISO9660, UFS1, UFS2, F2FS and ReiserFS through the whole
+"""A bootable guest on FAT, ISO9660, UFS1, UFS2, F2FS, EROFS and ReiserFS through the whole
 command, as a raw filesystem and inside an MBR partition."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ INITRD = os.urandom(40_003)
 MENU_LST = "default 0\ntimeout 1\ntitle Guest\n  kernel /boot/vmlinuz root=/dev/xvda1 ro\n  initrd /boot/initrd.img\n"
 TREE = {"boot/grub/menu.lst": MENU_LST, "boot/vmlinuz": KERNEL, "boot/initrd.img": INITRD}
 REISER = Path(__file__).parent / "fixtures" / "reiserfs"
+EROFS = Path(__file__).parent / "fixtures" / "erofs"
 
 
 def fat(tmp: Path) -> Path:
@@ -59,7 +60,25 @@ def f2fs(tmp: Path) -> Path:
     return make_f2fs(tmp, boot, options=("-U", F2FS_UUID, "-l", "boot"), name="f2fs.img")
 
 
-BUILDERS = {"fat16": fat, "iso9660": iso, "ufs1": ufs(1), "ufs2": ufs(2), "f2fs": f2fs}
+def erofs(*options: str):
+    def make(tmp: Path) -> Path:
+        src = write_tree(tmp / "erofs.d", TREE)
+        image = tmp / "erofs.img"
+        run("mkfs.erofs", "--quiet", *options, image, src)
+        return image
+
+    return make
+
+
+BUILDERS = {
+    "fat16": fat,
+    "iso9660": iso,
+    "ufs1": ufs(1),
+    "ufs2": ufs(2),
+    "erofs": erofs(),
+    "erofs-lz4hc": erofs("-zlz4hc", "-Eztailpacking"),
+    "f2fs": f2fs,
+}
 
 
 def pygrub(image: Path, out: Path) -> dict[str, str]:
@@ -105,3 +124,18 @@ def test_reiserfs_guest_boots(tmp_path, partitioned):
     kernel = hashlib.sha256(Path(items["kernel"]).read_bytes()).hexdigest()
     assert kernel == manifest["tree"]["/boot/vmlinuz-6.1"]["sha256"]
     assert "ramdisk" not in items  # its grub.cfg loads no initrd
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["raw", "mbr"])
+@pytest.mark.parametrize("name", ["zstd", "lzma-all-fragments"])
+def test_erofs_1_8_guest_boots(tmp_path, name, partitioned):
+    """Committed images of erofs-utils 1.8 hold a GRUB 2 guest with a kernel and initrd."""
+    manifest = json.loads((EROFS / "manifest.json").read_text())
+    image = tmp_path / "erofs.img"
+    image.write_bytes(lzma.decompress((EROFS / f"{name}.img.xz").read_bytes()))
+    if partitioned:
+        image = make_partitioned(tmp_path, [(image, "83")])
+    items = pygrub(image, tmp_path / "out")
+    for item, path in (("kernel", "/boot/vmlinuz-6.1"), ("ramdisk", "/boot/initrd.img-6.1")):
+        digest = hashlib.sha256(Path(items[item]).read_bytes()).hexdigest()
+        assert digest == manifest["tree"][path]["sha256"], item

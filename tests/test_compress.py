@@ -1,4 +1,4 @@
-"""The bounded decompressors in pygrub.compress, shared by SquashFS, Btrfs and qcow2.
+"""The bounded decompressors in pygrub.compress, shared by SquashFS, Btrfs, EROFS and qcow2.
 
 python-lzo (liblzo) is the oracle for LZO1X; hand-made streams cover each instruction
 form; the other decoders are checked against their own compressors, with bombs and
@@ -22,9 +22,11 @@ from pygrub.compress import (
     Undecodable,
     inflate,
     inflate_whole,
+    lz4_block_prefix,
     lz4_decoder,
     lzma_decoder,
     lzo1x_decompress,
+    microlzma_prefix,
     zstd_decoder,
     zstd_prefix,
 )
@@ -230,3 +232,65 @@ def test_prefix_decoders_stop_at_the_limit(zstd_backend):
         inflate(b"\xff" * 50, 8192)
     with pytest.raises(Undecodable, match="zstd"):
         zstd_prefix(b"\xff" * 50, 8192, 1 << 17, "test")
+
+
+# -- lz4 blocks decoded up to a limit, MicroLZMA (EROFS) -------------------------------
+
+
+def lz4_samples() -> Iterator[bytes]:
+    rng = random.Random(5)
+    for size in (1, 15, 16, 300, 4096, 70_000):
+        yield rng.randbytes(size)
+        yield bytes(size)
+        yield text_like(rng, size)
+
+
+@pytest.mark.parametrize("mode", ["default", "high_compression"])
+def test_lz4_block_prefix_against_liblz4(mode):
+    import lz4.block
+
+    for sample in lz4_samples():
+        packed = lz4.block.compress(sample, mode=mode, store_size=False)
+        assert lz4_block_prefix(packed, len(sample)) == sample
+        # Legacy EROFS: the block's rest follows the stream; stop at the limit.
+        half = len(sample) // 2
+        assert lz4_block_prefix(packed + bytes(4096), half) == sample[:half]
+        # A cut stream decodes short (the caller checks the length) or is refused.
+        try:
+            assert len(lz4_block_prefix(packed[: len(packed) // 2], len(sample))) < len(sample)
+        except Undecodable:
+            pass
+
+
+@given(st.binary(max_size=2000), st.integers(0, 5000))
+@settings(max_examples=400, deadline=None)
+def test_lz4_block_prefix_hostile_input_is_bounded(data, limit):
+    try:
+        out = lz4_block_prefix(data, limit)
+    except Undecodable:
+        return
+    assert len(out) <= limit
+
+
+def microlzma(data: bytes, lc: int = 3, lp: int = 0, pb: int = 2) -> bytes:
+    """A MicroLZMA stream: raw LZMA1 with its first (always zero) byte replaced by the
+    complement of the properties byte."""
+    lzma1 = {"id": lzma.FILTER_LZMA1, "dict_size": 1 << 16, "lc": lc, "lp": lp, "pb": pb}
+    raw = lzma.compress(data, format=lzma.FORMAT_RAW, filters=[lzma1])
+    assert raw[0] == 0
+    return bytes([((pb * 5 + lp) * 9 + lc) ^ 0xFF]) + raw[1:]
+
+
+def test_microlzma_prefix():
+    rng = random.Random(9)
+    for sample in (text_like(rng, 100_000), rng.randbytes(5000), bytes(20_000)):
+        for lc, lp, pb in ((3, 0, 2), (0, 2, 0), (1, 1, 4)):
+            stream = microlzma(sample, lc, lp, pb)
+            assert microlzma_prefix(stream, len(sample)) == sample
+            assert microlzma_prefix(stream, 1000) == sample[:1000]
+    with pytest.raises(Undecodable, match="properties"):
+        microlzma_prefix(b"\x00" + bytes(20), 100)  # 0xff: pb 5
+    with pytest.raises(Undecodable):
+        microlzma_prefix(b"", 100)
+    with pytest.raises(Undecodable):
+        microlzma_prefix(microlzma(b"abc" * 1000)[:3] + b"\xff" * 50, 3000)

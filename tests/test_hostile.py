@@ -97,7 +97,7 @@ def test_every_pristine_guest_boots_what_it_holds(guests, work):
 def test_guests_cover_every_format():
     formats = {
         "ext2", "ext3", "ext4", "fat12", "fat16", "fat32", "iso9660", "xfs-v5", "xfs-v4",
-        "btrfs", "squashfs-gzip", "ufs1", "ufs2", "reiserfs", "zfs", "f2fs", "mbr", "gpt", "vtoc",
+        "btrfs", "squashfs-gzip", "erofs", "ufs1", "ufs2", "reiserfs", "zfs", "f2fs", "mbr", "gpt", "vtoc",
         "hybrid-iso", "lvm", "md", "qcow2",
     }  # fmt: skip
     assert formats <= set(BUILDERS)
@@ -233,7 +233,7 @@ def test_the_checks_catch_what_they_must(tmp_path):
 
 
 GUESTS_FOR_HYPOTHESIS = ["ext4-nocsum", "fat12", "iso9660", "xfs-v4", "btrfs-mixed",
-    "squashfs-xz", "ufs2", "f2fs-features", "mbr", "gpt", "lvm", "md", "qcow2-zlib"]  # fmt: skip
+    "squashfs-xz", "erofs-lz4hc", "ufs2", "f2fs-features", "mbr", "gpt", "lvm", "md", "qcow2-zlib"]  # fmt: skip
 
 
 @st.composite

@@ -102,6 +102,93 @@ def lz4_decoder(who: str) -> Decoder:
     return decode
 
 
+def lz4_block_prefix(src: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes an lz4 block decodes to, decoding no further (liblz4's
+    LZ4_decompress_safe_partial).
+
+    EROFS needs it where the stream holds more than the extent it serves: images made
+    without 0padding put the stream at the start of its block, followed by whatever
+    filled the rest, and deduplicated extents use the start of a longer pcluster. The
+    lz4 package decodes whole blocks only, so this one is written here; every match is
+    checked to lie inside the output so far. Reading past ``src`` raises IndexError,
+    which becomes the one "stream ends" error.
+    """
+    out = bytearray()
+    pos = 0
+    end = len(src)
+    try:
+        while len(out) < limit:
+            token = src[pos]
+            pos += 1
+            literals = token >> 4
+            if literals == 15:
+                literals, pos = _lz4_length(src, pos, literals)
+            if pos + literals > end:
+                raise Undecodable(f"lz4: {literals} literals run past the end at input byte {pos}")
+            out += src[pos : pos + literals]
+            pos += literals
+            if len(out) >= limit or pos == end:
+                break  # the last sequence is literals only
+            distance = src[pos] | src[pos + 1] << 8
+            pos += 2
+            written = len(out)
+            if not 0 < distance <= written:
+                raise Undecodable(
+                    f"lz4: match distance {distance} at input byte {pos} is not inside the "
+                    f"{written} bytes written"
+                )
+            length = token & 15
+            if length == 15:
+                length, pos = _lz4_length(src, pos, length)
+            length = min(length + 4, limit - written)
+            start = written - distance
+            if distance >= length:
+                out += out[start : start + length]
+            else:
+                out += (out[start:] * (length // distance + 1))[:length]
+    except IndexError:
+        raise Undecodable("lz4: stream ends inside a sequence") from None
+    return bytes(out[:limit])
+
+
+def _lz4_length(src: bytes, pos: int, length: int) -> tuple[int, int]:
+    """A length continued in the bytes at ``pos`` (each 255 adds and goes on), and the
+    position after it."""
+    while True:
+        byte = src[pos]
+        pos += 1
+        length += byte
+        if byte != 255:
+            return length, pos
+
+
+def microlzma_prefix(data: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of a MicroLZMA stream (xz's lzma_microlzma_encoder, as
+    EROFS stores lzma pclusters).
+
+    MicroLZMA is raw LZMA1 whose first byte, always zero in a range coder's output, is
+    replaced by the complement of the lc/lp/pb properties byte; there is no dictionary
+    size and no end marker. Python's lzma reads the raw stream once that byte is put
+    back. Matches reach back at most ``limit`` bytes, so a dictionary that size holds
+    every one: a hostile header cannot make the decoder allocate more.
+    """
+    import lzma
+
+    if not data:
+        raise Undecodable("microlzma: empty stream")
+    props = data[0] ^ 0xFF
+    lc, rest = props % 9, props // 9
+    lp, pb = rest % 5, rest // 5
+    if pb > 4 or lc + lp > 4:
+        raise Undecodable(f"microlzma: properties byte 0x{data[0]:02x} is not lc/lp/pb")
+    lzma1 = {"id": lzma.FILTER_LZMA1, "dict_size": max(4096, limit), "lc": lc, "lp": lp, "pb": pb}
+    try:
+        d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma1])
+        return d.decompress(b"\0" + data[1:], limit)
+    except lzma.LZMAError as e:
+        raise Undecodable(f"microlzma: {e}") from None
+
+
 def _zstandard(who: str) -> ModuleType:
     try:
         import zstandard

@@ -43,6 +43,8 @@ class FsType:
 #: Probe order: strongest magic first; FAT's boot-sector heuristics last.
 REGISTRY: list[FsType] = [
     FsType("iso9660", "pygrub.fs.iso9660", ((0x8001, b"CD001"),)),
+    # Before ext: the ext magic at 0x438 falls in the EROFS superblock's uuid.
+    FsType("erofs", "pygrub.fs.erofs", ((1024, b"\xe2\xe1\xf5\xe0"),)),
     FsType("ext2/3/4", "pygrub.fs.ext4", ((0x438, b"\x53\xef"),)),
     FsType("xfs", "pygrub.fs.xfs", ((0, b"XFSB"),)),
     FsType("squashfs", "pygrub.fs.squashfs", ((0, b"hsqs"),)),

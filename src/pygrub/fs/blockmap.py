@@ -42,6 +42,29 @@ def _extent(run: Run, block_size: int) -> Extent:
     return Extent(logical * block_size, count * block_size, ExtentKind.DATA, where)
 
 
+def joined_extents(extents: Iterable[Extent]) -> Iterator[Extent]:
+    """``extents`` with each DATA extent that carries on from the one before, in the file
+    and in the volume, joined to it: one copy in the kernel instead of one per piece."""
+    pending: Extent | None = None
+    for ext in extents:
+        if (
+            pending is not None
+            and ext.kind is ExtentKind.DATA
+            and pending.kind is ExtentKind.DATA
+            and pending.file_offset + pending.length == ext.file_offset
+            and pending.offset + pending.length == ext.offset
+        ):
+            pending = Extent(
+                pending.file_offset, pending.length + ext.length, ExtentKind.DATA, pending.offset
+            )
+            continue
+        if pending is not None:
+            yield pending
+        pending = ext
+    if pending is not None:
+        yield pending
+
+
 def pointer_runs(pointers: Sequence[int], step: int = 1) -> Iterator[tuple[int, int, int]]:
     """(index, count, first pointer) of each run of non-zero pointers in which every one
     names the block ``step`` after the one before; zeros (holes) are in no run.

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Rebuild tests/fixtures/erofs: EROFS images made by Debian 13's mkfs.erofs (erofs-utils
+# 1.8), for what Debian 12's 1.5 cannot write: lzma, deflate and zstd pclusters, fragments,
+# dedupe and a second algorithm chosen per file.
+#
+# mmdebstrap makes a trixie chroot holding erofs-utils (the host's packages are left
+# alone); its mkfs.erofs makes each image from the tree below and its fsck.erofs extracts
+# each one again, which must give back the tree byte for byte. The images are committed
+# xz-compressed with a manifest: each image's options and label, and every path's type,
+# size and sha256 (or symlink target), which the tests compare against.
+#
+# Usage: scripts/make-erofs-fixtures.sh [OUTDIR]   (KEEP_WORK=1 keeps the work directory)
+#
+# Needs: mmdebstrap, xz-utils, python3, and Debian's archive. Not run by CI: the images it
+# makes are committed. About a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-tests/fixtures/erofs}
+work=$(mktemp -d)
+[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
+
+for tool in mmdebstrap xz python3; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+mmdebstrap --quiet --variant=essential --include=erofs-utils trixie "$work/root" \
+    http://deb.debian.org/debian
+chroot "$work/root" mkfs.erofs --version
+
+# -- the tree: a kernel and an initrd of varied, compressible data, a symlink, a deep
+#    directory and a big one (deterministic, so a rerun gives the same manifest) -------
+python3 - "$work/root/src" <<'TREE'
+import os
+import random
+import sys
+from pathlib import Path
+
+root = Path(sys.argv[1])
+rng = random.Random(2026)
+words = [bytes(rng.choice(b"etaoinshrdlu") for _ in range(rng.randint(2, 9))) for _ in range(300)]
+
+
+def text_like(size: int) -> bytes:
+    out = bytearray()
+    while len(out) < size:
+        out += b" ".join(rng.choice(words) for _ in range(64)) + b"\n"
+    return bytes(out[:size])
+
+
+files = {
+    "boot/grub/grub.cfg": b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n"
+    b" initrd /boot/initrd.img-6.1\n}\n",
+    "boot/vmlinuz-6.1": text_like(120_000) + rng.randbytes(8_000) + text_like(40_001),
+    "boot/initrd.img-6.1": text_like(80_000) + bytes(20_000) + text_like(7_777),
+    "boot/copy-of-initrd": b"",  # filled below: the same bytes, for dedupe
+    "empty": b"",
+    "tiny": b"hello, world\n",
+    "exact": text_like(4096),
+    "a/b/c/d/e/f/g/deep.txt": b"deep\n",
+    "h\u00e9llo.txt": b"a UTF-8 name\n",
+}
+files["boot/copy-of-initrd"] = files["boot/initrd.img-6.1"]
+for rel, data in files.items():
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+for index in range(400):
+    (root / "many").mkdir(exist_ok=True)
+    (root / "many" / f"entry-with-a-rather-long-name-{index:04d}").write_bytes(b"%d\n" % index)
+os.symlink("boot/vmlinuz-6.1", root / "vmlinuz")
+os.symlink("../../..", root / "a/b/c/up")
+TREE
+# Per-file algorithms: -z lists lz4hc first (HEAD1) and lzma second (HEAD2).
+printf '4096 .*initrd.* 1\n' >"$work/root/hints"
+
+# name|label (15 bytes at most)|mkfs.erofs options
+images=(
+    "lzma|boot-lzma|-zlzma,level=6 -C65536 -Eztailpacking"
+    "lzma-all-fragments|all-fragments|-zlzma -Eall-fragments"
+    "deflate|boot-deflate|-zdeflate,level=9 -Eztailpacking"
+    "zstd|boot-zstd|-zzstd,level=19 -C16384"
+    "lz4hc-dedupe-fragments|dedupe|-zlz4hc -C16384 -Ededupe,fragments"
+    "lz4hc-lzma-hints|two-algorithms|-zlz4hc:lzma --compress-hints=/hints"
+)
+mkdir -p "$work/images"
+for spec in "${images[@]}"; do
+    IFS='|' read -r name label options <<<"$spec"
+    # shellcheck disable=SC2086  # options are words
+    chroot "$work/root" mkfs.erofs --quiet -T0 -U 6b1f2b52-0d3e-4c8e-9a7c-2f6e1d0c5b4a \
+        -L "$label" $options "/$name.img" /src
+    rm -rf "$work/root/extracted"
+    chroot "$work/root" fsck.erofs --extract=/extracted "/$name.img"
+    diff -r --no-dereference "$work/root/src" "$work/root/extracted"
+    mv "$work/root/$name.img" "$work/images/"
+done
+
+mkdir -p "$out"
+rm -f "$out"/*.img.xz
+for spec in "${images[@]}"; do
+    IFS='|' read -r name _label _options <<<"$spec"
+    xz -9e -T1 -c "$work/images/$name.img" >"$out/$name.img.xz"
+done
+python3 - "$work/root/src" "$out" "${images[@]}" <<'MANIFEST'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "scripts")
+from reiserfs_fixture_tree import manifest_text, sha256_file, tree_manifest
+
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+images = {}
+for spec in sys.argv[3:]:
+    name, label, options = spec.split("|", 2)
+    images[name] = {
+        "label": label,
+        "options": options,
+        "sha256": sha256_file(out / f"{name}.img.xz"),
+    }
+(out / "manifest.json").write_text(manifest_text(images, tree_manifest(src)))
+MANIFEST
+ls -l "$out"
