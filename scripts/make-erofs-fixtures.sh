@@ -3,13 +3,14 @@
 # 1.8), for what Debian 12's 1.5 cannot write: lzma, deflate and zstd pclusters, fragments,
 # dedupe and a second algorithm chosen per file.
 #
-# mmdebstrap makes a trixie chroot holding erofs-utils (the host's packages are left
-# alone); its mkfs.erofs makes each image from the tree below and its fsck.erofs extracts
-# each one again, which must give back the tree byte for byte. The images are committed
-# xz-compressed with a manifest: each image's options and label, and every path's type,
-# size and sha256 (or symlink target), which the tests compare against.
+# scripts/trixie-chroot.sh makes a trixie chroot holding erofs-utils (the host's packages
+# are left alone); its mkfs.erofs makes each image from the tree below and its fsck.erofs
+# extracts each one again, which must give back the tree byte for byte. The images are
+# committed xz-compressed with a manifest: each image's options and label, and every
+# path's type, size and sha256 (or symlink target), which the tests compare against.
 #
-# Usage: scripts/make-erofs-fixtures.sh [OUTDIR]   (KEEP_WORK=1 keeps the work directory)
+# Usage: scripts/make-erofs-fixtures.sh [OUTDIR]   (KEEP_WORK=1 keeps the work directory,
+#        TRIXIE_ROOT=DIR keeps the chroot in DIR for the next run)
 #
 # Needs: mmdebstrap, xz-utils, python3, and Debian's archive. Not run by CI: the images it
 # makes are committed. About a minute.
@@ -23,13 +24,18 @@ for tool in mmdebstrap xz python3; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
 
-mmdebstrap --quiet --variant=essential --include=erofs-utils trixie "$work/root" \
-    http://deb.debian.org/debian
-chroot "$work/root" mkfs.erofs --version
+root=${TRIXIE_ROOT:-$work/root}
+scripts/trixie-chroot.sh "$root" erofs-utils
+in_root() { chroot "$root" "$@"; }
+in_root mkfs.erofs --version
+# What this script makes in the chroot is under /erofs-fixtures (/w is the other script's).
+rm -rf "$root/erofs-fixtures"
+w=$root/erofs-fixtures
+mkdir "$w"
 
 # -- the tree: a kernel and an initrd of varied, compressible data, a symlink, a deep
 #    directory and a big one (deterministic, so a rerun gives the same manifest) -------
-python3 - "$work/root/src" <<'TREE'
+python3 - "$w/src" <<'TREE'
 import os
 import random
 import sys
@@ -71,27 +77,27 @@ os.symlink("boot/vmlinuz-6.1", root / "vmlinuz")
 os.symlink("../../..", root / "a/b/c/up")
 TREE
 # Per-file algorithms: -z lists lz4hc first (HEAD1) and lzma second (HEAD2).
-printf '4096 .*initrd.* 1\n' >"$work/root/hints"
+printf '4096 .*initrd.* 1\n' >"$w/hints"
 
-# name|label (15 bytes at most)|mkfs.erofs options
+# name|label (15 bytes at most)|mkfs.erofs options (paths as the chroot sees them)
 images=(
     "lzma|boot-lzma|-zlzma,level=6 -C65536 -Eztailpacking"
     "lzma-all-fragments|all-fragments|-zlzma -Eall-fragments"
     "deflate|boot-deflate|-zdeflate,level=9 -Eztailpacking"
     "zstd|boot-zstd|-zzstd,level=19 -C16384"
     "lz4hc-dedupe-fragments|dedupe|-zlz4hc -C16384 -Ededupe,fragments"
-    "lz4hc-lzma-hints|two-algorithms|-zlz4hc:lzma --compress-hints=/hints"
+    "lz4hc-lzma-hints|two-algorithms|-zlz4hc:lzma --compress-hints=/erofs-fixtures/hints"
 )
 mkdir -p "$work/images"
 for spec in "${images[@]}"; do
     IFS='|' read -r name label options <<<"$spec"
     # shellcheck disable=SC2086  # options are words
-    chroot "$work/root" mkfs.erofs --quiet -T0 -U 6b1f2b52-0d3e-4c8e-9a7c-2f6e1d0c5b4a \
-        -L "$label" $options "/$name.img" /src
-    rm -rf "$work/root/extracted"
-    chroot "$work/root" fsck.erofs --extract=/extracted "/$name.img"
-    diff -r --no-dereference "$work/root/src" "$work/root/extracted"
-    mv "$work/root/$name.img" "$work/images/"
+    in_root mkfs.erofs --quiet -T0 -U 6b1f2b52-0d3e-4c8e-9a7c-2f6e1d0c5b4a \
+        -L "$label" $options "/erofs-fixtures/$name.img" /erofs-fixtures/src
+    rm -rf "$w/extracted"
+    in_root fsck.erofs --extract=/erofs-fixtures/extracted "/erofs-fixtures/$name.img"
+    diff -r --no-dereference "$w/src" "$w/extracted"
+    mv "$w/$name.img" "$work/images/"
 done
 
 mkdir -p "$out"
@@ -100,7 +106,7 @@ for spec in "${images[@]}"; do
     IFS='|' read -r name _label _options <<<"$spec"
     xz -9e -T1 -c "$work/images/$name.img" >"$out/$name.img.xz"
 done
-python3 - "$work/root/src" "$out" "${images[@]}" <<'MANIFEST'
+python3 - "$w/src" "$out" "${images[@]}" <<'MANIFEST'
 import sys
 from pathlib import Path
 

@@ -29,13 +29,7 @@ done
 # -- the chroot: trixie's mkfs tools -------------------------------------------------------
 # TRIXIE_ROOT=DIR keeps the chroot there and reuses it on the next run.
 root=${TRIXIE_ROOT:-$work/root}
-if [ ! -x "$root/usr/sbin/mkfs.xfs" ]; then
-    mmdebstrap --quiet --variant=essential --mode=root \
-        --include=e2fsprogs,xfsprogs,btrfs-progs trixie "$root" \
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main"
-fi
-# The tools look for mounts in /etc/mtab; nothing is mounted in the chroot.
-: >"$root/etc/mtab"
+scripts/trixie-chroot.sh "$root" e2fsprogs xfsprogs btrfs-progs
 rm -rf "$root/w"
 in_root() { chroot "$root" "$@"; }
 versions="e2fsprogs $(in_root dpkg-query -W -f='${Version}' e2fsprogs)"
