@@ -39,7 +39,7 @@ from fswalk import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import make_partitioned, run
+from imaging import run
 
 from pygrub.disk import ByteSource, FileSource, MemorySource
 from pygrub.errors import CorruptError, LimitError, PygrubError, UnsupportedError
@@ -215,26 +215,6 @@ def test_reads_images_of_erofs_utils_1_8(name):
                     digest.update(piece)
             assert digest.hexdigest() == entry["sha256"], path
     assert fs.read_file("/vmlinuz", MiB) == fs.read_file("/boot/vmlinuz-6.1", MiB)
-
-
-# -- the whole command on an EROFS guest ---------------------------------------------------
-
-
-def test_guest_boots_from_erofs_partition(tmp_path, tree):
-    image = mkfs_erofs(tree, tmp_path / "fs.img", "-zlz4hc", "-Eztailpacking")
-    disk = make_partitioned(tmp_path, [(image, "83")])
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pygrub", "-q", "--output-format=simple"]
-        + [f"--output-directory={out}", str(disk)],
-        capture_output=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    items = dict(item.split(" ", 1) for item in proc.stdout.decode().split("\n") if item)
-    assert Path(items["kernel"]).read_bytes() == (tree / KERNEL).read_bytes()
 
 
 def test_erofs_module_is_imported_only_for_erofs():
