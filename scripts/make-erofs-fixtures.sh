@@ -66,6 +66,13 @@ files = {
     "h\u00e9llo.txt": b"a UTF-8 name\n",
 }
 files["boot/copy-of-initrd"] = files["boot/initrd.img-6.1"]
+# An older initrd: 30000 bytes of the new one's start, at an unaligned offset between
+# bytes of its own. mkfs.erofs -Ededupe finds only the starts of extents it has already
+# written, so this file gets two extents that use part of a pcluster (partial-ref): its
+# first, cut short where the shared bytes begin, and the next: 30000 bytes of the initrd's
+# first pcluster.
+initrd = files["boot/initrd.img-6.1"]
+files["boot/initrd.img-6.1.bak"] = text_like(10_000) + initrd[:30_000] + text_like(20_000)
 for rel, data in files.items():
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +83,10 @@ for index in range(400):
 os.symlink("boot/vmlinuz-6.1", root / "vmlinuz")
 os.symlink("../../..", root / "a/b/c/up")
 TREE
-# Per-file algorithms: -z lists lz4hc first (HEAD1) and lzma second (HEAD2).
-printf '4096 .*initrd.* 1\n' >"$w/hints"
+# Per-file algorithms: -z lists lz4hc (index 0) and lzma (1); a hint line is
+# "pcluster-size [algorithm-index] regex", the index before the regex. The initrds' map
+# headers then name lzma for their HEAD1 lclusters (h_algorithmtype 1), the rest lz4.
+printf '4096 1 .*initrd.*\n' >"$w/hints"
 
 # name|label (15 bytes at most)|mkfs.erofs options (paths as the chroot sees them)
 images=(
@@ -85,6 +94,7 @@ images=(
     "lzma-all-fragments|all-fragments|-zlzma -Eall-fragments"
     "deflate|boot-deflate|-zdeflate,level=9 -Eztailpacking"
     "zstd|boot-zstd|-zzstd,level=19 -C16384"
+    "lz4hc-dedupe|partial-refs|-zlz4hc -C16384 -Ededupe"
     "lz4hc-dedupe-fragments|dedupe|-zlz4hc -C16384 -Ededupe,fragments"
     "lz4hc-lzma-hints|two-algorithms|-zlz4hc:lzma --compress-hints=/erofs-fixtures/hints"
 )

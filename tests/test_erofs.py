@@ -53,6 +53,7 @@ from pygrub.fs.erofs import (
     FLAT_PLAIN,
     MAGIC,
     ErofsFilesystem,
+    Inode,
     grub_guid,
     open_filesystem,
 )
@@ -215,6 +216,78 @@ def test_reads_images_of_erofs_utils_1_8(name):
                     digest.update(piece)
             assert digest.hexdigest() == entry["sha256"], path
     assert fs.read_file("/vmlinuz", MiB) == fs.read_file("/boot/vmlinuz-6.1", MiB)
+
+
+def committed_image(name: str) -> ErofsFilesystem:
+    return open_erofs(MemorySource(lzma.decompress((FIXTURES / f"{name}.img.xz").read_bytes())))
+
+
+def sha256_of(fs: ErofsFilesystem, path: str) -> str:
+    return hashlib.sha256(fs.read_file(path, MiB)).hexdigest()
+
+
+def map_header_at(inode: Inode) -> int:
+    """Where a compressed inode's z_erofs_map_header is: 8-byte aligned after the inode
+    and its xattrs."""
+    return -(-inode.tail // 8) * 8
+
+
+def test_a_second_algorithm_chosen_per_file():
+    """-zlz4hc:lzma with a hint (algorithm index 1) for the initrds: mkfs.erofs 1.8 names
+    an inode's algorithm in its map header's h_algorithmtype (the low nibble, for HEAD1
+    lclusters): lzma (1) for the initrds, whose pclusters decode as MicroLZMA (lz4 would
+    not) to the manifest's bytes, lz4 (0) for the kernel."""
+    fs = committed_image("lz4hc-lzma-hints")
+    tree = fixture_manifest()["tree"]
+    assert fs.algorithms == 0b11  # the superblock's available_compr_algs: lz4 and lzma
+    for path, algorithm in (("/boot/initrd.img-6.1", 1), ("/boot/vmlinuz-6.1", 0)):
+        inode = fs.inode(fs.resolve(path))
+        assert inode.layout in (COMPRESSED_FULL, COMPRESSED_COMPACT), path
+        h_algorithmtype = fs.source.pread(map_header_at(inode) + 6, 1)[0]
+        assert h_algorithmtype == algorithm, path
+        pclusters = [e.token for e in fs.node_extents(inode.nid) if e.token is not None]
+        assert pclusters and {p.algorithm for p in pclusters} == {algorithm}, path
+        assert sha256_of(fs, path) == tree[path]["sha256"], path
+
+
+@pytest.mark.parametrize("name", ["lz4hc-dedupe", "lz4hc-dedupe-fragments"])
+def test_partial_ref_extents(name):
+    """The .bak initrd holds 30000 bytes of the initrd's start at byte 10000: -Ededupe
+    made its extent there point at the initrd's first pcluster with Z_EROFS_LI_PARTIAL_REF
+    (it decodes to 38466 bytes, 30000 used), and cut its first extent short, partial too.
+    The flags are read from the full lcluster indexes as they are on disk, then the
+    reader's extents and the file's bytes are checked against them and the manifest."""
+    fs = committed_image(name)
+    tree = fixture_manifest()["tree"]
+    bak, initrd = (fs.inode(fs.resolve(f"/boot/initrd.img-6.1{s}")) for s in (".bak", ""))
+    assert (bak.layout, initrd.layout) == (COMPRESSED_FULL, COMPRESSED_FULL)
+
+    def lcluster_indexes(inode: Inode) -> list[tuple[int, int, int]]:
+        """(di_advise, di_clusterofs, di_blkaddr) of each lcluster: 8 bytes each, after
+        the map header and 8 reserved bytes."""
+        at, count = map_header_at(inode) + 16, -(-inode.size // fs.block_size)
+        return list(struct.iter_unpack("<HHI", fs.source.pread(at, 8 * count)))
+
+    partial = [
+        (lcn, clusterofs, blkaddr)
+        for lcn, (advise, clusterofs, blkaddr) in enumerate(lcluster_indexes(bak))
+        if advise & 3 != 2 and advise & 0x8000  # a head (not NONHEAD) with PARTIAL_REF
+    ]
+    initrd_first_block = lcluster_indexes(initrd)[0][2]
+    assert [p[:2] for p in partial] == [(0, 0), (10_000 // 4096, 10_000 % 4096)]
+    assert partial[1][2] == initrd_first_block
+
+    extents = list(fs.node_extents(bak.nid))
+    assert [(e.file_offset, e.length, e.token.partial) for e in extents[:2]] == [
+        (0, 10_000, True),
+        (10_000, 30_000, True),
+    ]
+    assert extents[1].token.position == initrd_first_block * fs.block_size
+    first = next(fs.node_extents(initrd.nid))
+    assert (first.token.position, first.length) == (extents[1].token.position, 38_466)
+    data = fs.read_file("/boot/initrd.img-6.1.bak", MiB)
+    assert data[10_000:40_000] == fs.read_file("/boot/initrd.img-6.1", MiB)[:30_000]
+    assert hashlib.sha256(data).hexdigest() == tree["/boot/initrd.img-6.1.bak"]["sha256"]
 
 
 def test_erofs_module_is_imported_only_for_erofs():
