@@ -30,6 +30,7 @@ from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from ..record import record
 from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
+from .blockmap import joined_extents
 from .directory import ListingCache, name_bytes
 from .layout import read_exact
 
@@ -163,11 +164,6 @@ class Encoded:
     position: int
     disk_size: int
     skip: int
-
-
-if TYPE_CHECKING:
-    #: (file offset, length, kind, volume offset or Encoded) before neighbours are merged.
-    Piece = tuple[int, int, ExtentKind, Any]
 
 
 def open_filesystem(source: ByteSource) -> SquashFilesystem | None:
@@ -421,7 +417,8 @@ class SquashFilesystem(Filesystem[int]):
             for index in compress(range(n), words):
                 yield first + index, words[index]
 
-    def _pieces(self, inode: Inode) -> Iterator[Piece]:
+    def _block_extents(self, inode: Inode) -> Iterator[Extent]:
+        """An extent per data block, then one for the tail in a fragment block, in file order."""
         bs = self.block_size
         has_fragment = inode.fragment != NO_FRAGMENT
         count = inode.size // bs if has_fragment else -(-inode.size // bs)
@@ -441,15 +438,16 @@ class SquashFilesystem(Filesystem[int]):
                     raise CorruptError(
                         f"squashfs: {what}: {disk_size} bytes stored for {length} bytes of file"
                     )
-                yield index * bs, length, ExtentKind.DATA, position
+                yield Extent(index * bs, length, ExtentKind.DATA, position)
             else:
-                yield index * bs, length, ExtentKind.ENCODED, Encoded(position, disk_size, 0)
+                token = Encoded(position, disk_size, 0)
+                yield Extent(index * bs, length, ExtentKind.ENCODED, token=token)
             position += disk_size
         tail = inode.size - count * bs
         if has_fragment and tail > 0:
-            yield self._tail_piece(inode, count * bs, tail)
+            yield self._tail_extent(inode, count * bs, tail)
 
-    def _tail_piece(self, inode: Inode, file_offset: int, tail: int) -> Piece:
+    def _tail_extent(self, inode: Inode, file_offset: int, tail: int) -> Extent:
         position, word = self._fragment(inode.fragment)
         what = f"fragment {inode.fragment} of inode 0x{inode.ref:x}"
         disk_size = self._block_disk_size(word, what)
@@ -464,8 +462,10 @@ class SquashFilesystem(Filesystem[int]):
                 f"squashfs: {what}: {tail} bytes at offset {skip} do not fit the fragment block"
             )
         if word & BLOCK_UNCOMPRESSED:
-            return file_offset, tail, ExtentKind.DATA, position + skip
-        return file_offset, tail, ExtentKind.ENCODED, Encoded(position, disk_size, skip)
+            return Extent(file_offset, tail, ExtentKind.DATA, position + skip)
+        return Extent(
+            file_offset, tail, ExtentKind.ENCODED, token=Encoded(position, disk_size, skip)
+        )
 
     def _fragment(self, index: int) -> tuple[int, int]:
         """(byte offset, size word) of fragment block ``index``, via the fragment index."""
@@ -479,26 +479,6 @@ class SquashFilesystem(Filesystem[int]):
         cursor = MetadataCursor(self, block, within * _FRAGMENT_ENTRY.size, self.bytes_used)
         start, word, _unused = cursor.unpack(_FRAGMENT_ENTRY)
         return start, word
-
-    @staticmethod
-    def _merged(pieces: Iterator[Piece]) -> Iterator[Extent]:
-        """Extents in file order; stored blocks that follow each other on disk become one."""
-        pending: list[Any] | None = None
-        for file_offset, length, kind, where in pieces:
-            if (
-                pending is not None
-                and kind is ExtentKind.DATA
-                and pending[2] is ExtentKind.DATA
-                and pending[0] + pending[1] == file_offset
-                and pending[3] + pending[1] == where
-            ):
-                pending[1] += length
-                continue
-            if pending is not None:
-                yield _extent(*pending)
-            pending = [file_offset, length, kind, where]
-        if pending is not None:
-            yield _extent(*pending)
 
     def read_encoded(self, node: int, extent: Extent) -> bytes:
         token = extent.token
@@ -569,10 +549,5 @@ class SquashFilesystem(Filesystem[int]):
     def node_extents(self, node: int) -> Iterator[Extent]:
         inode = self.inode(node)
         if inode.type is NodeType.FILE:
-            yield from self._merged(self._pieces(inode))
-
-
-def _extent(file_offset: int, length: int, kind: ExtentKind, where: Any) -> Extent:
-    if kind is ExtentKind.DATA:
-        return Extent(file_offset, length, kind, where)
-    return Extent(file_offset, length, kind, token=where)
+            # Stored blocks that follow each other on disk are one copy.
+            yield from joined_extents(self._block_extents(inode))
