@@ -1,7 +1,8 @@
 """GRUB 2.14's own blscfg and uki (grub-core/commands/blsuki.c), and an ESP holding only UKIs.
 
 Oracles: coreutils' ``sort -V`` for filevercmp (both are gnulib's filevercmp of 2022);
-the bytes objcopy put in each UKI for what boots. Entries are written as GRUB 2.14's manual and kernel-install write
+the bytes objcopy put in each UKI for what boots; ``bootctl list`` for the order of an
+ESP with only UKIs. Entries are written as GRUB 2.14's manual and kernel-install write
 them.
 """
 
@@ -15,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from imaging import make_ext, make_fat, make_partitioned, run
+from hostfs import HostDirFilesystem
+from imaging import make_ext, make_fat, make_partitioned, run, write_tree
 from test_grub2_commands import load_dirs
+from test_systemd_boot import bootctl_list
 from ukitools import (
     DAMAGES,
     INITRD,
@@ -29,9 +32,11 @@ from ukitools import (
     run_pygrub,
 )
 
+from pygrub.config import LoadContext
 from pygrub.config.grub2 import session_of
 from pygrub.config.grub2.bls import expand_value, parse_entry
 from pygrub.config.grub2.blsuki import filevercmp, greatest_first, is_default_entry
+from pygrub.config.uki import load
 
 # -- filevercmp against coreutils --------------------------------------------------------
 
@@ -387,3 +392,42 @@ def test_chainloader_of_a_damaged_uki_cannot_boot(tmp_path):
     err = proc.stderr.decode()
     assert err.startswith("pygrub: error: RuntimeError: ") and err.count("\n") == 1
     assert "chainloader" in err
+
+
+# -- an ESP holding only UKIs ------------------------------------------------------------
+
+
+def test_esp_with_only_ukis_boots_the_newest(tmp_path):
+    image = esp_disk(tmp_path, efi_tree(tmp_path, None))
+    proc, items = run_pygrub(image, tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    # systemd-boot's order: VERSION_ID 42 is the newest.
+    assert Path(items["kernel"]).read_bytes() == KERNEL[:1000] + b"42"
+    assert items["args"] == "root=LABEL=r42 quiet"
+    listing = subprocess.run(
+        [sys.executable, "-m", "pygrub", "-q", "-n", "--output-format=json", str(image)],
+        capture_output=True,
+        timeout=120,
+    )
+    chosen = json.loads(listing.stdout)
+    assert (chosen["bootloader"], chosen["config"]) == ("uki", "/EFI/Linux/")
+
+
+def test_esp_with_only_ukis_in_bootctls_order(tmp_path):
+    tree = efi_tree(tmp_path, None)
+    root = write_tree(tmp_path / "esp", tree)
+    theirs, _default = bootctl_list(root, tmp_path / "mnt")
+    menu = load(LoadContext("/EFI/Linux/", "", HostDirFilesystem(root)))
+    assert [e.title for e in menu.items] == [e["showTitle"] for e in theirs]
+    assert menu.format == "uki"
+
+
+def test_esp_with_only_damaged_ukis_is_a_clean_error(tmp_path):
+    efi = tmp_path / "x.efi"
+    efi.write_bytes(ukis(tmp_path / "ukis")["fedora-42.efi"])
+    image = esp_disk(tmp_path, {"EFI/Linux/x.efi": damaged(efi, "no PE signature")})
+    proc, items = run_pygrub(image, tmp_path)
+    assert proc.returncode == 1 and not items
+    err = proc.stderr.decode()
+    assert err.startswith("pygrub: error: RuntimeError: ") and err.count("\n") == 1
+    assert "/EFI/Linux/" in err and "no unified kernel image" in err
