@@ -398,8 +398,6 @@ def read_kernel_image(
     it.session.charge_read(UKI_HEADER_COST, where)
     try:
         image = read_uki(fs, path)
-    except ScriptLimitError:
-        raise
     except PygrubError as e:
         it.session.ctx.notes.append(f"{where}: not a unified kernel image: {e}")
         return None
