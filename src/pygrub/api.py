@@ -149,7 +149,8 @@ MenuItem = MenuEntry | MenuSubmenu
 class Menu:
     """A guest's boot menu: the first bootloader config found, in pygrub's search order."""
 
-    #: "grub2", "grub-legacy", "extlinux", "isolinux", "syslinux", "systemd-boot", "lilo".
+    #: "grub2", "grub-legacy", "extlinux", "isolinux", "syslinux", "systemd-boot", "lilo",
+    #: "uki" (an ESP holding only unified kernel images).
     bootloader: str
     #: The config file, as a path inside its filesystem.
     config_path: str

@@ -38,7 +38,8 @@ log = get_logger(__name__)
 class ConfigFormat:
     name: str
     module: str
-    #: Absolute paths inside a filesystem, in the order they are tried.
+    #: Absolute paths inside a filesystem, in the order they are tried; one ending in
+    #: "/" is a directory that marks the format (its loader gets no text).
     paths: tuple[str, ...]
 
     def load(self, ctx: LoadContext) -> BootMenu:
@@ -120,6 +121,9 @@ FORMATS: list[ConfigFormat] = [
         ),
     ),
     ConfigFormat("lilo", "pygrub.config.lilo", ("/etc/lilo.conf",)),
+    # An ESP holding only unified kernel images: the firmware's boot entries that name
+    # them are in its NVRAM, not on the disk.
+    ConfigFormat("uki", "pygrub.config.uki", ("/EFI/Linux/",)),
 ]
 
 
@@ -149,12 +153,13 @@ def find_menu(
     for label, view in [("", fs), *fs.boot_views()]:
         for fmt in FORMATS:
             for path in expand_paths(view, fmt.paths):
-                if not view.is_file(path):
+                is_dir = path.endswith("/")
+                if not (view.is_dir(path) if is_dir else view.is_file(path)):
                     continue
                 attempt = Attempt(f"{label}:{path}" if label else path, fmt.name)
                 attempts.append(attempt)
                 try:
-                    text = decode_config(view.read_file(path, MAX_CONFIG_BYTES))
+                    text = "" if is_dir else decode_config(view.read_file(path, MAX_CONFIG_BYTES))
                     ctx = LoadContext(path, text, view, volume, guest, extra_args)
                     menu = fmt.load(ctx)
                 except PygrubError as e:

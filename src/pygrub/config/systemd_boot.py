@@ -288,8 +288,9 @@ def matches(pattern: str, item: Entry) -> bool:
 class Loader:
     def __init__(self, ctx: LoadContext) -> None:
         self.ctx = ctx
-        # Found through the systemd-boot binary, the entries are in the ESP's /loader.
-        in_efi = ctx.path.lower().endswith(".efi")
+        # Found through the systemd-boot binary (or /EFI/Linux/, by config.uki), the
+        # entries are in the ESP's /loader.
+        in_efi = ctx.path.lower().endswith((".efi", "/efi/linux/"))
         self.loader_dir = "/loader" if in_efi else posixpath.dirname(ctx.path) or "/"
         #: The partition root the entries' paths start from ("/boot" on a root filesystem).
         self.base = posixpath.dirname(self.loader_dir.rstrip("/")) or "/"
@@ -379,7 +380,6 @@ class Loader:
         return False
 
     def build(self) -> BootMenu:
-        settings = self.settings()
         records = self.type1_entries() + self.type2_entries()
         if not records:
             where = (
@@ -387,11 +387,16 @@ class Loader:
                 posixpath.join(self.base, "EFI", "Linux"),
             )
             self.ctx.notes.append(f"no entry in {where[0]} nor {where[1]}")
+        return self.menu(records, "systemd-boot")
+
+    def menu(self, records: list[Entry], format_name: str) -> BootMenu:
+        """The entries in systemd-boot's order, the default chosen as it would."""
+        settings = self.settings()
         check_count(f"{self.loader_dir}: boot entries", len(records), MAX_MENU_ENTRIES)
         records.sort(key=functools.cmp_to_key(entry_order))
         unique_titles(records)
         items: list[MenuItem] = [r.entry for r in records]
-        menu = BootMenu(items, "systemd-boot")
+        menu = BootMenu(items, format_name)
         menu.timeout = settings.timeout
         menu.timeout_style = "hidden" if settings.timeout == 0 else "menu"
         menu.default, menu.default_reason = choose_default(records, settings.default)

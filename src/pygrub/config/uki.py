@@ -5,6 +5,13 @@ the kernel (.linux), the initrd (.initrd), the command line (.cmdline) and an os
 Only the headers and the two small text sections are read here; .linux and .initrd are
 located (file offset and length) for a later extraction, never loaded. The kernel boots
 with the initrds systemd-stub would hand it: .ucode (CPU microcode) first, then .initrd.
+
+systemd-boot (:mod:`.systemd_boot`) and GRUB 2.14's ``uki`` and ``chainloader``
+(:mod:`.grub2.blsuki`) list and boot these images. ``load`` is the config format of an
+EFI System Partition that holds only them in /EFI/Linux, with no loader to read: the
+firmware's boot entries naming them live in its NVRAM, which a disk image does not hold,
+so the menu is the one systemd-boot would show of them (newest first by .osrel's
+IMAGE_VERSION or VERSION_ID, then by file name), and its first entry boots.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from ..record import field, record
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from . import LoadContext
+    from .model import BootMenu
 
 # IMAGE_DOS_HEADER: e_magic "MZ", ..., e_lfanew (file offset of the PE signature) at 0x3c.
 DOS_HEADER = struct.Struct("<2s58xI")
@@ -66,6 +76,19 @@ class UnifiedKernelImage:
         """(offset, length) of each initrd section present and not empty, in load order."""
         found = (self.sections.get(name) for name in INITRD_SECTIONS)
         return [(s.offset, s.size) for s in found if s is not None and s.size]
+
+
+def load(ctx: LoadContext) -> BootMenu:
+    """The menu of the unified kernel images in ``ctx.path`` (an ESP's /EFI/Linux/)."""
+    from .systemd_boot import Loader
+
+    loader = Loader(ctx)
+    records = loader.type2_entries()
+    if not records:
+        ctx.notes.append(f"no unified kernel image in {ctx.path}")
+    menu = loader.menu(records, "uki")
+    menu.default_reason = "no loader on the ESP: the newest image, as systemd-boot orders them"
+    return menu
 
 
 def read_uki(fs: Filesystem, path: str) -> UnifiedKernelImage | None:

@@ -1,5 +1,8 @@
 """Boot Loader Specification entries as Red Hat's ``blscfg`` command turns them into menu entries.
 
+GRUB 2.14's own blscfg (:mod:`.blsuki`) reads the same files with the small differences
+that module lists; the reading and expanding here take a flag for them.
+
 We follow the EL8 blscfg (grub2-2.02-90.el8 and later RHEL 8): entries are read from
 ``$blsdir`` (default /loader/entries) on $root, then /boot/loader/entries when the first
 held none; sorted newest first by rpm's version comparison of the ``version`` key (when
@@ -44,18 +47,25 @@ def is_entry_file(name: str) -> bool:
     return not name.startswith(".") and len(name) > 5 and name.endswith(".conf")
 
 
-def parse_entry(name: str, text: str) -> BlsEntry:
+def parse_entry(name: str, text: str, upstream: bool = False) -> BlsEntry:
+    """Red Hat's blscfg cuts a line at its first space, else its first tab, and keeps a
+    value of blanks as empty; upstream's (grub_strtok_r on " \t") cuts at whichever of the
+    two comes first, and a value of blanks ends the file as a missing one does."""
     keyvals = []
     for raw in text.split("\n"):
         line = raw.replace("\r", "").lstrip(" \t")
         if line.startswith("#"):
             continue
         cut = line.find(" ")
-        if cut < 0:
-            cut = line.find("\t")
+        if cut < 0 or upstream:
+            tab = line.find("\t")
+            cut = tab if cut < 0 or 0 <= tab < cut else cut
         if cut < 0 or cut + 1 >= len(line):
             break
-        keyvals.append((line[:cut], line[cut + 1 :].lstrip(" \t")))
+        value = line[cut + 1 :].lstrip(" \t")
+        if upstream and not value:
+            break
+        keyvals.append((line[:cut], value))
     return BlsEntry(name[:-5] if name.endswith(".conf") else name, keyvals)
 
 
@@ -154,11 +164,15 @@ def _segment_end(text: str, start: int, numeric: bool) -> int:
     return end
 
 
-def expand_value(value: str | None, lookup: Callable[[str], str | None]) -> str | None:
+def expand_value(
+    value: str | None, lookup: Callable[[str], str | None], escapes: bool = True
+) -> str | None:
     """blscfg's expand_val: $name replaced by its value and a blank; unset names vanish.
 
     This is a character-for-character model of GRUB's loop, quirks included: a literal
-    piece of one character just before a '$' or at the very end is dropped.
+    piece of one character just before a '$' or at the very end is dropped. Red Hat's
+    leaves a '$' after a backslash alone (``escapes``); upstream's (blsuki_expand_val)
+    has no escape.
     """
     if value is None:
         return None
@@ -177,7 +191,7 @@ def expand_value(value: str | None, lookup: Callable[[str], str | None]) -> str 
         buffer = (buffer or "") + piece
 
     for pos, char in enumerate(value):
-        if char == "$" and value[end] != "\\":
+        if char == "$" and not (escapes and value[end] == "\\"):
             if start != end:
                 append(start, end)
             is_var = True

@@ -305,7 +305,8 @@ def cmd_linux(it: Interpreter, name: str, args: list[str]) -> int:
 def cmd_initrd(it: Interpreter, name: str, args: list[str]) -> int:
     if not args:
         raise CommandError(ERR_BAD_ARGUMENT, "filename expected")
-    if it.loaded.kind != LINUX:
+    # A chainloaded UKI boots as Linux here, but GRUB loaded it with chainloader.
+    if it.loaded.kind != LINUX or it.loaded.kernel_range is not None:
         raise CommandError(ERR_NO_KERNEL, "you need to load the kernel first")
     paths = []
     for arg in args:
@@ -348,7 +349,11 @@ def cmd_chainloader(it: Interpreter, name: str, args: list[str]) -> int:
     if not args:
         raise CommandError(ERR_BAD_ARGUMENT, "filename expected")
     device, path = it.split_device(args[0])
-    it.loaded = Loaded(CHAINLOADER, path, device, " ".join(args[1:]))
+    from .blsuki import chainloaded_uki
+
+    it.loaded = chainloaded_uki(it, device, path, " ".join(args[1:])) or Loaded(
+        CHAINLOADER, path, device, " ".join(args[1:])
+    )
     return ERR_NONE
 
 
@@ -377,15 +382,28 @@ def cmd_fail(it: Interpreter, name: str, args: list[str]) -> int:
 # -- BLS ---------------------------------------------------------------------------------
 
 
+def cmd_insmod(it: Interpreter, name: str, args: list[str]) -> int:
+    """Loads nothing; GRUB 2.14's blsuki module says which blscfg the config means."""
+    if "blsuki" in args:
+        it.session.upstream_bls = True
+    return ERR_NONE
+
+
 def cmd_blscfg(it: Interpreter, name: str, args: list[str]) -> int:
+    """Red Hat's blscfg; upstream's (GRUB 2.14, :mod:`.blsuki`) when given options or
+    when the config loaded blsuki.mod, or for ``uki``."""
+    if name == "uki" or (name == "blscfg" and (args or it.session.upstream_bls)):
+        from .blsuki import cmd_blsuki
+
+        return cmd_blsuki(it, name, args)
     root = it.env.get("root") or None
     fs = it.session.devices.filesystem(root)
     if fs is None:
         raise CommandError(ERR_UNKNOWN_DEVICE, f"no filesystem on ({root})")
     blsdir = it.env.get("blsdir") or bls.BLS_DIR
-    entries = _read_bls_dir(it, fs, blsdir)
+    entries = read_bls_dir(it, fs, blsdir)
     if not entries:
-        entries = _read_bls_dir(it, fs, bls.BLS_FALLBACK_DIR)
+        entries = read_bls_dir(it, fs, bls.BLS_FALLBACK_DIR)
     if not entries:
         it.session.ctx.notes.append(f"blscfg: no entry in {blsdir} nor {bls.BLS_FALLBACK_DIR}")
     for entry in bls.sort_newest_first(entries):
@@ -393,9 +411,12 @@ def cmd_blscfg(it: Interpreter, name: str, args: list[str]) -> int:
     return ERR_NONE
 
 
-def _read_bls_dir(it: Interpreter, fs: Filesystem, directory: str) -> list[bls.BlsEntry]:
+def read_bls_dir(
+    it: Interpreter, fs: Filesystem, directory: str, upstream: bool = False
+) -> list[bls.BlsEntry]:
+    """The entries of a directory, in its order; upstream's blscfg reads hidden files too."""
     try:
-        if not fs.is_dir(directory):
+        if not directory.startswith("/") or not fs.is_dir(directory):
             return []
         names = fs.listdir(directory)
     except PygrubError as e:
@@ -403,7 +424,7 @@ def _read_bls_dir(it: Interpreter, fs: Filesystem, directory: str) -> list[bls.B
         return []
     entries = []
     for file_name in names:
-        if not bls.is_entry_file(file_name):
+        if not (file_name.endswith(".conf") if upstream else bls.is_entry_file(file_name)):
             continue
         path = directory.rstrip("/") + "/" + file_name
         try:
@@ -413,7 +434,8 @@ def _read_bls_dir(it: Interpreter, fs: Filesystem, directory: str) -> list[bls.B
         except (NotFoundError, PygrubError) as e:
             log.info("blscfg: %s: %s", path, e)
             continue
-        entries.append(bls.parse_entry(file_name, text))
+        it.session.charge_read(len(text), path)
+        entries.append(bls.parse_entry(file_name, text, upstream))
         if len(entries) > min(MAX_DIR_ENTRIES, it.limits.max_entries):
             raise ScriptLimitError(f"blscfg: over {it.limits.max_entries} entries in {directory}")
     return entries
@@ -639,7 +661,7 @@ def _echo_escapes(text: str) -> tuple[str, bool]:
 # -- the tables --------------------------------------------------------------------------
 
 _NOOPS = (
-    "insmod rmmod lsmod terminal_input terminal_output terminal terminfo serial loadfont "
+    "rmmod lsmod terminal_input terminal_output terminal terminfo serial loadfont "
     "background_image background_color play clear cls lsfonts gettext help ls cat lspci "
     "videoinfo videotest vbeinfo usb nativedisk devicetree save_env list_env sleep "
     "cpuid cutmem badram gptsync parttool drivemap tpm_measure verify_detached trust distrust "
@@ -683,8 +705,10 @@ COMMANDS: dict[str, Command] = {
             "xnu_kernel64 freedos plan9 truecrypt pxechainloader xen_hypervisor"
         ).split()
     },
+    "insmod": cmd_insmod,
     "blscfg": cmd_blscfg,
     "bls_import": cmd_blscfg,
+    "uki": cmd_blscfg,
     "menuentry": cmd_menuentry,
     "submenu": cmd_menuentry,
     "hiddenentry": cmd_menuentry,

@@ -250,6 +250,9 @@ class Loaded:
     modules: list[tuple[str, str]] = field(default_factory=list)
     #: Why nothing can boot from this run, when a command said so.
     failure: str | None = None
+    #: A chainloaded unified kernel image: the byte ranges of its kernel and initrds.
+    kernel_range: tuple[int, int] | None = None
+    initrd_ranges: list[tuple[int, int] | None] = field(default_factory=list)
 
 
 CommandFunc = Callable[["Interpreter", str, list[str]], int]
@@ -284,6 +287,9 @@ class Session:
         self.final: Context | None = None
         #: What the top level itself loaded when it ran ``boot``.
         self.top_boot: Loaded | None = None
+        #: The config loaded GRUB 2.14's blsuki module or ran its ``uki``: a bare
+        #: ``blscfg`` is upstream's, not Red Hat's.
+        self.upstream_bls = False
         #: What ``echo`` printed (about the last MAX_OUTPUT_CHARS), for messages and tests.
         self._printed: deque[str] = deque()
         self._printed_chars = 0
@@ -309,6 +315,15 @@ class Session:
         if self.script_chars > self.limits.max_script_chars:
             raise ScriptLimitError(
                 f"over {self.limits.max_script_chars} characters of script parsed"
+            )
+
+    def charge_read(self, count: int, what: str) -> None:
+        """Boot entry files and UKI headers commands read share the bound on script read."""
+        self.script_chars += count
+        if self.script_chars > self.limits.max_script_chars:
+            raise ScriptLimitError(
+                f"over {self.limits.max_script_chars} characters of script and boot entries "
+                f"read ({what[:200]})"
             )
 
     def count_entry(self) -> None:

@@ -209,6 +209,8 @@ def _entry(definition: MenuDef, loaded: Loaded, problem: str | None) -> BootEntr
         kind=loaded.kind or OTHER,
         lines=_lines(definition),
         not_bootable=reason,
+        kernel_range=loaded.kernel_range,
+        initrd_ranges=list(loaded.initrd_ranges),
     )
 
 
@@ -285,6 +287,8 @@ def _put_top_level_boot_first(menu: Grub2Menu, loaded: Loaded, config: str) -> N
         device=loaded.device,
         kind=loaded.kind or OTHER,
         not_bootable=loaded.failure,
+        kernel_range=loaded.kernel_range,
+        initrd_ranges=list(loaded.initrd_ranges),
     )
     menu.items.insert(0, entry)
     menu.default = (0,)
