@@ -109,6 +109,9 @@ for a in 1 2; do f; echo after-f=$a; done
     "tests": r"""
 [ 0x10 -eq 16 ]; echo hex=$?
 [ 010 -eq 8 ]; echo oct=$?
+[ 08 -eq 8 ]; echo dec08=$?
+[ 0X10 -eq 0 ]; echo upper-x=$?
+[ 0x -eq 0 ]; echo bare-x=$?
 [ -5 -lt 3 ]; echo neg=$?
 [ abc -eq 0 ]; echo nan=$?
 [ a = a -a b = c ]; echo and=$?
@@ -227,6 +230,9 @@ hiddenentry 'H' { echo ENTRY H; halt; }
         "T>>G",
         "a b",
         "0x2",
+        "02",
+        "08",
+        "0X1",
         " 2",
         "s>zzz",
         "s>",
