@@ -241,13 +241,15 @@ def file_info(it: Interpreter, spec: str) -> tuple[bool, bool]:
 
 
 def file_size(it: Interpreter, spec: str) -> int:
-    """-s: the size of a file GRUB can open (an absolute path to a regular file), else 0."""
+    """-s: the size of a file GRUB can open (a regular file or a blocklist), else 0."""
     try:
         device, path = it.split_device(spec)
     except CommandError:
         return 0
+    if not path.startswith("/"):
+        return blocklist_size(it, device, path, spec)
     fs = it.session.devices.filesystem(device)
-    if fs is None or not path.startswith("/"):
+    if fs is None:
         return 0
     try:
         if not fs.is_file(path):
@@ -255,3 +257,17 @@ def file_size(it: Interpreter, spec: str) -> int:
         return fs.stat(path).size
     except PygrubError:
         return 0
+
+
+def blocklist_size(it: Interpreter, device: str | None, name: str, spec: str) -> int:
+    """The bytes a blocklist lists (none are read), 0 for one GRUB cannot open."""
+    from .blocklist import SECTOR_SIZE, blocklist_runs
+
+    source = it.session.devices.source(device)
+    if source is None:
+        return 0
+    try:
+        runs = blocklist_runs(name, source.size // SECTOR_SIZE, spec[:200], None)
+    except PygrubError:
+        return 0
+    return sum(count for _first, count in runs) * SECTOR_SIZE
