@@ -10,6 +10,8 @@ scripts/make-envblock-fixtures.sh.
 
 from __future__ import annotations
 
+import json
+import lzma
 import random
 import subprocess
 from pathlib import Path
@@ -25,6 +27,8 @@ from pygrub.config.grub2.blocklist import SECTOR_SIZE, blocklist_runs, read_bloc
 from pygrub.disk.source import FileSource, MemorySource
 from pygrub.errors import CorruptError, LimitError
 from pygrub.limits import MAX_CONFIG_BYTES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "envblock"
 
 FIXTURES = Path(__file__).parent / "fixtures" / "envblock"
 
@@ -293,3 +297,24 @@ def test_source_and_configfile_read_blocklists_as_grub(tmp_path):
     assert echoed == grub_view(disk, tmp_path)
     assert echoed == "from-blocklist\ndefault=[linux-2]\n"
     assert default_id == "linux-2"
+
+
+# -- made by GRUB 2.14 itself ------------------------------------------------------------
+
+
+def test_grub_2_14_wrote_the_block_and_chose_the_default(tmp_path):
+    """grub-editenv 2.14 wrote env_block=512+1 into the mounted Btrfs's grubenv and the
+    block at 256 KiB of its partition (next_entry, as grub-reboot does); grub-emu 2.14
+    read them and chose the default pygrub chooses."""
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(lzma.decompress((FIXTURES / manifest["image"]).read_bytes()))
+    at = manifest["partition_start_sector"] * SECTOR_SIZE + ENV_BTRFS_OFFSET
+    (tmp_path / "block").write_bytes(disk.read_bytes()[at : at + SECTOR_SIZE])
+    assert run("grub-editenv", tmp_path / "block", "list").decode() == manifest["block_list"]
+    assert "next_entry=linux-2\n" in manifest["block_list"]
+    assert "env_block=512+1\n" in manifest["grubenv"]
+    echoed, default_id, reason = pygrub_view(disk)
+    assert echoed == manifest["grub_emu_echo"] == "default=[linux-2]\n"
+    assert default_id == "linux-2"
+    assert reason == "next_entry=linux-2 from (hd0,gpt2)512+1"
