@@ -318,3 +318,6 @@ def test_grub_2_14_wrote_the_block_and_chose_the_default(tmp_path):
     assert echoed == manifest["grub_emu_echo"] == "default=[linux-2]\n"
     assert default_id == "linux-2"
     assert reason == "next_entry=linux-2 from (hd0,gpt2)512+1"
+    # GRUB's boot emptied next_entry with save_env into the block (of a copy of the image);
+    # pygrub never writes, so the image still says linux-2.
+    assert manifest["block_list_after_boot"] == "next_entry=\n"
