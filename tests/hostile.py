@@ -1662,6 +1662,17 @@ def config_cases() -> list[ConfigCase]:
             ),
             "boot",
         ),
+        # Blocklists: the whole device, past its end, 64-bit wrap, thousands of runs,
+        # sectors of the filesystem's own metadata read as an environment and a script.
+        ConfigCase(
+            "grub2-blocklists-hostile",
+            grub2(
+                "load_env -f 0+\nload_env -f (hd0)1+18446744073709551615\nload_env -f 0+1\n"
+                "source 18446744073709551615+1\nsource " + ",".join(["2+1"] * 5000) + "\n"
+                "configfile 0+2\nsource +\n[ -s 0+ ]\n" + ENTRY
+            ),
+            "boot",
+        ),
         ConfigCase(
             "bls-many-entries",
             grub2("blscfg\n", {f"loader/entries/e{i:04d}.conf": f"title T{i}\nversion 1.{i}\nlinux /boot/{KERNEL_NAME}\noptions {ARGS}\n" for i in range(400)}),

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from grubtools import editenv
 from hostfs import guest_of_dirs
 from imaging import require_tool, run, write_tree
 
@@ -29,15 +30,6 @@ def script_check(text: str, tmp_path: Path) -> None:
     proc = subprocess.run([tool, str(cfg)], capture_output=True, text=True)
     assert "Syntax error" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
-
-
-def editenv(path: Path, **values: str) -> bytes:
-    """A grubenv written by grub-editenv itself."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run("grub-editenv", path, "create")
-    if values:
-        run("grub-editenv", path, "set", *(f"{k}={v}" for k, v in values.items()))
-    return path.read_bytes()
 
 
 def load_tree(tmp_path: Path, tree: dict, config: str, name: str = "hd0,gpt2", uuid=None):

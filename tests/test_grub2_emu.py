@@ -9,38 +9,15 @@ upstream GRUB, so two Red Hat behaviours pygrub follows are kept out of these sc
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from grubtools import grub_emu
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import require_tool
 
 from pygrub.config import LoadContext
 from pygrub.config.grub2 import load, session_of
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_WELCOME = "Welcome to GRUB!\n"
-
-
-def grub_emu(text: str, directory: Path, halt: bool = True) -> str:
-    """What grub-emu's console shows for grub.cfg = text, minus colours and error lines."""
-    tool = require_tool("grub-emu")
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "grub.cfg").write_text(text + ("\nhalt\n" if halt else "\n"))
-    proc = subprocess.run(
-        [tool, "-d", str(directory), "-m", "/dev/null"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=30,
-    )
-    out = _ANSI.sub("", proc.stdout.decode("utf-8", "replace")).replace("\r", "")
-    if _WELCOME not in out:
-        pytest.fail(f"grub-emu did not start: {proc.stderr.decode(errors='replace')[:500]}")
-    out = out.split(_WELCOME, 1)[1].lstrip("\n")
-    return "".join(line for line in out.splitlines(True) if not line.startswith("error: "))
 
 
 def pygrub_output(text: str) -> str:
@@ -109,6 +86,9 @@ for a in 1 2; do f; echo after-f=$a; done
     "tests": r"""
 [ 0x10 -eq 16 ]; echo hex=$?
 [ 010 -eq 8 ]; echo oct=$?
+[ 08 -eq 8 ]; echo dec08=$?
+[ 0X10 -eq 0 ]; echo upper-x=$?
+[ 0x -eq 0 ]; echo bare-x=$?
 [ -5 -lt 3 ]; echo neg=$?
 [ abc -eq 0 ]; echo nan=$?
 [ a = a -a b = c ]; echo and=$?
@@ -227,6 +207,9 @@ hiddenentry 'H' { echo ENTRY H; halt; }
         "T>>G",
         "a b",
         "0x2",
+        "02",
+        "08",
+        "0X1",
         " 2",
         "s>zzz",
         "s>",

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from grubtools import editenv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from imaging import (
@@ -287,12 +288,8 @@ def debian_grub_cfg(disk: Grub2Disk, release: str, default: str, args: str) -> s
 
 def grubenv(tmp: Path, **values: str) -> bytes:
     """A grubenv block written by grub-editenv."""
-    path = tmp / "grubenv"
-    path.unlink(missing_ok=True)
-    run("grub-editenv", path, "create")
-    if values:
-        run("grub-editenv", path, "set", *(f"{k}={v}" for k, v in values.items()))
-    return path.read_bytes()
+    (tmp / "grubenv").unlink(missing_ok=True)
+    return editenv(tmp / "grubenv", **values)
 
 
 def debian_tree(payload: Payload, cfg: str, env: bytes | None = None) -> dict:

@@ -8,7 +8,7 @@ without side effects (nothing runs on the host, nothing is written to the guest)
 - ``lexer``/``parser``: grub-core/script's tokens and grammar, unit by unit.
 - ``interp``: word expansion and the execution rules of execute.c; ``commands``: the
   builtins; ``devices``: GRUB device names onto the guest's volumes; ``grubenv``,
-  ``bls``, ``regex``, ``testcmd``: what those commands read and compute.
+  ``blocklist``, ``bls``, ``regex``, ``testcmd``: what those commands read and compute.
 - ``menu``: entries evaluated, ``default``/``fallback``/``timeout`` resolved.
 
 The session behind a menu stays reachable, for the interactive menu's editor::

@@ -131,7 +131,10 @@ def cmd_load_env(it: Interpreter, name: str, args: list[str]) -> int:
         pairs = parse_envblk(data, path)
     except CorruptError as e:
         raise CommandError(ERR_BAD_FILE_TYPE, str(e)) from None
+    # A file is named by its path, a blocklist by its device too: "(hd0,gpt2)512+1".
     where = it.split_device(path)[1]
+    if not where.startswith("/"):
+        where = path
     for var, value in pairs:
         if whitelist and var not in whitelist:
             continue

@@ -9,8 +9,9 @@ config far more often than not.
 from __future__ import annotations
 
 from ..._typing import TYPE_CHECKING
+from ...disk import ByteSource
 from ...fs import Filesystem
-from ...guest import parse_device, same_device
+from ...guest import DeviceName, parse_device, same_device
 from ...log import get_logger
 
 if TYPE_CHECKING:
@@ -44,6 +45,21 @@ class Devices:
                 return guest.filesystem(volume)
         log.debug("device (%s) is not on this disk: using the config's filesystem", device[:80])
         return self.ctx.fs
+
+    def source(self, device: str | None) -> ByteSource | None:
+        """The bytes a device name (no parentheses) stands for, as blocklists read them:
+        its volume's, the whole disk's for ``hd0``; unknown names fall back as above."""
+        if not device or device == self.home_name:
+            return self.ctx.volume.source if self.ctx.volume is not None else None
+        guest = self.ctx.guest
+        if guest is not None:
+            volume = guest.find_volume(device)
+            if volume is not None:
+                return volume.source
+            if parse_device(device) == DeviceName(0, ()):
+                return guest.source
+        log.debug("device (%s) is not on this disk: using the config's volume", device[:80])
+        return self.ctx.volume.source if self.ctx.volume is not None else None
 
     def searchable(self, hints: list[str]) -> list[tuple[str, Filesystem]]:
         """(device name, filesystem) in the order ``search`` tries them: hinted ones first."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from ..._typing import TYPE_CHECKING
-from ...errors import LimitError, PygrubError
+from ...errors import CorruptError, LimitError, PygrubError
 from ...limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES
 from ...log import get_logger
 from ...record import field, record
@@ -684,8 +684,11 @@ class Interpreter:
         return self.env.get("root") or None, spec
 
     def read_file(self, spec: str) -> bytes:
-        """A guest file GRUB would open (path must be absolute), within MAX_CONFIG_BYTES."""
+        """A guest file GRUB would open, within MAX_CONFIG_BYTES: an absolute path, or
+        else a blocklist (kern/file.c opens any other name as one)."""
         device, path = self.split_device(spec)
+        if not path.startswith("/"):
+            return self.read_blocklist(device, path, spec)
         fs = self.session.devices.filesystem(device)
         if fs is None or not path.startswith("/") or not fs.is_file(path):
             raise CommandError(ERR_FILE_NOT_FOUND, f"file `{spec[:200]}' not found")
@@ -695,6 +698,20 @@ class Interpreter:
                 ERR_OUT_OF_RANGE, f"{spec[:200]} is {size} bytes, over {MAX_CONFIG_BYTES}"
             )
         return fs.read_file(path, MAX_CONFIG_BYTES)
+
+    def read_blocklist(self, device: str | None, name: str, spec: str) -> bytes:
+        """The sectors blocklist ``name`` lists on ``device``, within MAX_CONFIG_BYTES."""
+        from .blocklist import read_blocklist
+
+        source = self.session.devices.source(device)
+        if source is None:
+            raise CommandError(ERR_UNKNOWN_DEVICE, f"no disk to read blocklist {spec[:200]}")
+        try:
+            return read_blocklist(source, name, spec[:200], MAX_CONFIG_BYTES)
+        except LimitError as e:
+            raise CommandError(ERR_OUT_OF_RANGE, str(e)) from None
+        except CorruptError as e:
+            raise CommandError(ERR_BAD_FILENAME, str(e)) from None
 
     def config_path(self, spec: str) -> str:
         """The value GRUB gives $config_file for a file read as config."""

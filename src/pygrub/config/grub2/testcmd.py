@@ -21,22 +21,27 @@ MAX_TEST_NESTING = 32
 _ULONG_MAX = (1 << 64) - 1
 
 
-def grub_strtoul(text: str, base: int = 0) -> tuple[int | None, int]:
-    """grub_strtoul: (value, index after the digits); value None when no digit was read.
+def grub_strtoul(text: str, base: int = 0, start: int = 0) -> tuple[int | None, int]:
+    """grub_strtoul from ``text[start:]``: (value, index in ``text`` after the digits);
+    value None when no digit was read.
 
-    Leading blanks are skipped; base 0 reads 0x.. as hex and 0.. as octal; a value past
-    64 bits is an error (None), as in GRUB.
+    As kern/misc.c: leading blanks are skipped; base 0 reads 0x.. (lower-case x only) as
+    hex and a 0 followed by an octal digit as octal, so "08" is 8; a value past 64 bits
+    is an error (None).
     """
-    i = 0
+    i = start
     n = len(text)
     while i < n and text[i] in " \t\r\n":
         i += 1
-    if base in (0, 16) and text.startswith(("0x", "0X"), i):
-        base = 16
-        i += 2
-    elif base == 0:
-        base = 8 if text.startswith("0", i) else 10
-    start = i
+    if text.startswith("0x", i):
+        if base in (0, 16):
+            base = 16
+            i += 2
+    elif base == 0 and text.startswith("0", i) and "0" <= text[i + 1 : i + 2] <= "7":
+        base = 8
+    if base == 0:
+        base = 10
+    first = i
     value = 0
     while i < n:
         digit = _digit(text[i])
@@ -46,8 +51,8 @@ def grub_strtoul(text: str, base: int = 0) -> tuple[int | None, int]:
         if value > _ULONG_MAX:
             return None, i
         i += 1
-    if i == start:
-        return None, start
+    if i == first:
+        return None, first
     return value, i
 
 
@@ -236,13 +241,15 @@ def file_info(it: Interpreter, spec: str) -> tuple[bool, bool]:
 
 
 def file_size(it: Interpreter, spec: str) -> int:
-    """-s: the size of a file GRUB can open (an absolute path to a regular file), else 0."""
+    """-s: the size of a file GRUB can open (a regular file or a blocklist), else 0."""
     try:
         device, path = it.split_device(spec)
     except CommandError:
         return 0
+    if not path.startswith("/"):
+        return blocklist_size(it, device, path, spec)
     fs = it.session.devices.filesystem(device)
-    if fs is None or not path.startswith("/"):
+    if fs is None:
         return 0
     try:
         if not fs.is_file(path):
@@ -250,3 +257,17 @@ def file_size(it: Interpreter, spec: str) -> int:
         return fs.stat(path).size
     except PygrubError:
         return 0
+
+
+def blocklist_size(it: Interpreter, device: str | None, name: str, spec: str) -> int:
+    """The bytes a blocklist lists (none are read), 0 for one GRUB cannot open."""
+    from .blocklist import SECTOR_SIZE, blocklist_runs
+
+    source = it.session.devices.source(device)
+    if source is None:
+        return 0
+    try:
+        runs = blocklist_runs(name, source.size // SECTOR_SIZE, spec[:200], None)
+    except PygrubError:
+        return 0
+    return sum(count for _first, count in runs) * SECTOR_SIZE
