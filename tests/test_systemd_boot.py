@@ -17,11 +17,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import ukitools
 from corpus import corpus_cases, load_expected
 from hostfs import HostDirFilesystem, guest_of_dirs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import require_tool, run, write_tree
+from imaging import require_tool, write_tree
 
 from pygrub.boot import plan_boot
 from pygrub.config import LoadContext, find_menu, uki
@@ -30,7 +31,7 @@ from pygrub.config.model import LINUX, OTHER, BootEntry, BootMenu
 from pygrub.errors import LimitError, PygrubError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+STUB = ukitools.STUB
 
 
 def esp_menu(root: Path) -> BootMenu:
@@ -351,28 +352,9 @@ def test_agrees_with_bootctl(tmp_path, files):
 def build_uki(
     directory: Path, name: str, osrel: str, cmdline: str, kernel: bytes, initrd: bytes
 ) -> Path:
-    """A UKI made as dracut/mkinitcpio do: the systemd stub plus sections added by objcopy."""
-    if not STUB.exists():
-        pytest.fail(f"{STUB} is missing (apt-get install systemd-boot-efi; .ci/run does)")
-    parts = {
-        ".osrel": osrel.encode(),
-        ".cmdline": cmdline.encode(),
-        ".linux": kernel,
-        ".initrd": initrd,
-    }
-    args = []
-    for index, (section, data) in enumerate(parts.items()):
-        path = directory / f"{name}{section}"
-        path.write_bytes(data)
-        args += [
-            "--add-section",
-            f"{section}={path}",
-            "--change-section-vma",
-            f"{section}={0x2000000 + index * 0x1000000:#x}",
-        ]
-    out = directory / name
-    run("objcopy", *args, STUB, out)
-    return out
+    """A UKI made as dracut/mkinitcpio do (ukitools.build_uki), from its four parts."""
+    sections = {".osrel": osrel.encode(), ".cmdline": cmdline.encode()}
+    return ukitools.build_uki(directory, name, {**sections, ".linux": kernel, ".initrd": initrd})
 
 
 def test_uki_sections_and_menu_entry(tmp_path):
