@@ -7,8 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hostfs import guest_of_dirs
+
+from pygrub.config import FORMATS, LoadContext, decode_config, grub2
+from pygrub.config.model import BootEntry, BootMenu
+
+_GRUB2_PATHS = next(f for f in FORMATS if f.name == "grub2").paths
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+#: grub.cfg as Debian 13's grub-mkconfig writes it (scripts/make-grub-mkconfig-fixtures.sh),
+#: case folders laid out as the corpus's.
+MKCONFIG = Path(__file__).resolve().parent / "fixtures" / "grub-mkconfig"
 
 
 def corpus_cases(*formats: str) -> list[pytest.param]:
@@ -24,8 +34,13 @@ def corpus_cases(*formats: str) -> list[pytest.param]:
                 None, id="corpus-missing", marks=pytest.mark.skip(reason=f"no corpus at {CORPUS}")
             )
         ]
+    return cases_in(CORPUS, *formats)
+
+
+def cases_in(root: Path, *formats: str) -> list[pytest.param]:
+    """The case folders under ``root`` laid out as the corpus's (expected.json in each)."""
     cases = []
-    for expected in sorted(CORPUS.glob("*/expected.json")):
+    for expected in sorted(root.glob("*/expected.json")):
         data = json.loads(expected.read_text())
         if formats and data["format"] not in formats:
             continue
@@ -61,3 +76,51 @@ ESP_LAYOUTS = {
         "d0be5cb9-622d-42d5-a531-674aaa120309",
     ),
 }
+
+
+def load_grub2_case(case: Path) -> BootMenu:
+    """The menu pygrub.config.grub2 evaluates for a case, its folders as the guest's volumes.
+
+    expected.json's ``volumes`` (each a folder of the case with its GRUB name and
+    filesystem UUID) and ``config`` ([volume index, path]) say where GRUB starts, when
+    given; else ESP_LAYOUTS does, or the case folder is hd0,msdos1 with the config at
+    the first of the grub2 format's paths it holds.
+    """
+    expected = load_expected(case)
+    if "volumes" in expected:
+        given = expected["volumes"]
+        guest, volumes = guest_of_dirs(*((v["grub_name"], case / v["folder"]) for v in given))
+        for volume, v in zip(volumes, given, strict=True):
+            guest.filesystem(volume).uuid = v["uuid"]
+        index, config = expected["config"]
+        volume = volumes[index]
+    elif case.name in ESP_LAYOUTS:
+        esp_dir, config, uuid = ESP_LAYOUTS[case.name]
+        guest, volumes = guest_of_dirs(("hd0,gpt1", case / esp_dir), ("hd0,gpt2", case))
+        guest.filesystem(volumes[1]).uuid = uuid
+        volume = volumes[0]
+    else:
+        guest, volumes = guest_of_dirs(("hd0,msdos1", case))
+        volume = volumes[0]
+        fs = guest.filesystem(volume)
+        config = next((p for p in _GRUB2_PATHS if fs.is_file(p)), None)
+        if config is None:
+            config = "/" + expected["config_files"][0]
+    fs = guest.filesystem(volume)
+    text = decode_config(fs.read_file(config, 1 << 20))
+    return grub2.load(LoadContext(config, text, fs, volume, guest))
+
+
+def assert_entry_is(entry: object, want: dict, case_name: str) -> None:
+    """A BootEntry as expected.json describes it (the args after ERRATA_ARGS)."""
+    assert isinstance(entry, BootEntry)
+    assert entry.title == want["title"]
+    assert entry.kernel == want["kernel"]
+    assert entry.kind == want.get("type", "linux")
+    if entry.kind != "linux":
+        return  # hypervisor entries: the path and the kind are what we check
+    assert entry.initrds == want.get("initrd", [])
+    assert entry.args == ERRATA_ARGS.get(case_name, want["args"])
+    assert entry.not_bootable is None
+    if "id" in want:
+        assert entry.id == want["id"]

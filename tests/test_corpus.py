@@ -1,5 +1,8 @@
 """Every corpus case through the whole command: an ext4 image per case, pygrub run as libxl does.
 
+Debian 13's grub-mkconfig cases (tests/fixtures/grub-mkconfig) run here too, each on a
+disk with the partitions and filesystem UUIDs its expected.json lists.
+
 The image holds the case's files at their paths plus a distinct fake kernel and initrd at
 each path the expected default entry names; pygrub must extract exactly those and print
 the expected command line.
@@ -11,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from corpus import ERRATA_ARGS, ESP_LAYOUTS, corpus_cases, load_expected
+from corpus import ERRATA_ARGS, ESP_LAYOUTS, MKCONFIG, cases_in, corpus_cases, load_expected
 from imaging import make_ext, make_fat, make_partitioned
 
 
@@ -57,8 +60,12 @@ def _tree_for(case, view: dict | None) -> dict:
 
 
 def _image_for(case, view, tmp_path):
-    """A whole-disk ext4 image; for an ESP layout, a GPT disk with a FAT ESP and an ext4 root."""
+    """A whole-disk ext4 image; for an ESP layout, a GPT disk with a FAT ESP and an ext4 root;
+    for a case that lists its volumes, a disk with those partitions."""
     tree = _tree_for(case, view)
+    volumes = load_expected(case).get("volumes")
+    if volumes is not None:
+        return _disk_of(volumes, tree, tmp_path)
     layout = ESP_LAYOUTS.get(case.name)
     if layout is None:
         return make_ext(tmp_path, tree, size_mb=64)
@@ -71,7 +78,33 @@ def _image_for(case, view, tmp_path):
     return make_partitioned(tmp_path, [(esp, "U"), (root, "L")], label="gpt")
 
 
-@pytest.mark.parametrize("case", corpus_cases())
+def _disk_of(volumes: list[dict], tree: dict, tmp_path):
+    """Partition N of expected.json's hd0,msdosN / hd0,gptN: its folder's files, its UUID."""
+    folders = [v["folder"].strip("./") for v in volumes]
+    partitions = []
+    for index, volume in enumerate(volumes):
+        folder = folders[index]
+        nested = [f for f in folders if f != folder and f.startswith(folder)]
+        files = {
+            path.removeprefix(folder + "/") if folder else path: data
+            for path, data in tree.items()
+            if (not folder or path.startswith(folder + "/"))
+            and not any(path.startswith(f + "/") for f in nested)
+        }
+        name = f"part{index + 1}.img"
+        if volume["fs"] == "vfat":
+            serial = ("-i", volume["uuid"].replace("-", ""))
+            image = make_fat(tmp_path, files, bits=16, size_kb=32 * 1024, name=name, options=serial)
+            partitions.append((image, "U"))
+        else:
+            options = ("-U", volume["uuid"])
+            partitions.append((make_ext(tmp_path, files, 64, options=options, name=name), "L"))
+        assert volume["grub_name"].endswith(str(index + 1)), "volumes are listed in disk order"
+    label = "gpt" if "gpt" in volumes[0]["grub_name"] else "dos"
+    return make_partitioned(tmp_path, partitions, label=label)
+
+
+@pytest.mark.parametrize("case", corpus_cases() + cases_in(MKCONFIG))
 def test_corpus_case_boots_expected_entry(case, tmp_path):
     expected = load_expected(case)
     view = linux_view(expected)

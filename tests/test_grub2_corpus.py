@@ -1,7 +1,8 @@
 """Every GRUB 2 / BLS case of the shared corpus through pygrub.config.grub2.
 
 The case folder is the volume (or, for an ESP layout, two volumes with the uuid the
-config searches for). We check the default path and the default entry's title, kernel,
+config searches for). Debian 13's grub-mkconfig cases (tests/fixtures/grub-mkconfig) run
+here too; tests/test_grub_mkconfig.py checks their every entry. We check the default path and the default entry's title, kernel,
 initrds and args against expected.json.
 """
 
@@ -11,15 +12,19 @@ import os
 from pathlib import Path
 
 import pytest
-from corpus import CORPUS, ERRATA_ARGS, ESP_LAYOUTS, corpus_cases, load_expected
+from corpus import (
+    CORPUS,
+    MKCONFIG,
+    assert_entry_is,
+    cases_in,
+    corpus_cases,
+    load_expected,
+    load_grub2_case,
+)
 from hostfs import guest_of_dirs
 
-from pygrub.config import FORMATS, LoadContext, decode_config
+from pygrub.config import LoadContext, decode_config
 from pygrub.config.grub2 import load
-from pygrub.config.model import BootEntry
-
-GRUB2_PATHS = next(f for f in FORMATS if f.name == "grub2").paths
-
 
 #: Configs with entries under `if [ "$grub_platform" = ... ]`; pygrub's platform is "xen".
 PLATFORM_DEPENDENT_MENUS = (
@@ -30,52 +35,21 @@ PLATFORM_DEPENDENT_MENUS = (
 )
 
 
-def _load_case(case: Path):
-    layout = ESP_LAYOUTS.get(case.name)
-    if layout is not None:
-        esp_dir, config, uuid = layout
-        guest, volumes = guest_of_dirs(("hd0,gpt1", case / esp_dir), ("hd0,gpt2", case))
-        guest.filesystem(volumes[1]).uuid = uuid
-        volume = volumes[0]
-    else:
-        guest, volumes = guest_of_dirs(("hd0,msdos1", case))
-        volume = volumes[0]
-        fs = guest.filesystem(volume)
-        config = next((p for p in GRUB2_PATHS if fs.is_file(p)), None)
-        if config is None:
-            config = "/" + load_expected(case)["config_files"][0]
-    fs = guest.filesystem(volume)
-    text = decode_config(fs.read_file(config, 1 << 20))
-    return load(LoadContext(config, text, fs, volume, guest))
-
-
-@pytest.mark.parametrize("case", corpus_cases("grub2", "bls"))
+@pytest.mark.parametrize("case", corpus_cases("grub2", "bls") + cases_in(MKCONFIG))
 def test_corpus_default_entry(case):
     expected = load_expected(case)
-    menu = _load_case(case)
+    menu = load_grub2_case(case)
     assert list(menu.default) == expected["default_path"], menu.default_reason
-    entry = menu.item_at(menu.default)
-    assert isinstance(entry, BootEntry)
-    want = expected["default"]
-    assert entry.title == want["title"]
-    assert entry.kernel == want["kernel"]
-    assert entry.kind == want.get("type", "linux")
-    if entry.kind != "linux":
-        return  # hypervisor entries: the path and the kind are what we check
-    assert entry.initrds == want.get("initrd", [])
-    assert entry.args == ERRATA_ARGS.get(case.name, want["args"])
-    assert entry.not_bootable is None
-    if "id" in want:
-        assert entry.id == want["id"]
+    assert_entry_is(menu.item_at(menu.default), expected["default"], case.name)
 
 
-@pytest.mark.parametrize("case", corpus_cases("grub2", "bls"))
+@pytest.mark.parametrize("case", corpus_cases("grub2", "bls") + cases_in(MKCONFIG))
 def test_corpus_top_level_titles(case):
     """The top level of the menu has the titles expected.json lists, where it is sure of them."""
     expected = load_expected(case)
     if case.name in PLATFORM_DEPENDENT_MENUS:
         pytest.skip("expected.json lists entries that exist only on some grub_platform")
-    menu = _load_case(case)
+    menu = load_grub2_case(case)
     want = [item["title"] for item in expected["entries"]]
     got = [item.title for item in menu.items]
     assert got == want
