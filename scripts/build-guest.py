@@ -158,7 +158,9 @@ def sources(suite: str) -> list[str]:
     ]
 
 
-def mmdebstrap_argv(suite: str, tarball: Path, packages_list: Path) -> list[str]:
+def mmdebstrap_argv(
+    suite: str, tarball: Path, packages_list: Path, extra: tuple[str, ...] = ()
+) -> list[str]:
     files = {"usr/local/sbin/pygrub-marker": MARKER_SCRIPT}
     files["etc/systemd/system/pygrub-marker.service"] = MARKER_UNIT
     writes = [
@@ -171,7 +173,7 @@ def mmdebstrap_argv(suite: str, tarball: Path, packages_list: Path) -> list[str]
         "--mode=root",
         "--variant=apt",
         '--aptopt=APT::Install-Recommends "false"',
-        f"--include={','.join(PACKAGES)}",
+        f"--include={','.join(PACKAGES + extra)}",
         # grub-pc's postinst asks for the disks to install to; there are none yet.
         "--essential-hook=echo 'grub-pc grub-pc/install_devices_empty boolean true'"
         ' | chroot "$1" debconf-set-selections',
@@ -185,16 +187,17 @@ def mmdebstrap_argv(suite: str, tarball: Path, packages_list: Path) -> list[str]
     ]
 
 
-def rootfs(suite: str) -> tuple[Path, str]:
-    """The suite's installed tree as a tarball, and its sorted package versions."""
-    recipe = digest(json.dumps(mmdebstrap_argv(suite, Path("T"), Path("P"))))
+def rootfs(suite: str, extra: tuple[str, ...]) -> tuple[Path, str]:
+    """The suite's installed tree (with the ``extra`` packages) as a tarball, and its
+    sorted package versions."""
+    recipe = digest(json.dumps(mmdebstrap_argv(suite, Path("T"), Path("P"), extra)))
     tarball = cache_dir() / f"rootfs-{suite}-{recipe}.tar"
     packages = tarball.with_suffix(".packages")
     if os.environ.get("PYGRUB_GUEST_REFRESH") == "1" or not packages.is_file():
         with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
             part, part_list = Path(work) / "rootfs.tar", Path(work) / "packages"
             with step(f"mmdebstrap {suite}"):
-                run(*mmdebstrap_argv(suite, part, part_list))
+                run(*mmdebstrap_argv(suite, part, part_list, extra))
             part.replace(tarball)
             part_list.replace(packages)
     return tarball, packages.read_text()
@@ -278,6 +281,8 @@ class Guest:
         #: UUID -> device, for the guest's /dev/disk/by-uuid.
         self.uuids: dict[str, str] = {}
         self.grub_install = f"grub-install --target=i386-pc {disk.device}"
+        #: What is left to do once the guest's tools have run.
+        self.finish: list[Callable[[], None]] = []
 
     def add_fs(self, device: str, where: str, fstype: str, options: str = "defaults") -> str:
         uuid = uuid_of(device)
@@ -341,10 +346,39 @@ def xfs_boot_gpt(g: Guest) -> None:
     extract(g.tarball, g.root, "./boot")
 
 
-LAYOUTS: dict[str, tuple[str, bool, Callable[[Guest], None]]] = {
-    "mbr-ext4": ("label: dos\nstart=2048, type=83, bootable\n", False, mbr_ext4),
-    "btrfs-subvol": ("label: dos\nstart=2048, type=83, bootable\n", False, btrfs_subvolume),
-    "gpt-xfs-boot": ("-n 1:2048:+1M -t 1:EF02 -n 2:0:+512M -n 3:0:0", True, xfs_boot_gpt),
+def uefi_esp(g: Guest) -> None:
+    """GPT with an EFI System Partition made by the guest's mkfs.vfat, root on ext4, and
+    the signed GRUB, whose grub.cfg on the ESP hands over to /boot/grub/grub.cfg."""
+    run("mkfs.ext4", "-q", g.disk.part(2))
+    mount(g.stack, g.disk.part(2), g.root)
+    g.add_fs(g.disk.part(2), "/", "ext4", "errors=remount-ro")
+    extract(g.tarball, g.root)
+    g.enter()
+    esp = g.disk.part(1)
+    in_guest(g.root, f"mkfs.vfat -F 32 /dev/{Path(esp).name}")
+    g.add_fs(esp, "/boot/efi", "vfat", "umask=0077")
+    # A kernel without vfat (a container's) cannot mount the ESP: grub-install writes
+    # into a tmpfs whose source is the ESP's name (it probes that device, FAT, to
+    # accept the directory), and mtools copies what it wrote into the FAT.
+    mount(g.stack, esp, g.root / "boot" / "efi", "mode=700", fstype="tmpfs")
+    g.grub_install = "grub-install --target=x86_64-efi --efi-directory=/boot/efi --no-nvram"
+    efi = g.root / "boot" / "efi" / "EFI"
+    copy = ("mcopy", "-s", "-i", esp, efi, "::/")
+    g.finish.append(lambda: run(*copy, env={"MTOOLS_SKIP_CHECK": "1"}) and None)
+
+
+#: name -> (partition table: sfdisk's script or sgdisk's options, whether GPT, the layout,
+#: the packages it needs beyond PACKAGES)
+LAYOUTS: dict[str, tuple[str, bool, Callable[[Guest], None], tuple[str, ...]]] = {
+    "mbr-ext4": ("label: dos\nstart=2048, type=83, bootable\n", False, mbr_ext4, ()),
+    "btrfs-subvol": ("label: dos\nstart=2048, type=83, bootable\n", False, btrfs_subvolume, ()),
+    "gpt-xfs-boot": ("-n 1:2048:+1M -t 1:EF02 -n 2:0:+512M -n 3:0:0", True, xfs_boot_gpt, ()),
+    "uefi": (
+        "-n 1:2048:+100M -t 1:EF00 -n 2:0:0",
+        True,
+        uefi_esp,
+        ("grub-efi-amd64-signed", "shim-signed"),
+    ),
 }
 
 
@@ -366,14 +400,14 @@ def choose_kernel(choice: str, older: str, root_uuid: str) -> str:
 
 
 def build(suite: str, layout: str, choice: str) -> dict:
-    tarball, packages = rootfs(suite)
+    table, gpt, lay, extra = LAYOUTS[layout]
+    tarball, packages = rootfs(suite, extra)
     older, newer = kernel_releases(packages)
     key = digest(packages, Path(__file__).read_bytes(), layout, choice)
     name = f"{suite}-{layout}-{choice}-{key}"
     manifest_path = cache_dir() / f"{name}.json"
     if manifest_path.is_file():
         return json.loads(manifest_path.read_text())
-    table, gpt, lay = LAYOUTS[layout]
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp, ExitStack() as stack:
         work = Path(tmp)
         part = work / "disk.img"
@@ -392,6 +426,8 @@ def build(suite: str, layout: str, choice: str) -> dict:
         )
         with step(f"{name}: update-initramfs, grub-install, update-grub in the guest"):
             in_guest(guest.root, script)
+        for finish in guest.finish:
+            finish()
         manifest = {
             "suite": suite,
             "layout": layout,

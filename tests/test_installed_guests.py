@@ -45,6 +45,7 @@ FIELD_GUESTS = [
     ("trixie", "mbr-ext4", "set-default"),
     ("trixie", "btrfs-subvol", "default"),
     ("trixie", "gpt-xfs-boot", "default"),
+    ("trixie", "uefi", "default"),
 ]
 
 
