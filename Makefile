@@ -4,6 +4,8 @@
 #                                every Nth mutant with --runas (root)
 # make fuzz-atheris TARGET=ext4  coverage-guided fuzzing of one parser (pip install '.[fuzz]')
 # make deb [DEB_DIR=dist]         the Debian package, dist/pygrub_VERSION_all.deb (dpkg-deb)
+# make field                     every installed Debian guest (scripts/build-guest.py) booted
+#                                through pygrub and QEMU; CI boots two of them (root)
 
 PYTHON ?= python3
 SEED ?= 1
@@ -15,8 +17,9 @@ SAVE ?= fuzz-failures
 TARGET ?= ext4
 SECONDS ?= 300
 DEB_DIR ?= dist
+VENV ?= .venv
 
-.PHONY: test fuzz fuzz-atheris deb
+.PHONY: test fuzz fuzz-atheris deb field
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -31,3 +34,6 @@ fuzz-atheris:
 
 deb:
 	bash scripts/build-deb.sh $(DEB_DIR)
+
+field:
+	PYGRUB_FIELD=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_installed_guests.py

@@ -9,6 +9,7 @@ apt_packages=(
     xfsprogs btrfs-progs f2fs-tools squashfs-tools erofs-utils qemu-utils liblzo2-dev gcc makefs reiserfsprogs lvm2 mdadm zfs-fuse
     qemu-system-x86 busybox-static cpio groff-base man-db
     grub-common grub-emu rpm systemd systemd-boot systemd-boot-efi xen-utils-4.17
+    mmdebstrap
     make python3-lz4 python3-zstandard xz-utils zstd bzip2 isolinux
 )
 missing=()

@@ -512,17 +512,25 @@ def kvm_usable() -> bool:
 
 
 def qemu_boot(
-    kernel: Path, ramdisk: Path | None, args: str, timeout: float, disks: tuple[Path, ...] = ()
+    kernel: Path,
+    ramdisk: Path | None,
+    args: str,
+    timeout: float,
+    disks: tuple[Path, ...] = (),
+    memory_mb: int = 256,
+    snapshot: bool = False,
 ) -> str:
     """The serial console of a QEMU guest booted straight into ``kernel``, as text;
-    ``disks`` are raw images it sees as /dev/vda, /dev/vdb..."""
+    ``disks`` are raw images it sees as /dev/vda, /dev/vdb... (with ``snapshot``, its
+    writes go to a temporary file and the images stay as they were)."""
     qemu = require_tool("qemu-system-x86_64")
     accel = ["-accel", "kvm"] if kvm_usable() else ["-accel", "tcg"]
     argv = [
         qemu,
         *accel,
         "-m",
-        "256",
+        str(memory_mb),
+        *(["-snapshot"] if snapshot else []),
         "-kernel",
         str(kernel),
         *(["-initrd", str(ramdisk)] if ramdisk else []),

@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Install a real Debian guest with Debian's own tools, for pygrub to boot.
+
+    scripts/build-guest.py SUITE LAYOUT [CHOICE]     prints the guest's manifest (JSON)
+
+mmdebstrap installs each suite once into a cached tarball (the kernel, initramfs-tools,
+systemd-sysv, grub-pc, two kernel versions); each layout lays that tarball onto fresh
+partitions on loop devices, writes /etc/fstab by UUID, and runs update-initramfs,
+grub-install and update-grub INSIDE the guest against its loop device, so that every
+line of the bootloader's configuration is Debian's. CHOICE is how the administrator
+picks the kernel: "default" (the newest), "set-default" (GRUB_DEFAULT=saved and
+grub-set-default on the older one) or "reboot" (grub-reboot the older one, once).
+
+A unit in the guest prints MARKER, the running kernel, what / and /boot are mounted
+from and /proc/cmdline on ttyS0 once multi-user.target is reached, then powers off.
+
+Cache ($PYGRUB_GUEST_CACHE, else ~/.cache/pygrub-guests): the tarball is keyed by its
+recipe (suite, packages, hooks); an image by the tarball's package versions (dpkg-query)
+and this file's own hash. PYGRUB_GUEST_REFRESH=1 installs the suite again (new package
+versions on the archive). Needs root, mmdebstrap, losetup, sfdisk, sgdisk, mkfs.ext4,
+mkfs.btrfs and Debian's archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+MARKER = "PYGRUB-GUEST-UP"
+
+ARCHIVE = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+SUITES = ("bookworm", "trixie")
+CHOICES = ("default", "set-default", "reboot")
+
+PACKAGES = (
+    "linux-image-amd64",
+    "initramfs-tools",
+    "systemd-sysv",
+    "udev",
+    "grub-pc",
+    # The other firmware's GRUB, for grub-install --target=x86_64-efi (grub-efi-amd64,
+    # which conflicts with grub-pc, adds only its maintainer scripts).
+    "grub-efi-amd64-bin",
+    # Every filesystem's tools: fsck and the initramfs hooks (btrfs device scan, lvm).
+    "e2fsprogs",
+    "btrfs-progs",
+    "xfsprogs",
+    "dosfstools",
+    "lvm2",
+)
+
+#: The unit's script: one line on the serial port, then power off.
+MARKER_SCRIPT = f"""#!/bin/sh
+set -- $(findmnt -no SOURCE,FSTYPE,UUID /) $(findmnt -no SOURCE,FSTYPE,UUID /boot)
+echo "{MARKER} release=$(uname -r) target=$(systemctl is-active multi-user.target)\
+ root=$1 rootfs=$2 rootuuid=$3 boot=${{4:-}} bootfs=${{5:-}} bootuuid=${{6:-}}\
+ cmdline=$(cat /proc/cmdline)" >/dev/ttyS0
+systemctl --no-block poweroff
+"""
+
+MARKER_UNIT = """[Unit]
+Description=Tell the test that multi-user.target was reached
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/pygrub-marker
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+#: Run in the new root by mmdebstrap's customize hook: the older of the two kernel
+#: versions the suite (with its -updates and -security) offers, the marker unit, and the
+#: serial console an administrator of a QEMU guest sets for GRUB's entries.
+CUSTOMIZE = r"""set -eu
+newest=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9]\S*\)$/\1/p')
+older=
+for v in $(apt-cache madison linux-image-amd64 | awk '{print $3}'); do
+    p=$(apt-cache depends "linux-image-amd64=$v" | sed -n 's/^ *Depends: \(linux-image-[0-9]\S*\)$/\1/p')
+    if [ "$p" != "$newest" ]; then older=$p; fi
+done
+[ -n "$older" ] || { echo "only one kernel version ($newest) in the suite" >&2; exit 1; }
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$older"
+sed -i 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0"/' /etc/default/grub
+chmod 755 /usr/local/sbin/pygrub-marker
+systemctl enable pygrub-marker.service
+echo pygrub-guest >/etc/hostname
+apt-get clean
+"""
+
+
+def log(message: str) -> None:
+    print(f"build-guest: {message}", file=sys.stderr, flush=True)
+
+
+def run(*argv: str | Path, stdin: bytes | None = None, env: dict | None = None) -> str:
+    proc = subprocess.run(
+        [str(a) for a in argv],
+        input=stdin,
+        capture_output=True,
+        env=None if env is None else {**os.environ, **env},
+    )
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"build-guest: {' '.join(map(str, argv))} failed ({proc.returncode}):\n"
+            f"{proc.stdout.decode(errors='replace')[-3000:]}"
+            f"{proc.stderr.decode(errors='replace')[-3000:]}"
+        )
+    return proc.stdout.decode()
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Log how long ``name`` took: the figures for the report and CI's budget."""
+    start = time.monotonic()
+    yield
+    log(f"{name}: {time.monotonic() - start:.0f} s")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("PYGRUB_GUEST_CACHE") or Path.home() / ".cache" / "pygrub-guests"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+# -- the suite's root filesystem, installed once ------------------------------------------
+
+
+def sources(suite: str) -> list[str]:
+    signed = f"[signed-by={KEYRING}]"
+    return [
+        f"deb {signed} {ARCHIVE} {suite} main",
+        f"deb {signed} {ARCHIVE} {suite}-updates main",
+        f"deb {signed} {SECURITY} {suite}-security main",
+    ]
+
+
+def mmdebstrap_argv(
+    suite: str, tarball: Path, packages_list: Path, extra: tuple[str, ...] = ()
+) -> list[str]:
+    files = {"usr/local/sbin/pygrub-marker": MARKER_SCRIPT}
+    files["etc/systemd/system/pygrub-marker.service"] = MARKER_UNIT
+    writes = [
+        f'mkdir -p "$1/{Path(name).parent}" && printf %s {shlex.quote(text)} >"$1/{name}"'
+        for name, text in files.items()
+    ]
+    return [
+        "mmdebstrap",
+        "--quiet",
+        "--mode=root",
+        "--variant=apt",
+        '--aptopt=APT::Install-Recommends "false"',
+        f"--include={','.join(PACKAGES + extra)}",
+        # grub-pc's postinst asks for the disks to install to; there are none yet.
+        "--essential-hook=echo 'grub-pc grub-pc/install_devices_empty boolean true'"
+        ' | chroot "$1" debconf-set-selections',
+        *(f"--customize-hook={w}" for w in writes),
+        f'--customize-hook=chroot "$1" sh -c {shlex.quote(CUSTOMIZE)}',
+        "--customize-hook=chroot \"$1\" dpkg-query -W -f '${Package} ${Version}\\n'"
+        f" | LC_ALL=C sort >{packages_list}",
+        suite,
+        str(tarball),
+        *sources(suite),
+    ]
+
+
+def rootfs(suite: str, extra: tuple[str, ...]) -> tuple[Path, str]:
+    """The suite's installed tree (with the ``extra`` packages) as a tarball, and its
+    sorted package versions."""
+    recipe = digest(json.dumps(mmdebstrap_argv(suite, Path("T"), Path("P"), extra)))
+    tarball = cache_dir() / f"rootfs-{suite}-{recipe}.tar"
+    packages = tarball.with_suffix(".packages")
+    if os.environ.get("PYGRUB_GUEST_REFRESH") == "1" or not packages.is_file():
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
+            part, part_list = Path(work) / "rootfs.tar", Path(work) / "packages"
+            with step(f"mmdebstrap {suite}"):
+                run(*mmdebstrap_argv(suite, part, part_list, extra))
+            part.replace(tarball)
+            part_list.replace(packages)
+    return tarball, packages.read_text()
+
+
+def kernel_releases(packages: str) -> list[str]:
+    """The installed kernels' releases (6.1.0-NN-amd64), oldest first by package version."""
+    found = re.findall(r"^linux-image-(\d\S*-amd64) (\S+)$", packages, re.M)
+    if len(found) != 2:
+        raise SystemExit(f"build-guest: the rootfs holds {len(found)} kernels, not two")
+    (a, a_version), (b, b_version) = found
+    return [a, b] if version_lt(a_version, b_version) else [b, a]
+
+
+def version_lt(a: str, b: str) -> bool:
+    return subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0
+
+
+# -- the disk -----------------------------------------------------------------------------
+
+
+class Disk:
+    """A sparse image, partitioned, on a partitioned loop device."""
+
+    def __init__(self, stack: ExitStack, path: Path, size_gib: int, table: str, gpt: bool):
+        with open(path, "wb") as f:
+            f.truncate(size_gib << 30)
+        if gpt:
+            run("sgdisk", "-o", *table.split(), path)
+        else:
+            run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", path, stdin=table.encode())
+        self.device = run("losetup", "-P", "-f", "--show", path).strip()
+        stack.callback(run, "losetup", "-d", self.device)
+        # losetup -P's scan may add no partitions here (a container's loop driver):
+        # partx adds the missing ones, and devtmpfs their nodes a moment later.
+        run("partx", "-u", self.device)
+        last = self.part(table.count("-n ") if gpt else table.count("start="))
+        for _ in range(50):
+            if Path(last).exists():
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"build-guest: {last} never appeared")
+
+    def part(self, n: int) -> str:
+        return f"{self.device}p{n}"
+
+
+def uuid_of(device: str) -> str:
+    return run("blkid", "-s", "UUID", "-o", "value", device).strip()
+
+
+def mount(stack: ExitStack, source: str, at: Path, *options: str, fstype: str = "") -> None:
+    at.mkdir(parents=True, exist_ok=True)
+    run(
+        "mount", *(["-t", fstype] if fstype else []), "-o", ",".join(options or ("rw",)), source, at
+    )
+    stack.callback(run, "umount", at)
+
+
+def in_guest(root: Path, script: str) -> str:
+    return run("chroot", root, "sh", "-euc", script, env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
+def extract(tarball: Path, into: Path, *members: str, exclude: str | None = None) -> None:
+    run(
+        "tar", "-x", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-f", tarball, "-C", into,
+        *([f"--exclude={exclude}"] if exclude else []), *members,
+    )  # fmt: skip
+
+
+# -- the layouts ---------------------------------------------------------------------------
+# Each makes the filesystems on the partitions, mounts them where the guest has them and
+# lays the tarball out there; the Guest collects the fstab lines.
+
+
+class Guest:
+    def __init__(self, stack: ExitStack, work: Path, tarball: Path, disk: Disk):
+        self.stack, self.root, self.tarball, self.disk = stack, work / "root", tarball, disk
+        self.fstab: list[str] = []
+        #: UUID -> device, for the guest's /dev/disk/by-uuid.
+        self.uuids: dict[str, str] = {}
+        self.grub_install = f"grub-install --target=i386-pc {disk.device}"
+        #: What is left to do once the guest's tools have run.
+        self.finish: list[Callable[[], None]] = []
+
+    def add_fs(self, device: str, where: str, fstype: str, options: str = "defaults") -> str:
+        uuid = uuid_of(device)
+        self.uuids[uuid] = device
+        passno = 0 if fstype in ("btrfs", "xfs") else 1 if where == "/" else 2
+        self.fstab.append(f"UUID={uuid} {where} {fstype} {options} 0 {passno}")
+        return uuid
+
+    def enter(self) -> None:
+        """/dev, /proc and /sys for the guest's own tools: a private /dev holding the
+        disk's nodes (the host's /dev has no udev and is not the guest's to change)."""
+        nodes = ["null", "zero", "full", "random", "urandom", "tty", "loop-control"]
+        mount(self.stack, "tmpfs", self.root / "dev", "mode=755", fstype="tmpfs")
+        disk_nodes = sorted(Path("/dev").glob(Path(self.disk.device).name + "*"))
+        run("cp", "-a", *(f"/dev/{n}" for n in nodes), *disk_nodes, self.root / "dev")
+        mount(self.stack, "proc", self.root / "proc", fstype="proc")
+        mount(self.stack, "/sys", self.root / "sys", "bind")
+
+    def link_uuids(self) -> None:
+        """The /dev/disk/by-uuid links udev would make: grub-mkconfig writes root=UUID=
+        only when the root's link exists."""
+        links = self.root / "dev" / "disk" / "by-uuid"
+        links.mkdir(parents=True)
+        for uuid, device in self.uuids.items():
+            (links / uuid).symlink_to(f"../../{Path(device).name}")
+
+
+def mbr_ext4(g: Guest) -> None:
+    """Debian on one ext4 partition of an MBR disk."""
+    run("mkfs.ext4", "-q", g.disk.part(1))
+    mount(g.stack, g.disk.part(1), g.root)
+    g.add_fs(g.disk.part(1), "/", "ext4", "errors=remount-ro")
+    extract(g.tarball, g.root)
+    g.enter()
+
+
+def btrfs_subvolume(g: Guest) -> None:
+    """Root in the @ subvolume of a Btrfs partition (not the default one), /boot in it."""
+    run("mkfs.btrfs", "-q", g.disk.part(1))
+    top = g.root.parent / "top"
+    with ExitStack() as top_mount:
+        mount(top_mount, g.disk.part(1), top)
+        run("btrfs", "subvolume", "create", top / "@")
+    mount(g.stack, g.disk.part(1), g.root, "subvol=@")
+    g.add_fs(g.disk.part(1), "/", "btrfs", "defaults,subvol=@")
+    extract(g.tarball, g.root)
+    g.enter()
+
+
+def xfs_boot_gpt(g: Guest) -> None:
+    """GPT with a BIOS boot partition; /boot on XFS made by the guest's own mkfs.xfs (the
+    suite's on-disk defaults), root on ext4."""
+    run("mkfs.ext4", "-q", g.disk.part(3))
+    mount(g.stack, g.disk.part(3), g.root)
+    g.add_fs(g.disk.part(3), "/", "ext4", "errors=remount-ro")
+    extract(g.tarball, g.root, exclude="./boot/*")
+    g.enter()
+    in_guest(g.root, f"mkfs.xfs -q /dev/{Path(g.disk.part(2)).name}")
+    mount(g.stack, g.disk.part(2), g.root / "boot")
+    g.add_fs(g.disk.part(2), "/boot", "xfs")
+    extract(g.tarball, g.root, "./boot")
+
+
+def uefi_esp(g: Guest) -> None:
+    """GPT with an EFI System Partition made by the guest's mkfs.vfat, root on ext4, and
+    the signed GRUB, whose grub.cfg on the ESP hands over to /boot/grub/grub.cfg."""
+    run("mkfs.ext4", "-q", g.disk.part(2))
+    mount(g.stack, g.disk.part(2), g.root)
+    g.add_fs(g.disk.part(2), "/", "ext4", "errors=remount-ro")
+    extract(g.tarball, g.root)
+    g.enter()
+    esp = g.disk.part(1)
+    in_guest(g.root, f"mkfs.vfat -F 32 /dev/{Path(esp).name}")
+    g.add_fs(esp, "/boot/efi", "vfat", "umask=0077")
+    # A kernel without vfat (a container's) cannot mount the ESP: grub-install writes
+    # into a tmpfs whose source is the ESP's name (it probes that device, FAT, to
+    # accept the directory), and mtools copies what it wrote into the FAT.
+    mount(g.stack, esp, g.root / "boot" / "efi", "mode=700", fstype="tmpfs")
+    g.grub_install = "grub-install --target=x86_64-efi --efi-directory=/boot/efi --no-nvram"
+    efi = g.root / "boot" / "efi" / "EFI"
+    copy = ("mcopy", "-s", "-i", esp, efi, "::/")
+    g.finish.append(lambda: run(*copy, env={"MTOOLS_SKIP_CHECK": "1"}) and None)
+
+
+#: name -> (partition table: sfdisk's script or sgdisk's options, whether GPT, the layout,
+#: the packages it needs beyond PACKAGES)
+LAYOUTS: dict[str, tuple[str, bool, Callable[[Guest], None], tuple[str, ...]]] = {
+    "mbr-ext4": ("label: dos\nstart=2048, type=83, bootable\n", False, mbr_ext4, ()),
+    "btrfs-subvol": ("label: dos\nstart=2048, type=83, bootable\n", False, btrfs_subvolume, ()),
+    "gpt-xfs-boot": ("-n 1:2048:+1M -t 1:EF02 -n 2:0:+512M -n 3:0:0", True, xfs_boot_gpt, ()),
+    "uefi": (
+        "-n 1:2048:+100M -t 1:EF00 -n 2:0:0",
+        True,
+        uefi_esp,
+        ("grub-efi-amd64-signed", "shim-signed"),
+    ),
+}
+
+
+# -- the administrator's steps -------------------------------------------------------------
+
+
+def choose_kernel(choice: str, older: str, root_uuid: str) -> str:
+    """The commands an administrator runs to boot ``older`` (GRUB_DEFAULT=saved first, as
+    grub-set-default(8) asks), after which update-grub runs again."""
+    if choice == "default":
+        return ""
+    advanced = f"gnulinux-advanced-{root_uuid}>gnulinux-{older}-advanced-{root_uuid}"
+    title = f"Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux {older}"
+    enable = "sed -i 's/^GRUB_DEFAULT=.*/GRUB_DEFAULT=saved/' /etc/default/grub\nupdate-grub\n"
+    if choice == "set-default":
+        return enable + f"grub-set-default '{title}'\n"
+    # grub-reboot's next_entry wins over a saved default of the newest kernel, once.
+    return enable + "grub-set-default 0\n" + f"grub-reboot '{advanced}'\n"
+
+
+def build(suite: str, layout: str, choice: str) -> dict:
+    table, gpt, lay, extra = LAYOUTS[layout]
+    tarball, packages = rootfs(suite, extra)
+    older, newer = kernel_releases(packages)
+    key = digest(packages, Path(__file__).read_bytes(), layout, choice)
+    name = f"{suite}-{layout}-{choice}-{key}"
+    manifest_path = cache_dir() / f"{name}.json"
+    if manifest_path.is_file():
+        return json.loads(manifest_path.read_text())
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        part = work / "disk.img"
+        disk = Disk(stack, part, 4, table, gpt)
+        guest = Guest(stack, work, tarball, disk)
+        with step(f"{name}: partitions, filesystems and the rootfs"):
+            lay(guest)
+        (guest.root / "etc" / "fstab").write_text(
+            "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+            + "".join(line + "\n" for line in guest.fstab)
+        )
+        guest.link_uuids()
+        root_uuid = next(iter(guest.uuids))  # the root is laid first
+        script = f"update-initramfs -u -k all\n{guest.grub_install}\nupdate-grub\n" + choose_kernel(
+            choice, older, root_uuid
+        )
+        with step(f"{name}: update-initramfs, grub-install, update-grub in the guest"):
+            in_guest(guest.root, script)
+        for finish in guest.finish:
+            finish()
+        manifest = {
+            "suite": suite,
+            "layout": layout,
+            "choice": choice,
+            "image": str(cache_dir() / f"{name}.img"),
+            "kernels": [older, newer],
+            "boots": newer if choice == "default" else older,
+            "fstab": guest.fstab,
+            "root_uuid": root_uuid,
+            "uuids": sorted(guest.uuids),
+        }
+        stack.close()
+        part.replace(manifest["image"])
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if len(args) not in (2, 3) or args[0] not in SUITES or args[1] not in LAYOUTS:
+        raise SystemExit(
+            f"usage: {sys.argv[0]} {{{','.join(SUITES)}}} {{{','.join(LAYOUTS)}}}"
+            f" [{{{','.join(CHOICES)}}}]"
+        )
+    choice = args[2] if len(args) == 3 else "default"
+    if choice not in CHOICES:
+        raise SystemExit(f"build-guest: CHOICE is one of {', '.join(CHOICES)}")
+    print(json.dumps(build(args[0], args[1], choice), indent=1))
+
+
+if __name__ == "__main__":
+    main()
