@@ -311,7 +311,10 @@ def test_lz4_block_with_zfs_framing():
 def test_zstd_block_with_zfs_header(zstd_backend):
     import zstandard
 
+    # OpenZFS writes the frame magicless: without its first four bytes, the magic.
     frame = zstandard.ZstdCompressor(level=3).compress(DATA)
+    assert frame[:4] == bpmod.ZSTD_MAGIC
+    frame = frame[4:]
     payload = struct.pack(">II", len(frame), (10405 << 8) | 3) + frame
     device, bp = stored_block(payload, len(DATA), bpmod.C_ZSTD)
     assert read_via(device, bp) == DATA

@@ -362,6 +362,7 @@ def zle_decompress(src: bytes, size: int) -> bytes:
 _LZ4_HEADER = struct.Struct(">I")
 # zfs_zstdhdr_t: c_len (big-endian), then version and level (big-endian, packed)
 _ZSTD_HEADER = struct.Struct(">II")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def lz4_decompress(src: bytes, size: int) -> bytes:
@@ -381,7 +382,9 @@ def zstd_decompress(src: bytes, size: int) -> bytes:
     length, _version_level = _ZSTD_HEADER.unpack_from(src)
     if length > len(src) - _ZSTD_HEADER.size:
         raise Undecodable(f"zstd frame of {length} bytes in a {len(src)}-byte block")
-    frame = src[_ZSTD_HEADER.size : _ZSTD_HEADER.size + length]
+    # OpenZFS writes magicless frames (ZSTD_f_zstd1_magicless): the standard frame but
+    # for its first four bytes, which a standard decoder needs back.
+    frame = ZSTD_MAGIC + src[_ZSTD_HEADER.size : _ZSTD_HEADER.size + length]
     # One byte over the block size tells a frame that says more than it should.
     return zstd_prefix(frame, size + 1, MAX_BLOCK_SIZE, "zfs")
 
