@@ -73,6 +73,7 @@ CK_FLETCHER2 = 6
 CK_FLETCHER4 = 7
 CK_SHA256 = 8
 CK_NOPARITY = 10
+CK_SHA512 = 11
 
 # enum zio_compress
 COMPRESS_NAMES = {
@@ -235,6 +236,20 @@ def sha256_words(data: bytes) -> tuple[int, ...]:
     return struct.unpack(">4Q", sha256(data).digest())
 
 
+def sha512_words(data: bytes, order: str) -> tuple[int, ...] | None:
+    """ZFS's "sha512": SHA-512/256 (SHA-512 with its own IV, cut to 256 bits), its digest
+    taken as words in the writer's byte order (unlike SHA-256's, ZFS does not make them
+    big-endian), or None where this Python's OpenSSL lacks it. hashlib is imported here,
+    not at start-up: it loads OpenSSL, which pools without sha512 blocks never need."""
+    import hashlib
+
+    try:
+        digest = hashlib.new("sha512_256", data).digest()
+    except ValueError:
+        return None
+    return struct.unpack(order + "4Q", digest)
+
+
 #: Checksums we could not verify, logged once each.
 _unverified_logged: set[int] = set()
 
@@ -248,6 +263,8 @@ def verify_checksum(bp: BlockPointer, data: bytes) -> None:
         got = fletcher4(data, bp.order)
     elif kind == CK_SHA256:
         got = sha256_words(data)
+    elif kind == CK_SHA512 and (sha512 := sha512_words(data, bp.order)) is not None:
+        got = sha512
     else:
         if kind not in (CK_OFF, CK_NOPARITY) and kind not in _unverified_logged:
             _unverified_logged.add(kind)
