@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import time
 from pathlib import Path
 
 import pytest
 from fswalk import assert_manifest_matches
+from hostile import FlippedSource
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from realboot import MARKER, qemu_boot, run_pygrub_for_qemu
 
 from pygrub.boot import open_guest
 from pygrub.disk import FileSource, MemorySource
 from pygrub.disk.source import SliceSource
-from pygrub.errors import CorruptError, UnsupportedError
+from pygrub.errors import CorruptError, PygrubError, UnsupportedError
 from pygrub.fs.zfs import ZfsFilesystem, open_filesystem
 from pygrub.fs.zfs.blkptr import CHECKSUM_NAMES, VDEV_LABEL_START_SIZE
 
@@ -168,3 +172,38 @@ def test_embedded_data_holes_and_one_mib_records(images):
     big = list(fs.node_extents(fs.resolve("/big")))
     assert len(big) == 10 and all(extent.length == MiB for extent in big)
     assert "hole" in [where for _offset, _length, where in fs.extents("/sparse")]
+
+
+#: What a reader walks on the tank disk: label 0's config and uberblock ring, and the
+#: first MiBs of allocated blocks (MOS, dnodes, ZAPs, SA registries, zstd data).
+METADATA_REGIONS = tuple(
+    (POOL_PARTITION + start, length)
+    for start, length in ((16 << 10, 2048), (128 << 10, 128 << 10), (4 * MiB, 4 * MiB))
+)
+
+
+@given(st.data())
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_bits_flipped_in_real_metadata_give_data_or_our_errors(images, data):
+    flips = {}
+    for _ in range(data.draw(st.integers(1, 4))):
+        start, length = data.draw(st.sampled_from(METADATA_REGIONS))
+        flips[start + data.draw(st.integers(0, length - 1))] = 1 << data.draw(st.integers(0, 7))
+    image = images["openzfs-tank.img.xz"]
+    size = image.stat().st_size - POOL_PARTITION
+    started = time.monotonic()
+    try:
+        fs = open_filesystem(SliceSource(FlippedSource(image, flips), POOL_PARTITION, size))
+        if fs is not None:
+            for dataset in ("tank", "tank/sha512"):
+                view = fs.with_dataset(dataset)
+                for name in view.listdir("/"):
+                    view.lstat("/" + name)
+                view.read_file("/boot/grub/grub.cfg", 1 << 16)
+    except PygrubError:
+        pass
+    assert time.monotonic() - started < 10

@@ -19,6 +19,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hostile import FlippedSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import require_tool
@@ -685,31 +686,6 @@ def test_fuzz_block_pointer_walker(data):
     except OUTCOMES:
         pass
     assert time.monotonic() - start < 10
-
-
-class FlippedSource:
-    """A host image with a few bytes changed, read without copying the image."""
-
-    def __init__(self, path: Path, flips: dict[int, int]) -> None:
-        self.base = FileSource(str(path))
-        self.flips = flips
-
-    @property
-    def size(self) -> int:
-        return self.base.size
-
-    def pread(self, offset: int, length: int) -> bytes:
-        data = self.base.pread(offset, length)
-        hits = [pos for pos in self.flips if offset <= pos < offset + len(data)]
-        if not hits:
-            return data
-        buf = bytearray(data)
-        for pos in hits:
-            buf[pos - offset] ^= self.flips[pos]
-        return bytes(buf)
-
-    def host_span(self, offset: int, length: int) -> None:
-        return None
 
 
 #: Where a small real pool keeps what a reader walks: label 0's config and uberblocks,
