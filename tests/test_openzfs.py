@@ -207,3 +207,13 @@ def test_bits_flipped_in_real_metadata_give_data_or_our_errors(images, data):
     except PygrubError:
         pass
     assert time.monotonic() - started < 10
+
+
+def test_snapshot_reads_as_its_dataset_did(images):
+    # tank@fixture was taken once the tree was in (scripts/openzfs-fixture-init.sh).
+    fs = pool_of(images["openzfs-tank.img.xz"])
+    snapshot, inner = fs.grub_path("/@fixture/big")
+    assert inner == "/big"
+    assert snapshot.dataset_object == fs.pool.find_dataset("tank@fixture") != fs.dataset_object
+    children = ("sha512", "skein", "blake3", "secret")
+    assert_manifest_matches(snapshot, MANIFEST["tree"], extra_in_root=children)
