@@ -66,6 +66,10 @@ FORMATS: dict[str, tuple[str, Builder]] = {
     "ufs2": ("UFS2 (makefs), MBR", lambda w, t: images.ufs(w, t, 2)),
     "reiserfs": ("ReiserFS 3.6 (fixture)", lambda w, _t: images.reiserfs_fixture(w)),
     "zfs": ("ZFS (zfs-fuse, pool version 23), MBR", images.zfs),
+    "openzfs": (
+        "ZFS (OpenZFS 2.3 boot pool, fixture), GPT",
+        lambda w, _t: images.openzfs_fixture(w),
+    ),
     "qcow2": ("qcow2 of ext4, MBR", images.qcow2),
     "lvm": ("LVM2 linear LV, ext4", images.lvm),
 }
@@ -73,6 +77,7 @@ FORMATS: dict[str, tuple[str, Builder]] = {
 #: Where the fixtures' expected contents are listed.
 MANIFESTS = {
     "reiserfs": images.FIXTURES / "reiserfs" / "manifest.json",
+    "openzfs": images.FIXTURES / "openzfs" / "boot-manifest.json",
 }
 
 

@@ -3,7 +3,7 @@
 Each builder takes a host tree (``boot/vmlinuz``, ``boot/initrd.img``, a GRUB config)
 and returns a disk image holding it. ReiserFS cannot be written without mounting it in
 the kernel: its row uses a small image committed in tests/fixtures. ZFS is written by
-zfs-fuse (as the tests do).
+zfs-fuse (as the tests do); OpenZFS 2.x's row uses its committed boot pool.
 """
 
 from __future__ import annotations
@@ -373,3 +373,9 @@ def unpack(packed: Path, image: Path) -> Path:
 
 def reiserfs_fixture(work: Path) -> Path:
     return unpack(FIXTURES / "reiserfs" / "reiserfs-3.6-r5-4k.img.xz", work / "reiserfs.img")
+
+
+def openzfs_fixture(work: Path) -> Path:
+    """Ubuntu's boot pool made by OpenZFS 2.3 (scripts/make-openzfs-fixtures.sh): Debian's
+    kernel and a small initramfs in bpool/BOOT/ubuntu_ab12cd, lz4, ashift=12, on GPT."""
+    return unpack(FIXTURES / "openzfs" / "openzfs-bpool.img.xz", work / "openzfs-bpool.img")

@@ -56,6 +56,8 @@ from lvmtools import lvm_disk, write_lv
 from mdtools import fix_1x_checksum
 from mdtools import member as md_member
 
+from pygrub.disk import FileSource
+
 SECTOR = 512
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -1819,3 +1821,28 @@ def case_problems(case: ConfigCase, run_: Run) -> list[str]:
     elif case.expect == "fail" and run_.status == 0:
         problems.append(f"expected to fail, booted {run_.items}")
     return problems
+
+
+class FlippedSource:
+    """A host image with a few bytes changed, read without copying the image."""
+
+    def __init__(self, path: Path, flips: dict[int, int]) -> None:
+        self.base = FileSource(str(path))
+        self.flips = flips
+
+    @property
+    def size(self) -> int:
+        return self.base.size
+
+    def pread(self, offset: int, length: int) -> bytes:
+        data = self.base.pread(offset, length)
+        hits = [pos for pos in self.flips if offset <= pos < offset + len(data)]
+        if not hits:
+            return data
+        buf = bytearray(data)
+        for pos in hits:
+            buf[pos - offset] ^= self.flips[pos]
+        return bytes(buf)
+
+    def host_span(self, offset: int, length: int) -> None:
+        return None

@@ -15,8 +15,9 @@ Which dataset a ZfsFilesystem shows:
 
 ``fs.bootstring()`` is the string Xen's libfsimage gives Solaris guests
 (``zfs-bootfs=<pool>/<dataset object>,bootpath='<phys_path>'``).
-Every block read is checked against its checksum (fletcher2, fletcher4 or SHA-256) and
-decoded here, but for a file's plain data blocks: one copy on this device, stored
+Every block read is checked against its checksum (fletcher2, fletcher4, SHA-256 or
+SHA-512/256; skein, edonr and blake3 are taken unverified, as no standard module has
+them) and decoded here, but for a file's plain data blocks: one copy on this device, stored
 uncompressed (as kernels and initrds are, ZFS giving up on compressing them). Those are
 DATA extents, copied by the kernel as they lie, unchecked as every other filesystem's
 data is: Python's fletcher4 costs 80 ms a MiB, 3.8 s for a 64 MiB initrd. Where a block

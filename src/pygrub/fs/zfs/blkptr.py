@@ -73,6 +73,7 @@ CK_FLETCHER2 = 6
 CK_FLETCHER4 = 7
 CK_SHA256 = 8
 CK_NOPARITY = 10
+CK_SHA512 = 11
 
 # enum zio_compress
 COMPRESS_NAMES = {
@@ -235,6 +236,20 @@ def sha256_words(data: bytes) -> tuple[int, ...]:
     return struct.unpack(">4Q", sha256(data).digest())
 
 
+def sha512_words(data: bytes, order: str) -> tuple[int, ...] | None:
+    """ZFS's "sha512": SHA-512/256 (SHA-512 with its own IV, cut to 256 bits), its digest
+    taken as words in the writer's byte order (unlike SHA-256's, ZFS does not make them
+    big-endian), or None where this Python's OpenSSL lacks it. hashlib is imported here,
+    not at start-up: it loads OpenSSL, which pools without sha512 blocks never need."""
+    import hashlib
+
+    try:
+        digest = hashlib.new("sha512_256", data).digest()
+    except ValueError:
+        return None
+    return struct.unpack(order + "4Q", digest)
+
+
 #: Checksums we could not verify, logged once each.
 _unverified_logged: set[int] = set()
 
@@ -248,6 +263,8 @@ def verify_checksum(bp: BlockPointer, data: bytes) -> None:
         got = fletcher4(data, bp.order)
     elif kind == CK_SHA256:
         got = sha256_words(data)
+    elif kind == CK_SHA512 and (sha512 := sha512_words(data, bp.order)) is not None:
+        got = sha512
     else:
         if kind not in (CK_OFF, CK_NOPARITY) and kind not in _unverified_logged:
             _unverified_logged.add(kind)
@@ -362,6 +379,7 @@ def zle_decompress(src: bytes, size: int) -> bytes:
 _LZ4_HEADER = struct.Struct(">I")
 # zfs_zstdhdr_t: c_len (big-endian), then version and level (big-endian, packed)
 _ZSTD_HEADER = struct.Struct(">II")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def lz4_decompress(src: bytes, size: int) -> bytes:
@@ -381,7 +399,9 @@ def zstd_decompress(src: bytes, size: int) -> bytes:
     length, _version_level = _ZSTD_HEADER.unpack_from(src)
     if length > len(src) - _ZSTD_HEADER.size:
         raise Undecodable(f"zstd frame of {length} bytes in a {len(src)}-byte block")
-    frame = src[_ZSTD_HEADER.size : _ZSTD_HEADER.size + length]
+    # OpenZFS writes magicless frames (ZSTD_f_zstd1_magicless): the standard frame but
+    # for its first four bytes, which a standard decoder needs back.
+    frame = ZSTD_MAGIC + src[_ZSTD_HEADER.size : _ZSTD_HEADER.size + length]
     # One byte over the block size tells a frame that says more than it should.
     return zstd_prefix(frame, size + 1, MAX_BLOCK_SIZE, "zfs")
 

@@ -63,9 +63,11 @@ SUPPORTED_FEATURES = frozenset(
         "com.delphix:enabled_txg",
         "com.delphix:spacemap_histogram",
         "com.delphix:bookmarks",
-        "com.delphix:bookmark_v2",
+        "com.datto:bookmark_v2",
         "com.delphix:filesystem_limits",
         "com.delphix:livelist",
+        # Changes only the pool's error log, which a reader never opens.
+        "com.delphix:head_errlog",
         "com.delphix:log_spacemap",
         "com.delphix:obsolete_counts",
         "com.delphix:zpool_checkpoint",
@@ -84,7 +86,7 @@ SUPPORTED_FEATURES = frozenset(
         "org.freebsd:zstd_compress",
         # Encrypted blocks are refused one by one; unencrypted datasets read as usual.
         "com.datto:encryption",
-        "com.datto:bookmark_written",
+        "com.delphix:bookmark_written",
         "com.datto:resilver_defer",
         "com.fudosecurity:block_cloning",
         "com.klarasystems:vdev_zaps_v2",
@@ -230,6 +232,12 @@ class Pool:
 
     def objset(self, dataset: DslDataset, name: str) -> ObjectSet:
         bp = parse_blkptr(dataset.bp_raw, dataset.order, f"ds_bp of dataset {name}")
+        # An encrypted dataset's object set is authenticated: its pointer has the
+        # encryption bit (BP_USES_CRYPT) that an unencrypted dataset's never has.
+        if bp.encrypted:
+            raise UnsupportedError(
+                f"zfs: dataset {name} is encrypted; pygrub reads no encrypted dataset"
+            )
         return ObjectSet(self.reader, bp, f"dataset {name}")
 
     def root_dir(self) -> DslDir:

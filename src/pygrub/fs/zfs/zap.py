@@ -79,13 +79,17 @@ class Zap:
         self.what = what
         self.block_size = dnode.datablksz
         self.shift = self.block_size.bit_length() - 1
-        if self.block_size != 1 << self.shift or self.shift < 9:
+        if self.block_size % 512 or not self.block_size:
             raise CorruptError(f"zfs: {what}: ZAP block size {self.block_size}")
         self.head = os.read_block(dnode, 0)
         (self.block_type,) = struct.unpack_from(dnode.order + "Q", self.head)
         if self.block_type not in (ZBT_MICRO, ZBT_HEADER):
             # Blocks are read in their own byte order; try the other for the type word.
             raise CorruptError(f"zfs: {what}: ZAP block type 0x{self.block_type:x}")
+        # A micro ZAP grows 512 bytes at a time (OpenZFS 2.x: a 1536-byte SA registry);
+        # a fat ZAP's leaves and pointer table need a power of two.
+        if self.block_type == ZBT_HEADER and self.block_size != 1 << self.shift:
+            raise CorruptError(f"zfs: {what}: fat ZAP block size {self.block_size}")
 
     def entries(self) -> Iterator[ZapEntry]:
         count = 0
