@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import random
 import signal
@@ -176,6 +177,21 @@ def assert_tree_matches(
                 mode = host.stat().st_mode & 0o7777 if modes else None
                 assert_file_matches(fs, path, host, mode)
                 assert_extents_match(fs, path, host, holes)
+
+
+def unpacked_fixture(packed: Path, sha256: str, directory: Path) -> Path:
+    """A committed ``.xz`` fixture image, checked against its manifest's ``sha256`` and
+    decompressed into ``directory`` (a piece at a time: some are hundreds of MiB)."""
+    digest = hashlib.sha256()
+    with open(packed, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    assert digest.hexdigest() == sha256, f"{packed} is not the image its manifest names"
+    image = directory / packed.name.removesuffix(".xz")
+    with lzma.open(packed) as src, open(image, "wb") as dst:
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)
+    return image
 
 
 def manifest_children(tree: Mapping[str, Mapping[str, object]], directory: str) -> list[str]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import time
 from pathlib import Path
 
 import pytest
-from fswalk import assert_manifest_matches
+from fswalk import assert_manifest_matches, unpacked_fixture
 from hostile import FlippedSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,13 +43,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("openzfs")
     out = {}
     for name in IMAGES:
-        packed = (FIXTURES / name).read_bytes()
-        assert hashlib.sha256(packed).hexdigest() == MANIFEST["images"][name]["sha256"], name
-        image = tmp / name.removesuffix(".xz")
-        with lzma.open(FIXTURES / name) as src, open(image, "wb") as dst:
-            while chunk := src.read(4 * MiB):
-                dst.write(chunk)
-        out[name] = image
+        out[name] = unpacked_fixture(FIXTURES / name, MANIFEST["images"][name]["sha256"], tmp)
     return out
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import re
 import struct
 import time
@@ -28,6 +27,7 @@ from fswalk import (
     file_sha256,
     open_and_walk,
     overwrites,
+    unpacked_fixture,
     walk_nodes,
 )
 from hypothesis import HealthCheck, given, settings
@@ -55,11 +55,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("reiserfs")
     out = {}
     for name in IMAGES:
-        packed = (FIXTURES / name).read_bytes()
-        assert hashlib.sha256(packed).hexdigest() == MANIFEST["images"][name], name
-        image = tmp / name.removesuffix(".xz")
-        image.write_bytes(lzma.decompress(packed))
-        out[name] = image
+        out[name] = unpacked_fixture(FIXTURES / name, MANIFEST["images"][name], tmp)
     return out
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import struct
 from pathlib import Path
 
 import pytest
-from fswalk import assert_manifest_matches
+from fswalk import assert_manifest_matches, unpacked_fixture
 
 from pygrub.disk import FileSource, MemorySource
 from pygrub.errors import UnsupportedError
@@ -38,11 +37,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("trixie")
     out = {}
     for name in IMAGES:
-        packed = (FIXTURES / name).read_bytes()
-        assert hashlib.sha256(packed).hexdigest() == MANIFEST["images"][name], name
-        image = tmp / name.removesuffix(".xz")
-        image.write_bytes(lzma.decompress(packed))
-        out[name] = image
+        out[name] = unpacked_fixture(FIXTURES / name, MANIFEST["images"][name], tmp)
     return out
 
 
