@@ -43,7 +43,7 @@ from ...record import record
 from ..model import LINUX
 from ..uki import UnifiedKernelImage, read_uki, stub_cmdline
 from . import bls
-from .commands import read_bls_dir
+from .commands import directory_files, read_bls_dir
 from .interp import (
     ERR_BAD_ARGUMENT,
     ERR_FILE_NOT_FOUND,
@@ -365,24 +365,9 @@ def efi_device(it: Interpreter, directory: str) -> str:
 
 
 def _read_uki_dir(it: Interpreter, fs: Filesystem, device: str, directory: str) -> list[FoundImage]:
-    try:
-        if not directory.startswith("/") or not fs.is_dir(directory):
-            return []
-        names = fs.listdir(directory)
-    except PygrubError as e:
-        log.info("uki: %s: %s", directory, e)
-        return []
     found = []
-    for file_name in names:
-        if not file_name.endswith(".efi"):
-            continue
-        path = directory.rstrip("/") + "/" + file_name
-        try:
-            if not fs.is_file(path):
-                continue
-        except PygrubError as e:
-            log.info("uki: %s: %s", path, e)
-            continue
+    efi_files = directory_files(fs, directory, lambda name: name.endswith(".efi"), "uki")
+    for file_name, path in efi_files:
         image = read_kernel_image(it, fs, path, f"({device}){path}")
         if image is not None:
             found.append(FoundImage(device, directory.rstrip("/"), file_name, image))

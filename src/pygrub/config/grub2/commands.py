@@ -7,9 +7,9 @@ only drive the screen, the terminal or module loading succeed and do nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from ...errors import CorruptError, NotFoundError, PygrubError
+from ...errors import CorruptError, PygrubError
 from ...fs import Filesystem
 from ...limits import MAX_CONFIG_BYTES, MAX_DIR_ENTRIES
 from ...log import get_logger
@@ -414,27 +414,45 @@ def cmd_blscfg(it: Interpreter, name: str, args: list[str]) -> int:
     return ERR_NONE
 
 
+def directory_files(
+    fs: Filesystem, directory: str, wanted: Callable[[str], bool], command: str
+) -> Iterator[tuple[str, str]]:
+    """(name, path) of each regular file in ``directory`` whose name is ``wanted``, in the
+    directory's order; what cannot be listed or looked at is logged for ``command`` and
+    passed over, as GRUB's blscfg and uki skip it."""
+    try:
+        if not directory.startswith("/") or not fs.is_dir(directory):
+            return
+        names = fs.listdir(directory)
+    except PygrubError as e:
+        log.info("%s: %s: %s", command, directory, e)
+        return
+    for file_name in names:
+        if not wanted(file_name):
+            continue
+        path = directory.rstrip("/") + "/" + file_name
+        try:
+            if fs.is_file(path):
+                yield file_name, path
+        except PygrubError as e:
+            log.info("%s: %s: %s", command, path, e)
+
+
 def read_bls_dir(
     it: Interpreter, fs: Filesystem, directory: str, upstream: bool = False
 ) -> list[bls.BlsEntry]:
     """The entries of a directory, in its order; upstream's blscfg reads hidden files too."""
-    try:
-        if not directory.startswith("/") or not fs.is_dir(directory):
-            return []
-        names = fs.listdir(directory)
-    except PygrubError as e:
-        log.info("blscfg: %s: %s", directory, e)
-        return []
+
+    def wanted(name: str) -> bool:
+        return name.endswith(".conf") if upstream else bls.is_entry_file(name)
+
     entries = []
-    for file_name in names:
-        if not (file_name.endswith(".conf") if upstream else bls.is_entry_file(file_name)):
-            continue
-        path = directory.rstrip("/") + "/" + file_name
+    for file_name, path in directory_files(fs, directory, wanted, "blscfg"):
         try:
-            if not fs.is_file(path) or fs.stat(path).size > MAX_CONFIG_BYTES:
+            if fs.stat(path).size > MAX_CONFIG_BYTES:
                 continue
             text = decode_config(fs.read_file(path, MAX_CONFIG_BYTES))
-        except (NotFoundError, PygrubError) as e:
+        except PygrubError as e:
             log.info("blscfg: %s: %s", path, e)
             continue
         it.session.charge_read(len(text), path)
