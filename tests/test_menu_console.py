@@ -255,12 +255,26 @@ class Console:
         os.close(self.slave)
 
 
+#: The --runas user of the sandboxed menu: no passwd entry, used by no other test.
+MENU_UID = 43231
+
+
+@pytest.fixture(params=["plain", "runas"])
+def mode(request) -> tuple[str, ...]:
+    """Every menu test runs twice: as root reading the disk itself, and under --runas,
+    where the sandboxed reader runs the menu and pygrub only draws it."""
+    if request.param == "runas":
+        request.getfixturevalue("needs_root")
+        return (f"--runas={MENU_UID}",)
+    return ()
+
+
 @pytest.fixture
-def console(images, tmp_path):
+def console(images, tmp_path, mode):
     started: list[Console] = []
 
     def start(name: str, *args: str, text: str | None = None, **kw) -> Console:
-        c = Console(images(name, text), tmp_path, *args, **kw)
+        c = Console(images(name, text), tmp_path, *mode, *args, **kw)
         started.append(c)
         return c
 
