@@ -210,7 +210,7 @@ def canvas_of(drawing: Drawing, rows: int, cols: int, encoding: str) -> Canvas:
                 start = end
     if drawing.cursor is not None:
         y, x = drawing.cursor
-        if not (y < rows and x <= cols):
+        if not (y < rows and x < cols):
             raise _refused(f"the cursor ({y}, {x}) is off a screen of {rows} x {cols}")
         canvas.cursor = (y, x)
     return canvas
@@ -349,6 +349,8 @@ def converse(
     unattended_end = None if wait is None else time.monotonic() + wait + answer
     rows, cols = bounded_size(screen)
     event = Event(True, wait, (), False, rows, cols, screen.encoding)
+    # The child's death (or anything it sends out of turn) ends a wait for keys.
+    console.others = (channel.read_fd,)
     while True:
         if not channel.send(event, time.monotonic() + answer):
             return

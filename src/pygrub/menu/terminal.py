@@ -119,6 +119,8 @@ class ConsoleInput:
         self.wake: tuple[int, int] | None = None
         self.previous_wakeup = -1
         self.previous_winch: Any = None
+        #: Descriptors that end a wait for keys when ready (the sandboxed menu's pipe).
+        self.others: tuple[int, ...] = ()
 
     def __enter__(self) -> ConsoleInput:
         self.saved = termios.tcgetattr(self.fd)
@@ -212,8 +214,8 @@ class ConsoleInput:
         return [key for key in found if key != keys.CTRL_C]
 
     def _wait(self, timeout: float | None) -> bool:
-        """Whether input is ready within ``timeout``; a signal ends the wait early."""
-        watched = [self.fd] if self.wake is None else [self.fd, self.wake[0]]
+        """Whether input is ready within ``timeout``; a signal or ``others`` end the wait early."""
+        watched = [self.fd, *self.others] + ([] if self.wake is None else [self.wake[0]])
         ready, _w, _x = select.select(watched, [], [], timeout)
         if self.wake is not None and self.wake[0] in ready:
             drain(self.wake[0])
