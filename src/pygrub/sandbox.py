@@ -22,6 +22,9 @@ Where this does better than Xen's pygrub:
 - No controlling terminal (TIOCSTI), not dumpable (no ptrace by the same user), killed
   with its parent, and Landlock where the kernel has it.
 - PYGRUB_MAX_FILE_SIZE_MB is parsed as a number; Xen 4.17 shifts the string and fails.
+- The menu works: the child runs it and evaluates the edits, the parent draws the screens
+  it describes once checked, and the child holds no terminal (menu.remote, MenuWiring).
+  Xen's pygrub refuses --runas without -q or --entry.
 """
 
 from __future__ import annotations
@@ -222,11 +225,14 @@ def run_deprivileged(o: Options) -> int:
             menu = MenuWiring()
             box = replace(box, keep=box.keep + menu.child_fds())
         try:
-            result = run_sandboxed(
-                box,
-                lambda: read_guest(o, box.inside, disk_fd, files, file_size, menu),
-                menu.host if menu is not None else None,
-            )
+
+            def body() -> dict:
+                return read_guest(o, box.inside, disk_fd, files, file_size, menu)
+
+            if menu is None:
+                result = run_sandboxed(box, body)
+            else:
+                result = run_sandboxed(box, body, menu.host)
         finally:
             if menu is not None:
                 menu.relay_output()
