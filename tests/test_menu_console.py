@@ -6,7 +6,9 @@ emulator, types keys, and checks both the screen and what was booted: the output
 and the extracted kernel's bytes.
 
 Configs live in CONFIGS by name; a test names the one it boots, so GRUB 2 cases sit
-beside GRUB legacy ones.
+beside GRUB legacy ones. Every test runs in both modes (the ``mode`` fixture): pygrub
+reading the disk itself, and under --runas, where the sandboxed reader runs the menu and
+pygrub draws it; the last tests try what a subverted reader could do to the console.
 """
 
 from __future__ import annotations
