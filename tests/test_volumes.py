@@ -537,6 +537,46 @@ def test_gpt_inverted_and_past_end_entries(tmp_path, caplog):
     assert "before it starts" in caplog.text and "past the end" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("sector_size", "header_size", "valid"),
+    [
+        (512, 91, False),
+        (512, 92, True),
+        (512, 512, True),
+        (512, 513, False),
+        (4096, 4096, True),
+        (4096, 4097, False),
+    ],
+)
+def test_gpt_header_size_bounds(tmp_path, caplog, sector_size, header_size, valid):
+    """UEFI: 92 <= HeaderSize <= the logical block size. The primary header here has its
+    CRC32 right over HeaderSize bytes (over the sector when that is larger), so only the
+    bounds can refuse it; the backup describes other partitions, so which one was read
+    shows. libfdisk applies the same bounds: sfdisk is the oracle."""
+    image = bytearray(4 * MiB)
+    backup_entry = gpt_entry(LINUX_FILESYSTEM_TYPE, 96, 127)
+    write_gpt(image, sector_size, {0: backup_entry})
+    primary_array = bytearray(128 * 128)
+    primary_array[:128] = gpt_entry(LINUX_FILESYSTEM_TYPE, 64, 95)
+    image[2 * sector_size : 2 * sector_size + len(primary_array)] = primary_array
+    total = len(image) // sector_size
+    array_sectors = len(primary_array) // sector_size
+    header = gpt_header(
+        1, total - 1, 2 + array_sectors, total - 2 - array_sectors, 2, 128, 128,
+        zlib.crc32(primary_array), header_size=header_size, length=sector_size,
+    )  # fmt: skip
+    image[sector_size : 2 * sector_size] = header
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    first = 64 if valid else 96
+    assert spans(volumes) == {"hd0,gpt1": (first * sector_size, 32 * sector_size)}
+    assert (f"header size {header_size} out of range" in caplog.text) is not valid
+    if sector_size == SECTOR:
+        assert sfdisk_partitions(disk)[1]["start"] == first
+
+
 def test_gpt_on_hybrid_iso(tmp_path):
     image = bytearray(4 * MiB)
     write_gpt(image, 512, {1: gpt_entry(ESP_TYPE, 4096, 6143, "efi")})
