@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fswalk import SparseSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import MiB, make_ext, make_isohybrid_iso, make_partitioned, run
@@ -645,31 +646,6 @@ def test_solaris_partition_on_a_truncated_disk(tmp_path):
 
 
 # ---------------------------------------------------------------- hostile input
-
-
-class SparseSource:
-    """A large disk of zeros with a few written regions (huge sizes without the memory)."""
-
-    def __init__(self, size: int, regions: dict[int, bytes]) -> None:
-        self._size = size
-        self.regions = regions
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def pread(self, offset: int, length: int) -> bytes:
-        assert 0 <= offset and 0 <= length <= 64 * MiB, (offset, length)
-        length = max(0, min(length, self._size - offset))
-        out = bytearray(length)
-        for at, data in self.regions.items():
-            lo, hi = max(at, offset), min(at + len(data), offset + length)
-            if lo < hi:
-                out[lo - offset : hi - offset] = data[lo - at : hi - at]
-        return bytes(out)
-
-    def host_span(self, offset: int, length: int) -> None:
-        return None
 
 
 VOLUME_BOUND = 2 + 4 + 4 + MAX_PARTITIONS + MAX_LOGICAL_PARTITIONS
