@@ -503,6 +503,18 @@ def test_gpt_missing_primary_uses_backup(sgdisk_gpt):
     assert spans(discover_file(sgdisk_gpt)) == EXPECTED_GPT
 
 
+def test_gpt_grown_disk_finds_the_backup_where_the_primary_says(sgdisk_gpt, caplog):
+    """A disk image enlarged after partitioning (qemu-img resize, truncate) keeps its
+    backup GPT at the old end: AlternateLBA, not the last LBA, finds it."""
+    old_size = sgdisk_gpt.stat().st_size
+    with open(sgdisk_gpt, "r+b") as f:
+        f.truncate(2 * old_size)
+    poke(sgdisk_gpt, 1024 + 32, struct.pack("<Q", 3000))  # primary entries: CRC32 mismatch
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert spans(discover_file(sgdisk_gpt)) == EXPECTED_GPT
+    assert f"using the backup at LBA {old_size // SECTOR - 1}" in caplog.text
+
+
 def test_gpt_both_damaged_uses_primary_with_warning(sgdisk_gpt, caplog):
     size = sgdisk_gpt.stat().st_size
     poke(sgdisk_gpt, 1024 + 32, struct.pack("<QQ", 3000, 5000))  # primary entry 1's LBAs
