@@ -515,6 +515,66 @@ def test_gpt_grown_disk_finds_the_backup_where_the_primary_says(sgdisk_gpt, capl
     assert f"using the backup at LBA {old_size // SECTOR - 1}" in caplog.text
 
 
+def test_gpt_no_primary_and_a_damaged_backup_uses_the_backup(sgdisk_gpt, caplog):
+    size = sgdisk_gpt.stat().st_size
+    poke(sgdisk_gpt, 512, b"XXXXXXXX")
+    poke(sgdisk_gpt, size - 512 + 24, b"\x01")  # backup header CRC32 mismatch
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert spans(discover_file(sgdisk_gpt)) == EXPECTED_GPT
+    assert "backup header at LBA" in caplog.text and "using it anyway" in caplog.text
+
+
+def test_gpt_without_signatures_is_no_gpt(sgdisk_gpt):
+    """Headers whose every other field and CRC32 is right are still nothing without
+    "EFI PART" (the protective MBR alone then names the whole disk)."""
+    size = sgdisk_gpt.stat().st_size
+    poke(sgdisk_gpt, 512, b"EFI PARX")
+    poke(sgdisk_gpt, size - 512, b"EFI PARX")
+    assert names(discover_file(sgdisk_gpt)) == ["hd0"]
+
+
+def test_gpt_entry_array_off_the_disk_and_no_backup(sgdisk_gpt, caplog):
+    size = sgdisk_gpt.stat().st_size
+    poke(sgdisk_gpt, 512 + 72, struct.pack("<Q", size // 512))  # PartitionEntryLBA
+    poke(sgdisk_gpt, size - 512, b"XXXXXXXX")
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert names(discover_file(sgdisk_gpt)) == ["hd0"]
+    assert "is outside the disk" in caplog.text and "no readable GPT header" in caplog.text
+
+
+@pytest.mark.parametrize("used", [MAX_PARTITIONS, MAX_PARTITIONS + 1])
+def test_gpt_partitions_in_use_are_bounded(tmp_path, caplog, used):
+    """Up to MAX_PARTITIONS entries in use are read; past it the rest are ignored."""
+    image = bytearray(4 * MiB)
+    entries = {i: gpt_entry(LINUX_FILESYSTEM_TYPE, 2048 + i, 2048 + i) for i in range(used)}
+    write_gpt(image, SECTOR, entries, count=512)
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    # One-sector partitions (StartingLBA == EndingLBA) are partitions too.
+    assert len(volumes) == MAX_PARTITIONS
+    assert volumes[-1].grub_name == f"hd0,gpt{MAX_PARTITIONS}"
+    assert volumes[-1].source.size == SECTOR
+    assert ("the rest ignored" in caplog.text) is (used > MAX_PARTITIONS)
+
+
+def test_gpt_name_and_type_oddities(tmp_path):
+    """A partition name that is not valid UTF-16 (a lone surrogate) reads with U+FFFD, as
+    sgdisk shows it; an unknown type GUID is named in the origin."""
+    odd_type = "01234567-89ab-cdef-0123-456789abcdef"
+    image = bytearray(2 * MiB)
+    entry = bytearray(gpt_entry(odd_type, 2048, 2559))
+    entry[56:62] = "a".encode("utf-16-le") + b"\x00\xd8" + "b".encode("utf-16-le")
+    write_gpt(image, SECTOR, {0: bytes(entry)})
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    (volume,) = discover_file(disk)
+    assert volume.label == "a\ufffdb"
+    assert volume.origin == f"GPT partition 1 (type {odd_type})"
+    assert sgdisk_info(disk, 1)["type"] == odd_type
+
+
 def test_gpt_both_damaged_uses_primary_with_warning(sgdisk_gpt, caplog):
     size = sgdisk_gpt.stat().st_size
     poke(sgdisk_gpt, 1024 + 32, struct.pack("<QQ", 3000, 5000))  # primary entry 1's LBAs
