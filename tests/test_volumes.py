@@ -29,7 +29,7 @@ from xen import xen_module
 from pygrub.disk import ByteSource, FileSource, MemorySource, SliceSource
 from pygrub.limits import MAX_LOGICAL_PARTITIONS, MAX_PARTITIONS
 from pygrub.volumes import Volume, discover
-from pygrub.volumes.gpt import ESP_TYPE, LINUX_FILESYSTEM_TYPE
+from pygrub.volumes.gpt import ESP_TYPE, LINUX_FILESYSTEM_TYPE, MAX_ENTRY_ARRAY_BYTES
 
 SECTOR = 512
 FUZZ = settings(
@@ -557,6 +557,31 @@ def test_gpt_partitions_in_use_are_bounded(tmp_path, caplog, used):
     assert volumes[-1].grub_name == f"hd0,gpt{MAX_PARTITIONS}"
     assert volumes[-1].source.size == SECTOR
     assert ("the rest ignored" in caplog.text) is (used > MAX_PARTITIONS)
+
+
+@pytest.mark.parametrize(
+    ("count", "entry_size", "problem"),
+    [
+        (4, 120, "partition entry size 120 is invalid"),
+        (4, 132, "partition entry size 132 is invalid"),
+        (MAX_ENTRY_ARRAY_BYTES // 128, 128, None),
+        (MAX_ENTRY_ARRAY_BYTES // 128 + 1, 128, "-byte limit"),
+    ],
+)
+def test_gpt_entry_size_and_array_bounds(tmp_path, caplog, count, entry_size, problem):
+    """SizeOfPartitionEntry is at least 128 and a multiple of 8; an array over
+    MAX_ENTRY_ARRAY_BYTES is not read. Both tables say the same, CRC32s right."""
+    image = bytearray(10 * MiB)
+    write_gpt(image, SECTOR, {0: gpt_entry(LINUX_FILESYSTEM_TYPE, 40, 99)}, count, entry_size)
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    if problem is None:
+        assert names(volumes) == ["hd0,gpt1"]
+    else:
+        assert names(volumes) == ["hd0"]
+        assert problem in caplog.text
 
 
 def test_gpt_name_and_type_oddities(tmp_path):
