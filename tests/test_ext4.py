@@ -656,6 +656,15 @@ def test_encrypted_file_is_refused(small_images):
     assert fs.read_file("/boot/grub/grub.cfg", 100).startswith(b"set default")
 
 
+def test_direct_block_pointer_past_the_end(small_images):
+    """ext2's i_block[0] naming a block past the filesystem: our error, not a crash."""
+    image, _src, bs = small_images["ext2"]
+    _ino, _group, at = inode_location(image, "/small.txt", bs)
+    fs = open_filesystem(patched(image, {at + 0x28: u32(0xFFFFFFF0)}))
+    with pytest.raises(CorruptError, match="at logical block 0 names block"):
+        fs.read_file("/small.txt", 100)
+
+
 def test_casefolded_directory(tmp_path):
     src = tmp_path / "src"
     (src / "cf").mkdir(parents=True)
