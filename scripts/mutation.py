@@ -5,9 +5,11 @@ when the run is stopped, then mutants, killed, survived, timeouts per module.
 
     python scripts/mutation.py [--jobs 2] [--only gpt,ext4] [--summary]
 
-mutmut keeps its results in mutants/ (a re-run tests only the mutants whose function
-changed); ``--summary`` prints the table from them without running anything. The
-survivors and why each is harmless are in tests/mutation-survivors.md.
+mutmut keeps its results in mutants/ (a module named here is tested afresh each time:
+mutmut re-runs every mutant it is given by name); ``--summary`` prints the table from
+them without running anything, and ``.venv/bin/mutmut run NAME...`` re-tests a few.
+The survivors and why each is harmless are in tests/mutation-survivors.md. Needs
+Python 3.11+ (tomllib), as mutmut 3 does on this layout.
 """
 
 from __future__ import annotations
