@@ -9,7 +9,7 @@ mutmut keeps its results in mutants/ (a module named here is tested afresh each 
 mutmut re-runs every mutant it is given by name); ``--summary`` prints the table from
 them without running anything, and ``.venv/bin/mutmut run NAME...`` re-tests a few.
 The survivors and why each is harmless are in tests/mutation-survivors.md. Needs
-Python 3.11+ (tomllib), as mutmut 3 does on this layout.
+Python 3.11+ (tomllib).
 """
 
 from __future__ import annotations
