@@ -4,6 +4,10 @@
 #                                every Nth mutant with --runas (root)
 # make fuzz-atheris TARGET=ext4  coverage-guided fuzzing of one parser (pip install '.[fuzz]')
 # make deb [DEB_DIR=dist]         the Debian package, dist/pygrub_VERSION_all.deb (dpkg-deb)
+# make mutation [ONLY=gpt,ext4]  mutation testing (pip install '.[mutation]'): mutmut over
+#                                the modules [tool.mutmut] names, one at a time, niced, then
+#                                killed/survived/timeouts per module; hours on 2 cores, so
+#                                outside CI (tests/mutation-survivors.md: the survivors)
 # make field                     every installed Debian guest (scripts/build-guest.py) booted
 #                                through pygrub and QEMU; CI boots two of them (root)
 
@@ -19,7 +23,9 @@ SECONDS ?= 300
 DEB_DIR ?= dist
 VENV ?= .venv
 
-.PHONY: test fuzz fuzz-atheris deb field
+ONLY ?=
+
+.PHONY: test fuzz fuzz-atheris deb field mutation
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -37,3 +43,6 @@ deb:
 
 field:
 	PYGRUB_FIELD=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_installed_guests.py
+
+mutation:
+	nice -n 10 $(VENV)/bin/python scripts/mutation.py --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))

@@ -308,6 +308,31 @@ def time_bound(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class SparseSource:
+    """A large disk of zeros with a few written regions (huge sizes without the memory)."""
+
+    def __init__(self, size: int, regions: dict[int, bytes]) -> None:
+        self._size = size
+        self.regions = regions
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def pread(self, offset: int, length: int) -> bytes:
+        assert 0 <= offset and 0 <= length <= 64 * MiB, (offset, length)
+        length = max(0, min(length, self._size - offset))
+        out = bytearray(length)
+        for at, data in self.regions.items():
+            lo, hi = max(at, offset), min(at + len(data), offset + length)
+            if lo < hi:
+                out[lo - offset : hi - offset] = data[lo - at : hi - at]
+        return bytes(out)
+
+    def host_span(self, offset: int, length: int) -> None:
+        return None
+
+
 def edited(data: bytes, edits: Mapping[int, bytes]) -> bytes:
     """``data`` with each offset's bytes replaced."""
     out = bytearray(data)

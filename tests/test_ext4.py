@@ -23,6 +23,7 @@ from fswalk import (
     KERNEL,
     EditedSource,
     MiB,
+    SparseSource,
     assert_symlinks_resolve,
     open_and_walk,
     overwrites,
@@ -39,7 +40,8 @@ from pygrub.disk import ByteSource, FileSource, MemorySource
 from pygrub.errors import CorruptError, LimitError, NotFoundError, UnsupportedError
 from pygrub.fs import probe
 from pygrub.fs.base import Filesystem, NodeType
-from pygrub.fs.ext4 import Ext4Filesystem, open_filesystem
+from pygrub.fs.ext4 import SUPERBLOCK_OFFSET, Ext4Filesystem, open_filesystem
+from pygrub.limits import MAX_TREE_DEPTH
 
 LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
 LATIN1_DIR = os.fsdecode(b"dir\xff")
@@ -501,6 +503,58 @@ def test_extent_index_pointing_to_itself(small_images):
         list(fs.extents("/frag"))
 
 
+@pytest.mark.parametrize(
+    ("depth", "error"), [(MAX_TREE_DEPTH, CorruptError), (MAX_TREE_DEPTH + 1, LimitError)]
+)
+def test_extent_depth_limit_is_inclusive(small_images, depth, error):
+    """A root of depth MAX_TREE_DEPTH is walked (its child, a leaf, then fails the depth
+    the root promised it); one deeper is refused before any block is read."""
+    image, _src, bs = small_images["ext4"]
+    _ino, _group, inode_at = inode_location(image, "/frag", bs)
+    fs = open_filesystem(patched(image, {inode_at + 0x28 + 6: u16(depth)}))
+    expected = (
+        "over the limit"
+        if error is LimitError
+        else f"depth 0 under a node that expects {depth - 1}"
+    )
+    with pytest.raises(error, match=expected):
+        list(fs.extents("/frag"))
+
+
+def test_extent_tree_past_block_2_to_the_32(tmp_path):
+    """ei_leaf_hi and ee_start_hi: index and leaf entries hold 48-bit block numbers.
+
+    A real filesystem past 2^32 blocks takes mke2fs minutes and hundreds of MiB of
+    metadata, so a real 64bit image is laid into a sparse source that claims 2^32 more
+    blocks (s_blocks_count_hi), the /frag extent leaf moved up there and its first data
+    extent with it. The old copies are zeroed: a reader dropping the high bits meets bad
+    magic or zeros."""
+    bs, high = 1024, 1 << 32
+    src = tmp_path / "src"
+    rng = random.Random(5)
+    write_sparse(src / "frag", 39 * 2048 + 1024, {i * 2048: rng.randbytes(1024) for i in range(40)})
+    options = ("-b", str(bs), "-N", "64", "-O", "64bit,^has_journal")
+    image = mke2fs(tmp_path / "fs.img", src, "ext4", options, 3)
+    _ino, _group, inode_at = inode_location(image, "/frag", bs)
+    _data, meta = block_map(image, "/frag")
+    assert len(meta) == 1  # depth 1: the root in the inode indexes one leaf block
+    raw = bytearray(image.read_bytes())
+    blocks = len(raw) // bs
+    leaf = bytearray(raw[meta[0] * bs : (meta[0] + 1) * bs])
+    # The leaf's first struct ext4_extent: ee_block, ee_len, ee_start_hi, ee_start_lo.
+    _ee_block, ee_len, _hi, start = struct.unpack_from("<IHHI", leaf, 12)
+    leaf[12 + 6 : 12 + 8] = u16(1)
+    moved = bytes(raw[start * bs : (start + ee_len) * bs])
+    raw[start * bs : (start + ee_len) * bs] = bytes(ee_len * bs)
+    raw[meta[0] * bs : (meta[0] + 1) * bs] = bytes(bs)
+    raw[inode_at + 0x28 + 12 + 8 : inode_at + 0x28 + 12 + 10] = u16(1)  # ei_leaf_hi
+    raw[SUPERBLOCK_OFFSET + 0x150 : SUPERBLOCK_OFFSET + 0x154] = u32(1)  # s_blocks_count_hi
+    regions = {0: bytes(raw), (high + meta[0]) * bs: bytes(leaf), (high + start) * bs: moved}
+    fs = open_filesystem(SparseSource((high + blocks) * bs, regions))
+    assert fs.blocks_count == high + blocks
+    assert fs.read_file("/frag", 1 << 20) == (src / "frag").read_bytes()
+
+
 @pytest.mark.parametrize("value", [7, 30, 0xFFFFFFFF])
 def test_absurd_log_block_size(small_images, value):
     image, _src, _bs = small_images["ext4"]
@@ -600,6 +654,15 @@ def test_encrypted_file_is_refused(small_images):
     with pytest.raises(UnsupportedError, match="encrypted"):
         fs.read_file("/small.txt", 100)
     assert fs.read_file("/boot/grub/grub.cfg", 100).startswith(b"set default")
+
+
+def test_direct_block_pointer_past_the_end(small_images):
+    """ext2's i_block[0] naming a block past the filesystem: our error, not a crash."""
+    image, _src, bs = small_images["ext2"]
+    _ino, _group, at = inode_location(image, "/small.txt", bs)
+    fs = open_filesystem(patched(image, {at + 0x28: u32(0xFFFFFFF0)}))
+    with pytest.raises(CorruptError, match="at logical block 0 names block"):
+        fs.read_file("/small.txt", 100)
 
 
 def test_casefolded_directory(tmp_path):

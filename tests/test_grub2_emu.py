@@ -233,6 +233,36 @@ def test_default_entry_same_as_grub(default, tmp_path):
     assert ours == booted
 
 
+@pytest.mark.parametrize(
+    ("entries", "default", "ours", "upstream"),
+    [
+        # One entry's title is another's id: the id wins here, menu order upstream.
+        ((("x", "a"), ("b", "x")), "x", "b", "x"),
+        # An id that reads as a number: the id here, the number upstream.
+        ((("A", "a"), ("B", "b"), ("C", "1")), "1", "C", "B"),
+        # A title that starts with a number: the title here, the number upstream.
+        ((("A", "a"), ("B", "b"), ("0 rescue", "r")), "0 rescue", "0 rescue", "A"),
+    ],
+)
+def test_default_id_then_title_then_number_unlike_upstream(
+    entries, default, ours, upstream, tmp_path
+):
+    """``default`` as Red Hat's GRUB reads it (patch "Fix menu entry selection based on
+    ID and title"): every id, then every title, then a number. Upstream's menu.c
+    (get_entry_number, GRUB 2.12) takes a leading number first and otherwise matches
+    title or id in one pass in menu order; Debian's grub-emu is upstream, so it shows
+    the difference."""
+    body = "".join(
+        f"menuentry '{title}' --id '{ident}' {{ echo ENTRY {title}; halt; }}\n"
+        for title, ident in entries
+    )
+    text = f"set timeout=0\nset default='{default}'\n" + body
+    menu = load(LoadContext("/grub.cfg", text))
+    assert menu.item_at(menu.default).title == ours
+    booted = [line for line in grub_emu(text, tmp_path, halt=False).splitlines() if "ENTRY" in line]
+    assert booted == [f"ENTRY {upstream}"]
+
+
 # -- generated scripts -----------------------------------------------------------------
 
 _VARS = ("x", "y", "z")

@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fswalk import SparseSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imaging import MiB, make_ext, make_isohybrid_iso, make_partitioned, run
@@ -28,7 +29,7 @@ from xen import xen_module
 from pygrub.disk import ByteSource, FileSource, MemorySource, SliceSource
 from pygrub.limits import MAX_LOGICAL_PARTITIONS, MAX_PARTITIONS
 from pygrub.volumes import Volume, discover
-from pygrub.volumes.gpt import ESP_TYPE, LINUX_FILESYSTEM_TYPE
+from pygrub.volumes.gpt import ESP_TYPE, LINUX_FILESYSTEM_TYPE, MAX_ENTRY_ARRAY_BYTES
 
 SECTOR = 512
 FUZZ = settings(
@@ -502,6 +503,103 @@ def test_gpt_missing_primary_uses_backup(sgdisk_gpt):
     assert spans(discover_file(sgdisk_gpt)) == EXPECTED_GPT
 
 
+def test_gpt_grown_disk_finds_the_backup_where_the_primary_says(sgdisk_gpt, caplog):
+    """A disk image enlarged after partitioning (qemu-img resize, truncate) keeps its
+    backup GPT at the old end: AlternateLBA, not the last LBA, finds it."""
+    old_size = sgdisk_gpt.stat().st_size
+    with open(sgdisk_gpt, "r+b") as f:
+        f.truncate(2 * old_size)
+    poke(sgdisk_gpt, 1024 + 32, struct.pack("<Q", 3000))  # primary entries: CRC32 mismatch
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert spans(discover_file(sgdisk_gpt)) == EXPECTED_GPT
+    assert f"using the backup at LBA {old_size // SECTOR - 1}" in caplog.text
+
+
+def test_gpt_no_primary_and_a_damaged_backup_uses_the_backup(sgdisk_gpt, caplog):
+    size = sgdisk_gpt.stat().st_size
+    poke(sgdisk_gpt, 512, b"XXXXXXXX")
+    poke(sgdisk_gpt, size - 512 + 24, b"\x01")  # backup header CRC32 mismatch
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert spans(discover_file(sgdisk_gpt)) == EXPECTED_GPT
+    assert "backup header at LBA" in caplog.text and "using it anyway" in caplog.text
+
+
+def test_gpt_without_signatures_is_no_gpt(sgdisk_gpt):
+    """Headers whose every other field and CRC32 is right are still nothing without
+    "EFI PART" (the protective MBR alone then names the whole disk)."""
+    size = sgdisk_gpt.stat().st_size
+    poke(sgdisk_gpt, 512, b"EFI PARX")
+    poke(sgdisk_gpt, size - 512, b"EFI PARX")
+    assert names(discover_file(sgdisk_gpt)) == ["hd0"]
+
+
+def test_gpt_entry_array_off_the_disk_and_no_backup(sgdisk_gpt, caplog):
+    size = sgdisk_gpt.stat().st_size
+    poke(sgdisk_gpt, 512 + 72, struct.pack("<Q", size // 512))  # PartitionEntryLBA
+    poke(sgdisk_gpt, size - 512, b"XXXXXXXX")
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert names(discover_file(sgdisk_gpt)) == ["hd0"]
+    assert "is outside the disk" in caplog.text and "no readable GPT header" in caplog.text
+
+
+@pytest.mark.parametrize("used", [MAX_PARTITIONS, MAX_PARTITIONS + 1])
+def test_gpt_partitions_in_use_are_bounded(tmp_path, caplog, used):
+    """Up to MAX_PARTITIONS entries in use are read; past it the rest are ignored."""
+    image = bytearray(4 * MiB)
+    entries = {i: gpt_entry(LINUX_FILESYSTEM_TYPE, 2048 + i, 2048 + i) for i in range(used)}
+    write_gpt(image, SECTOR, entries, count=512)
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    # One-sector partitions (StartingLBA == EndingLBA) are partitions too.
+    assert len(volumes) == MAX_PARTITIONS
+    assert volumes[-1].grub_name == f"hd0,gpt{MAX_PARTITIONS}"
+    assert volumes[-1].source.size == SECTOR
+    assert ("the rest ignored" in caplog.text) is (used > MAX_PARTITIONS)
+
+
+@pytest.mark.parametrize(
+    ("count", "entry_size", "problem"),
+    [
+        (4, 120, "partition entry size 120 is invalid"),
+        (4, 132, "partition entry size 132 is invalid"),
+        (MAX_ENTRY_ARRAY_BYTES // 128, 128, None),
+        (MAX_ENTRY_ARRAY_BYTES // 128 + 1, 128, "-byte limit"),
+    ],
+)
+def test_gpt_entry_size_and_array_bounds(tmp_path, caplog, count, entry_size, problem):
+    """SizeOfPartitionEntry is at least 128 and a multiple of 8; an array over
+    MAX_ENTRY_ARRAY_BYTES is not read. Both tables say the same, CRC32s right."""
+    image = bytearray(10 * MiB)
+    write_gpt(image, SECTOR, {0: gpt_entry(LINUX_FILESYSTEM_TYPE, 40, 99)}, count, entry_size)
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    if problem is None:
+        assert names(volumes) == ["hd0,gpt1"]
+    else:
+        assert names(volumes) == ["hd0"]
+        assert problem in caplog.text
+
+
+def test_gpt_name_and_type_oddities(tmp_path):
+    """A partition name that is not valid UTF-16 (a lone surrogate) reads with U+FFFD, as
+    sgdisk shows it; an unknown type GUID is named in the origin."""
+    odd_type = "01234567-89ab-cdef-0123-456789abcdef"
+    image = bytearray(2 * MiB)
+    entry = bytearray(gpt_entry(odd_type, 2048, 2559))
+    entry[56:62] = "a".encode("utf-16-le") + b"\x00\xd8" + "b".encode("utf-16-le")
+    write_gpt(image, SECTOR, {0: bytes(entry)})
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    (volume,) = discover_file(disk)
+    assert volume.label == "a\ufffdb"
+    assert volume.origin == f"GPT partition 1 (type {odd_type})"
+    assert sgdisk_info(disk, 1)["type"] == odd_type
+
+
 def test_gpt_both_damaged_uses_primary_with_warning(sgdisk_gpt, caplog):
     size = sgdisk_gpt.stat().st_size
     poke(sgdisk_gpt, 1024 + 32, struct.pack("<QQ", 3000, 5000))  # primary entry 1's LBAs
@@ -535,6 +633,46 @@ def test_gpt_inverted_and_past_end_entries(tmp_path, caplog):
         "hd0,gpt4": (40 * SECTOR, 2008 * SECTOR),
     }
     assert "before it starts" in caplog.text and "past the end" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("sector_size", "header_size", "valid"),
+    [
+        (512, 91, False),
+        (512, 92, True),
+        (512, 512, True),
+        (512, 513, False),
+        (4096, 4096, True),
+        (4096, 4097, False),
+    ],
+)
+def test_gpt_header_size_bounds(tmp_path, caplog, sector_size, header_size, valid):
+    """UEFI: 92 <= HeaderSize <= the logical block size. The primary header here has its
+    CRC32 right over HeaderSize bytes (over the sector when that is larger), so only the
+    bounds can refuse it; the backup describes other partitions, so which one was read
+    shows. libfdisk applies the same bounds: sfdisk is the oracle."""
+    image = bytearray(4 * MiB)
+    backup_entry = gpt_entry(LINUX_FILESYSTEM_TYPE, 96, 127)
+    write_gpt(image, sector_size, {0: backup_entry})
+    primary_array = bytearray(128 * 128)
+    primary_array[:128] = gpt_entry(LINUX_FILESYSTEM_TYPE, 64, 95)
+    image[2 * sector_size : 2 * sector_size + len(primary_array)] = primary_array
+    total = len(image) // sector_size
+    array_sectors = len(primary_array) // sector_size
+    header = gpt_header(
+        1, total - 1, 2 + array_sectors, total - 2 - array_sectors, 2, 128, 128,
+        zlib.crc32(primary_array), header_size=header_size, length=sector_size,
+    )  # fmt: skip
+    image[sector_size : 2 * sector_size] = header
+    disk = tmp_path / "gpt.img"
+    disk.write_bytes(image)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    first = 64 if valid else 96
+    assert spans(volumes) == {"hd0,gpt1": (first * sector_size, 32 * sector_size)}
+    assert (f"header size {header_size} out of range" in caplog.text) is not valid
+    if sector_size == SECTOR:
+        assert sfdisk_partitions(disk)[1]["start"] == first
 
 
 def test_gpt_on_hybrid_iso(tmp_path):
@@ -605,31 +743,6 @@ def test_solaris_partition_on_a_truncated_disk(tmp_path):
 
 
 # ---------------------------------------------------------------- hostile input
-
-
-class SparseSource:
-    """A large disk of zeros with a few written regions (huge sizes without the memory)."""
-
-    def __init__(self, size: int, regions: dict[int, bytes]) -> None:
-        self._size = size
-        self.regions = regions
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def pread(self, offset: int, length: int) -> bytes:
-        assert 0 <= offset and 0 <= length <= 64 * MiB, (offset, length)
-        length = max(0, min(length, self._size - offset))
-        out = bytearray(length)
-        for at, data in self.regions.items():
-            lo, hi = max(at, offset), min(at + len(data), offset + length)
-            if lo < hi:
-                out[lo - offset : hi - offset] = data[lo - at : hi - at]
-        return bytes(out)
-
-    def host_span(self, offset: int, length: int) -> None:
-        return None
 
 
 VOLUME_BOUND = 2 + 4 + 4 + MAX_PARTITIONS + MAX_LOGICAL_PARTITIONS

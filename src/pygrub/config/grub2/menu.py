@@ -11,6 +11,9 @@ first ``>`` (``>>`` stands for a literal '>').
 first, then a title, then a number - ids and titles first as Red Hat's GRUB does, so an
 id starting with a digit is not read as a number; an unmatched value falls back to a
 leading number as upstream's strtoul would; out of range or unmatched means entry 0.
+Upstream (get_entry_number in GRUB 2.12's normal/menu.c) differs: a leading number
+wins first, and otherwise one pass in menu order takes the first entry whose title or
+id matches, so an earlier title beats a later id (tests/test_grub2_emu.py shows both).
 """
 
 from __future__ import annotations
