@@ -207,9 +207,13 @@ echo "$version" >"$initrd/fixtures"
 # TCG: the Debian kernel hangs early under this machine's nested KVM. QEMU_ACCEL=kvm overrides.
 drives=()
 for name in $guest_disks; do
-    # A serial gives udev a /dev/disk/by-id link to the disk.
-    drives+=(-drive "file=$work/$name.img,format=raw,if=none,id=$name"
-        -device "virtio-blk-pci,drive=$name,serial=${name:0:20}")
+    if [ "$version" = 2.3 ]; then
+        drives+=(-drive "file=$work/$name.img,format=raw,if=virtio")
+    else
+        # A serial gives udev a /dev/disk/by-id link to the disk, as a real disk has.
+        drives+=(-drive "file=$work/$name.img,format=raw,if=none,id=$name"
+            -device "virtio-blk-pci,drive=$name,serial=${name:0:20}")
+    fi
 done
 timeout 3000 qemu-system-x86_64 -accel "${QEMU_ACCEL:-tcg}" -m 1536 -smp 1 -nographic \
     -no-reboot -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
