@@ -8,6 +8,7 @@ here that sets up namespaces needs root: under CI it fails without, elsewhere it
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import errno
 import json
@@ -22,9 +23,12 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import captured_reader
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -611,7 +615,7 @@ SLOW_RUN = (
     "from pygrub import cli, extract\n"
     "real = extract.copy_file\n"
     "def slow(*a):\n"
-    "    real(*a); print('copied', flush=True); time.sleep(60)\n"
+    "    real(*a); print('copied', file=sys.stderr, flush=True); time.sleep(60)\n"
     "extract.copy_file = slow\n"
     "sys.exit(cli.main(sys.argv[1:]))\n"
 )
@@ -630,7 +634,8 @@ def test_a_stopped_run_takes_its_child_with_it(tmp_path, needs_root, stop):
         stderr=subprocess.PIPE,
         env=env,
     )
-    assert proc.stdout is not None and proc.stdout.readline() == b"copied\n"
+    # On stderr: the reader's stdout is /dev/null where it is not the product.
+    assert proc.stderr is not None and proc.stderr.readline() == b"copied\n"
     assert len(processes_of(SLOW_UID)) == 1
     if stop == "SIGTERM":
         proc.send_signal(signal.SIGTERM)
@@ -873,3 +878,312 @@ def test_hostile_images_end_in_a_boot_or_one_error(
     found = items(output.read_bytes())
     named = {Path(found[k]).name for k in ("kernel", "ramdisk") if k in found}
     assert set(os.listdir(out)) == named
+
+
+# -- walls proven against a captured reader -------------------------------------------
+#
+# tests/captured_reader.py puts attacker code where the reader runs, as a guest disk that
+# found a bug in a parser would; each test runs the command as the toolstack does and
+# checks the wall from both sides: what the attacker saw, and that the host saw nothing.
+
+MODES = {"runas": [f"--runas={UNNAMED}"]}
+TESTS = Path(__file__).resolve().parent
+#: The line of captured_reader.FORGED that does not start with its mark.
+FORGED_LINE = "kernel /etc/shadow"
+
+
+@dataclass
+class Captured:
+    proc: subprocess.CompletedProcess
+    #: pygrub's, the sandboxed reader's parent.
+    pid: int
+    #: What the attacker reported from inside.
+    seen: dict
+    #: stderr without the attacker's lines.
+    errors: list[str]
+    out: Path
+    output: bytes
+
+
+def captured_run(
+    tmp_path: Path,
+    mode: str,
+    name: str,
+    params: dict | None = None,
+    *flags: str,
+    env: dict | None = None,
+    to_stdout: bool = False,
+) -> Captured:
+    """``python -m pygrub`` on a guest with kernel and initrd, its reader replaced by the
+    attack ``name``; the output in a file as libxl asks, or on stdout as XAPI reads it."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    install = f"import captured_reader\ncaptured_reader.install({name!r}, {params or {}!r})\n"
+    (hook / "sitecustomize.py").write_text(install)
+    image = readable(make_ext(tmp_path, guest_tree()))
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    where = [] if to_stdout else [f"--output={output}"]
+    environment = dict(os.environ, **(env or {}), PYTHONPATH=f"{hook}:{TESTS}")
+    flags = flags or ("--output-format=simple0",)
+    argv = [*MODES[mode], "-q", *where, f"--output-directory={out}", *flags, str(image)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "pygrub", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    ) as popen:
+        stdout, stderr = popen.communicate(timeout=120)
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
+    lines = stderr.decode(errors="replace").splitlines()
+    reports = [json.loads(x[10:]) for x in lines if x.startswith("captured: {")]
+    errors = [x for x in lines if not x.startswith("captured: ") and x != FORGED_LINE]
+    output_bytes = stdout if to_stdout else output.read_bytes()
+    return Captured(proc, popen.pid, reports[0] if reports else {}, errors, out, output_bytes)
+
+
+def check_outcome(run: Captured, flags: tuple[str, ...] = ("--output-format=simple0",)) -> str:
+    """Whatever the attacker did: the right boot with the parent's files and nothing else,
+    or one clean error line and nothing left. "boot" or "error"."""
+    proc = run.proc
+    if proc.returncode != 0:
+        assert proc.returncode == 1, proc.stderr
+        assert len(run.errors) == 1 and run.errors[0].startswith("pygrub: error: RuntimeError: ")
+        assert os.listdir(run.out) == [] and run.output == b""
+        return "error"
+    assert run.errors == [], proc.stderr
+    if "--output-format=json" in flags:
+        document = json.loads(run.output)
+        found = {k: document[k] for k in ("kernel", "ramdisk", "args")}
+    else:
+        assert run.output.endswith(b"\0\0") and run.output.count(b"\0") == 4, run.output
+        found = items(run.output)
+        assert set(found) == {"kernel", "ramdisk", "args"}
+    assert found["args"] == "root=/dev/xvda1 ro"
+    named = {Path(found[k]) for k in ("kernel", "ramdisk")}
+    assert {p.parent for p in named} == {run.out}
+    assert sorted(os.listdir(run.out)) == sorted(p.name for p in named)
+    assert Path(found["kernel"]).read_bytes() == KERNEL
+    assert Path(found["ramdisk"]).read_bytes() == INITRD
+    return "boot"
+
+
+def sandbox_uid(mode: str, run: Captured) -> int:
+    return UNNAMED
+
+
+def check_ids(mode: str, run: Captured) -> None:
+    uid = sandbox_uid(mode, run)
+    assert run.seen["ids"] == [[uid] * 3, [uid] * 3, []]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_read_host_files(tmp_path, needs_root, mode):
+    # In /tmp, readable by everybody: only the sandbox's isolation keeps it from the reader.
+    fd, secret = tempfile.mkstemp(prefix="pygrub-secret-", dir="/tmp")
+    os.write(fd, b"secret")
+    os.close(fd)
+    os.chmod(secret, 0o644)
+    try:
+        setpriv = require_tool("setpriv")
+        uid_flags = [f"--reuid={UNNAMED}", f"--regid={UNNAMED}", "--clear-groups"]
+        assert run(setpriv, *uid_flags, "cat", secret) == b"secret"
+        captured = captured_run(tmp_path, mode, "host_files", {"secret": secret})
+    finally:
+        os.unlink(secret)
+    check_ids(mode, captured)
+    assert captured.seen["passwd"] == captured.seen["secret"] == "ENOENT"
+    assert captured.seen["image_by_host_path"] == captured.seen["proc_self"] == "ENOENT"
+    # Landlock (5.13) forbids even listing the root; without it, only the image is there.
+    assert captured.seen["list_root"] == ("EACCES" if sandbox.landlock_abi() else "ok")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_write_the_output_directory(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "output_directory")
+    check_ids(mode, captured)
+    landlocked = "EACCES" if sandbox.landlock_abi() else None
+    assert captured.seen["by_host_path"] in ("ENOENT", landlocked)
+    for how in ("at_root", "mkdir", "link_kernel"):
+        assert captured.seen[how] in ("EROFS", "ENOENT", landlocked), how
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_has_no_tcp(tmp_path, needs_root, mode):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        captured = captured_run(tmp_path, mode, "tcp", {"port": listener.getsockname()[1]})
+        assert error_of(listener.accept) == "EAGAIN"
+        # The host itself reaches it: the wall is the namespace, not a closed port.
+        socket.create_connection(listener.getsockname()).close()
+        assert error_of(listener.accept) == "ok"
+    check_ids(mode, captured)
+    assert captured.seen["connect"] in ("ENETUNREACH", "EACCES")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_has_no_udp(tmp_path, needs_root, mode):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        captured = captured_run(tmp_path, mode, "udp", {"port": receiver.getsockname()[1]})
+        assert error_of(lambda: receiver.recv(100)) == "EAGAIN"
+    check_ids(mode, captured)
+    assert captured.seen["send"] == "ENETUNREACH"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_reach_a_unix_socket(tmp_path, needs_root, mode):
+    path = f"/tmp/pygrub-captured-{os.getpid()}.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        os.chmod(path, 0o777)  # any user may connect: only isolation stops the reader
+        listener.listen()
+        listener.setblocking(False)
+        try:
+            captured = captured_run(tmp_path, mode, "unix_socket", {"path": path})
+            assert error_of(listener.accept) == "EAGAIN"
+        finally:
+            os.unlink(path)
+    check_ids(mode, captured)
+    assert captured.seen["connect"] in ("ENOENT", "EACCES")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_reach_an_abstract_socket(tmp_path, needs_root, mode):
+    name = f"pygrub-captured-{os.getpid()}"
+    with (
+        socket.socket(socket.AF_UNIX) as listener,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver,
+    ):
+        listener.bind(b"\0" + name.encode())
+        listener.listen()
+        listener.setblocking(False)
+        receiver.bind(b"\0" + name.encode())
+        receiver.setblocking(False)
+        captured = captured_run(tmp_path, mode, "abstract_socket", {"name": name})
+        assert error_of(listener.accept) == "EAGAIN"
+        assert error_of(lambda: receiver.recv(100)) == "EAGAIN"
+    check_ids(mode, captured)
+    # The network namespace has its own abstract names; Landlock 6.12 scopes them too.
+    assert captured.seen["connect"] in ("ECONNREFUSED", "EPERM")
+    assert captured.seen["send"] in ("ECONNREFUSED", "EPERM")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_signal_or_inspect_its_parent(tmp_path, needs_root, mode):
+    # A process of --runas's user: kill(-1) reaches it unless Landlock (6.12) scopes signals.
+    sleeper = subprocess.Popen(["sleep", "60"], user=UNNAMED, group=UNNAMED)
+    try:
+        captured = captured_run(tmp_path, mode, "parent")
+        survived = sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    check_ids(mode, captured)
+    assert captured.seen["parent"] == captured.pid
+    for how in ("sigterm", "sigkill", "ptrace"):
+        assert captured.seen[how] == "EPERM", how
+    # kill(-1) says "ok" even when every process refused: what counts is who survived.
+    assert survived or (mode == "runas" and sandbox.landlock_abi() < 6)
+    assert captured.seen["environ"] == "ENOENT"
+    assert captured.seen["mount_proc"] == "EPERM"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_fork(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "fork")
+    check_ids(mode, captured)
+    assert captured.seen["fork"] == "EAGAIN"
+    assert captured.seen["thread"] == "RuntimeError"  # "can't start new thread"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_allocate_past_the_memory_limit(tmp_path, needs_root, mode):
+    env = {"PYGRUB_MAX_RAM_USAGE_MB": "300"}
+    captured = captured_run(tmp_path, mode, "memory", env=env)
+    check_ids(mode, captured)
+    assert captured.seen["limit"] == 300 << 20
+    assert captured.seen["bytearray"] == "MemoryError"
+    assert captured.seen["mmap"] == "ENOMEM"
+    assert captured.seen["raise_limit"] in ("EPERM", "ValueError")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_write_past_the_file_size_limit(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "file_size", env={"PYGRUB_MAX_FILE_SIZE_MB": "1"})
+    check_ids(mode, captured)
+    assert captured.seen["limit"] == 1 << 20
+    assert captured.seen["at_limit"] == "ok"
+    for how in ("past_limit", "truncate", "fallocate"):
+        assert captured.seen[how] == "EFBIG", how
+    assert captured.seen["raise_limit"] in ("EPERM", "ValueError")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_regain_root(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "setuid")
+    check_ids(mode, captured)
+    for how in ("setuid", "setresuid", "setgid", "setgroups", "chroot", "unshare_mounts"):
+        assert captured.seen[how] == "EPERM", how
+    assert check_outcome(captured) == "boot"
+
+
+FORGERIES = {
+    # attack: (output flags, to stdout, what the run must end in)
+    "every_descriptor": (("--output-format=simple0",), True, "error"),
+    "separator_in_args": (("--output-format=simple0",), False, "error"),
+    "newline_in_args": (("--output-format=simple",), True, "error"),
+    "quote_in_args": (("--output-format=sxp",), True, "sxp"),
+    "json_naming_files": (("--output-format=json",), False, "boot"),
+    "another_mode": (("--output-format=simple0",), False, "error"),
+    "oversized": (("--output-format=simple0",), False, "error"),
+    "no_report": (("--output-format=simple0",), False, "error"),
+    "crash": (("--output-format=simple0",), False, "error"),
+    "error_with_controls": (("--output-format=simple0",), False, "error"),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_forge_the_output(tmp_path, needs_root, mode, forgery):
+    """Whatever the reader writes, and into whichever descriptor: the parent names only
+    files it made, lets no separator into an item, and ends in a boot or one line."""
+    flags, to_stdout, expected = FORGERIES[forgery]
+    captured = captured_run(tmp_path, mode, forgery, None, *flags, to_stdout=to_stdout)
+    if expected == "sxp":
+        # Python's repr quotes the quotes: the command line stays one item, whatever it holds.
+        assert captured.proc.returncode == 0 and captured.errors == [], captured.proc.stderr
+        found = sxp_items(captured.output)
+        assert found["args"] == captured_reader.QUOTED_ARGS
+        assert [Path(found[k]).parent for k in ("kernel", "ramdisk")] == [captured.out] * 2
+        assert Path(found["kernel"]).read_bytes() == KERNEL
+        return
+    assert b"/etc/shadow" not in captured.output
+    assert check_outcome(captured, flags) == expected
+    if forgery == "every_descriptor":
+        # It did write: into stderr (its line came through), stdout and the report pipe.
+        assert captured.seen["written"]["2"] == "ok"
+    if expected == "error":
+        assert not any(c in captured.errors[0] for c in "\0\x1b\r")
+
+
+def sxp_items(output: bytes) -> dict[str, str]:
+    text = output.decode()
+    assert text.startswith("linux ")
+    pairs = re.findall(r"\((kernel|ramdisk|args) ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)", text)
+    assert "linux " + "".join(f"({k} {v})" for k, v in pairs) == text
+    return {k: ast.literal_eval(v) for k, v in pairs}

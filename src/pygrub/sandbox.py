@@ -130,6 +130,10 @@ class Sandbox:
     keep: tuple[int, ...] = ()
     #: Tests turn this off to look at the mount namespace under it.
     landlock: bool = True
+    #: The child keeps stdout only where it prints the run's product itself (-l,
+    #: --isconfig); otherwise it gets /dev/null there: stdout may be the output (XAPI
+    #: reads it), which the parent alone writes.
+    stdout: bool = True
 
     @property
     def inside(self) -> str:
@@ -203,6 +207,7 @@ def run_deprivileged(o: Options) -> int:
         if not (o.not_really or o.list_entries or o.isconfig):
             for prefix in ("boot_kernel.", "boot_ramdisk."):
                 files[prefix] = make_temp_file(prefix, o.output_directory)
+        printed = o.list_entries or o.isconfig
         box = Sandbox(
             uid,
             gid,
@@ -211,15 +216,16 @@ def run_deprivileged(o: Options) -> int:
             file_size,
             address_space,
             keep=(disk_fd, *(fd for fd, _path in files.values())),
+            stdout=printed,
         )
         result = run_sandboxed(box, lambda: read_guest(o, box.inside, disk_fd, files, file_size))
         outcome = Outcome.from_result(result)
-        printed = o.list_entries or o.isconfig
         wants_json = not printed and o.output_format == "json"
         if outcome.printed != printed or (outcome.json is not None) != wants_json:
             raise _malformed("the result is for another mode than this run's")
         if outcome.printed:
             return 0
+        _check_sizes(files, file_size)
         kernel = files["boot_kernel."][1] if files else None
         ramdisk = files["boot_ramdisk."][1] if files and outcome.ramdisk else None
         if outcome.json is not None:
@@ -242,6 +248,15 @@ def run_deprivileged(o: Options) -> int:
         if out_fd not in (-1, sys.stdout.fileno()):
             os.close(out_fd)
         os.close(disk_fd)
+
+
+def _check_sizes(files: dict[str, tuple[int, str]], limit: int) -> None:
+    """RLIMIT_FSIZE held the child's writes to ``limit``; the parent hands the files on
+    only after seeing so itself."""
+    for fd, path in files.values():
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise LimitError(f"the sandboxed reader wrote {size} bytes to {path}, over {limit}")
 
 
 def read_guest(
@@ -526,6 +541,8 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
     os.setsid()  # no controlling terminal: TIOCSTI cannot type into the caller's shell
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past RLIMIT_FSIZE: EFBIG, not death
     _stdin_from_dev_null()
+    if not box.stdout:
+        _stdout_to_dev_null()
     _close_all_but({0, 1, 2, report_fd, *box.keep, *_std_fds()})
     libc = _libc()
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
@@ -576,15 +593,25 @@ def _stdin_from_dev_null() -> None:
         os.close(fd)
 
 
+def _stdout_to_dev_null() -> None:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.close(fd)
+    out = _fileno(sys.stdout)
+    if out not in (None, 1, 2):
+        os.dup2(1, out)  # a test's capture stands for stdout: it is the output there
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        return stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _std_fds() -> set[int]:
     """Where sys.stdout and sys.stderr write, when that is not 1 and 2 (a test's capture)."""
-    found = set()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            found.add(stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            pass
-    return found
+    return {fd for fd in (_fileno(sys.stdout), _fileno(sys.stderr)) if fd is not None}
 
 
 def _close_all_but(keep: set[int]) -> None:
