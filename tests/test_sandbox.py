@@ -36,6 +36,7 @@ from imaging import make_ext, make_fat, require_tool, run, write_tree
 
 from pygrub import cli, sandbox
 from pygrub.errors import PygrubError, UsageError
+from pygrub.sandbox import RUNAS_RAM_MB
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "guest.img"
@@ -654,32 +655,51 @@ def test_a_stopped_run_takes_its_child_with_it(tmp_path, needs_root, stop):
 # -- what the sandbox depends on -------------------------------------------------------
 
 
-def test_preload_covers_every_codec_and_late_import():
-    """Inside the sandbox nothing can be imported: every codec a reader names and every
-    module it imports inside a function must be loaded by preload() beforehand."""
+def reader_sources() -> list[Path]:
+    """The modules a sandboxed run may import: all but the menu, and the tools run alone."""
+    package = ROOT / "src" / "pygrub"
+    skipped = {"__main__.py", "dropin.py", "manpage.py", "sandbox.py"}
+    return [
+        path
+        for path in package.rglob("*.py")
+        if "menu" not in path.relative_to(package).parts and path.name not in skipped
+    ]
+
+
+def test_preload_covers_every_codec_and_import():
+    """Inside the sandbox no file can be read: every codec a reader names is looked up
+    before the fork, every module it imports at its top is imported then, and every one it
+    imports inside a function is there already or one the child may ask the parent for."""
     import codecs
 
     codec_names: set[str] = set()
     late: set[str] = set()
-    for path in (ROOT / "src" / "pygrub").rglob("*.py"):
-        if "menu" in path.relative_to(ROOT / "src" / "pygrub").parts:
-            continue
+    top: set[str] = set()
+    for path in reader_sources():
         text = path.read_text()
         codec_names |= set(re.findall(r"\.(?:de|en)code\(\s*\"([^\"]+)\"", text))
         late |= set(re.findall(r"^[ \t]+import ([\w.]+)", text, re.M))
         late |= set(re.findall(r"^[ \t]+from ([\w][\w.]*) import", text, re.M))
+        top |= set(re.findall(r"^import ([\w.]+)", text, re.M))
+        top |= set(re.findall(r"^from (\w[\w.]*) import", text, re.M))
     preloaded = {codecs.lookup(name).name for name in sandbox.CODECS}
     assert {codecs.lookup(name).name for name in codec_names} <= preloaded
+    ours = {n for n in top | late if n == "pygrub" or n.startswith("pygrub.")}
+    # typing only under TYPE_CHECKING; importlib.resources only in api.json_schema().
+    late -= {"typing", "importlib.resources"}
+    assert top - ours - {"__future__"} <= set(sandbox.TOP_LEVEL_IMPORTS)
     probe = (
         "import sys, json, importlib.util\n"
         "from pygrub import sandbox\n"
-        "sandbox.preload()\n"
+        "prefetched = sandbox.preload()\n"
         "names = json.loads(sys.argv[1])\n"
         "print(json.dumps(sorted(n for n in names if n not in sys.modules\n"
+        "                        and n not in prefetched.modules\n"
+        "                        and n not in sandbox.IMPORTABLE_ON_REQUEST\n"
         "                        and importlib.util.find_spec(n.split('.')[0]) is not None)))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", probe, json.dumps(sorted(late))],
+        [sys.executable, "-c", probe, json.dumps(sorted(late - ours))],
         capture_output=True,
         check=True,
         timeout=60,
@@ -687,7 +707,52 @@ def test_preload_covers_every_codec_and_late_import():
     assert json.loads(proc.stdout) == []
 
 
+REQUESTING_CHILD = """
+import json, os, sys
+from pygrub import sandbox
+forks = []
+real_fork = os.fork
+def fork():
+    forks.append(1)
+    return real_fork()
+os.fork = fork
+assert {name!r} not in sys.modules
+box = sandbox.Sandbox({uid}, {uid}, sys.argv[1], sys.argv[2], 1 << 20, 1 << 30)
+try:
+    result = sandbox.run_sandboxed(box, lambda: __import__({name!r}).__name__)
+except Exception as e:
+    result = str(e)
+print(json.dumps([result, len(forks), {name!r} in sys.modules]))
+"""
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("unicodedata", ["unicodedata", 2, True]), ("antigravity", [None, 1, False])],
+)
+def test_a_module_the_child_needs_is_imported_by_the_parent_on_request(
+    tmp_path, needs_root, name, expected
+):
+    """A reader's late import the parent did not make: the child asks for it, the parent
+    imports it and runs the child again. Only IMPORTABLE_ON_REQUEST is honoured."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    code = REQUESTING_CHILD.format(name=name, uid=UNNAMED)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(SAMPLE), str(mountpoint)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result, forks, imported = json.loads(proc.stdout)
+    if expected[0] is None:
+        assert result == f"internal error: ModuleNotFoundError: No module named '{name}'"
+        expected[0] = result
+    assert [result, forks, imported] == expected
+
+
 def test_runas_limits_default_as_xen(tmp_path, monkeypatch, needs_root):
+    monkeypatch.setattr(sandbox, "RUNAS_RAM_MB", RUNAS_RAM_MB)  # as shipped, not the fixture's
     boxes = []
     monkeypatch.setattr(sandbox, "run_sandboxed", lambda box, body: boxes.append(box) or {
         "printed": False, "ramdisk": False, "args": "", "json": None
@@ -1187,3 +1252,148 @@ def sxp_items(output: bytes) -> dict[str, str]:
     pairs = re.findall(r"\((kernel|ramdisk|args) ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)", text)
     assert "linux " + "".join(f"({k} {v})" for k, v in pairs) == text
     return {k: ast.literal_eval(v) for k, v in pairs}
+
+
+# -- the sandbox by default ------------------------------------------------------------
+
+
+def test_default_ids_named_in_passwd_are_refused(monkeypatch):
+    monkeypatch.setattr(sandbox.pwd, "getpwuid", lambda uid: ("someone",))
+    with pytest.raises(PygrubError, match=r"is 'someone' in passwd; give --runas=UID"):
+        sandbox.default_ids()
+
+
+def test_no_sandbox_and_runas_are_a_usage_error():
+    with pytest.raises(UsageError, match="cannot go with --no-sandbox"):
+        cli.parse_args([f"--runas={UNNAMED}", "-q", "--no-sandbox", str(SAMPLE)])
+
+
+@pytest.mark.parametrize(
+    "options, sandboxed",
+    [
+        ({"interactive": False}, True),
+        ({"interactive": False, "list_entries": True}, True),
+        ({"interactive": False, "not_really": True}, True),
+        ({"interactive": False, "sandbox": False}, False),
+        ({"interactive": False, "isconfig": True}, False),
+        ({"interactive": True}, cli.MENU_IN_SANDBOX),
+    ],
+)
+def test_which_runs_are_sandboxed_by_default(options, sandboxed):
+    assert cli.sandboxed_by_default(cli.Options(str(SAMPLE), **options)) is sandboxed
+
+
+def test_default_without_namespaces_names_the_way_out(tmp_path, needs_root):
+    """Root without CAP_SYS_ADMIN (a locked-down container): one line naming the wall and
+    --no-sandbox; with it, the run boots."""
+    image = readable(make_ext(tmp_path, guest_tree()))
+    setpriv = require_tool("setpriv")
+    outcomes = []
+    for extra in ([], ["--no-sandbox"]):
+        out = tmp_path / f"out{len(outcomes)}"
+        out.mkdir()
+        proc = subprocess.run(
+            [
+                setpriv, "--bounding-set=-sys_admin", sys.executable, "-m", "pygrub",
+                "-q", *extra, "--output-format=simple0", f"--output-directory={out}", image,
+            ],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )  # fmt: skip
+        outcomes.append((proc, out))
+    (refused, out), (unsandboxed, out_plain) = outcomes
+    assert refused.returncode == 1 and os.listdir(out) == [] and refused.stdout == b""
+    assert refused.stderr.decode() == (
+        "pygrub: error: RuntimeError: cannot sandbox the reader: unshare: Operation not "
+        "permitted (it needs root with CAP_SYS_ADMIN where namespaces are allowed); "
+        f"{sandbox.NO_SANDBOX_HINT}\n"
+    )
+    assert unsandboxed.returncode == 0, unsandboxed.stderr
+    assert Path(items(unsandboxed.stdout)["kernel"]).read_bytes() == KERNEL
+
+
+def test_qcow2_backing_file_needs_no_sandbox(tmp_path, needs_root):
+    raw = make_ext(tmp_path, guest_tree())
+    image = tmp_path / "overlay.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", raw.name, "-F", "raw", image)
+    env = dict(os.environ, PYGRUB_ALLOW_BACKING="1")
+    out = tmp_path / "out"
+    out.mkdir()
+    flags = ["-q", "--output-format=simple0", f"--output-directory={out}", image]
+    refused = pygrub(*flags, env=env)
+    assert refused.returncode == 1 and os.listdir(out) == []
+    assert refused.stderr.decode() == (
+        f"pygrub: error: RuntimeError: qcow2: /{image.name} has a backing file "
+        f"'{raw.name}': {sandbox.BACKING_REFUSAL}\n"
+    )
+    unsandboxed = pygrub("--no-sandbox", *flags, env=env)
+    assert unsandboxed.returncode == 0, unsandboxed.stderr
+    assert Path(items(unsandboxed.stdout)["ramdisk"]).read_bytes() == INITRD
+
+
+def as_nobody(code: str, *argv: str) -> subprocess.CompletedProcess:
+    """``python -c code`` as nobody, with no groups: a caller that is not root."""
+    setpriv = require_tool("setpriv")
+    return subprocess.run(
+        [
+            setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            sys.executable, "-c", code, *argv,
+        ],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(TESTS)),
+    )  # fmt: skip
+
+
+NOT_ROOT_RUN = """
+import json, os, sys
+import captured_reader
+from pygrub import cli, sandbox
+captured_reader.install("host_files", {"secret": "/etc/passwd"})
+refusal = sandbox.user_namespace_refusal()
+if sys.argv[1] == "refused":
+    sandbox.user_namespace_refusal = lambda: "no user namespace to build the sandbox in (test)"
+sys.stderr.flush()
+sys.exit(cli.main(["-q", "--output-format=simple0", "--output-directory=" + sys.argv[2], sys.argv[3]]))
+"""
+
+
+@pytest.mark.parametrize("kernel", ["allows", "refused"])
+def test_not_root_reads_in_a_user_namespace_else_warns(kernel, needs_root):
+    """Not root: the reader is sandboxed in a user namespace of its own, as the caller;
+    where the kernel gives none, one warning and the caller's own rights."""
+    if kernel == "allows" and sandbox.user_namespace_refusal() is not None:
+        pytest.fail("this kernel gives unprivileged processes no user namespace")
+    work = Path(tempfile.mkdtemp(prefix="pygrub-not-root-", dir="/tmp"))
+    try:
+        work.chmod(0o755)
+        image = readable(make_ext(work, guest_tree()))
+        out = work / "out"
+        out.mkdir()
+        os.chown(out, NOBODY, -1)
+        proc = as_nobody(NOT_ROOT_RUN, kernel, str(out), str(image))
+        found = items(proc.stdout)
+        assert Path(found["kernel"]).read_bytes() == KERNEL
+        assert Path(found["ramdisk"]).read_bytes() == INITRD
+        assert sorted(os.listdir(out)) == sorted(Path(found[k]).name for k in found if k != "args")
+    finally:
+        shutil.rmtree(work)
+    lines = proc.stderr.decode().splitlines()
+    reports = [json.loads(x[10:]) for x in lines if x.startswith("captured: {")]
+    others = [x for x in lines if not x.startswith("captured: ")]
+    assert proc.returncode == 0, proc.stderr
+    nogroup = pwd.getpwuid(NOBODY).pw_gid
+    if kernel == "allows":
+        assert others == []
+        # The caller's ids, and a view of nothing but the image.
+        assert reports[0]["ids"] == [[NOBODY] * 3, [nogroup] * 3, []]
+        assert reports[0]["passwd"] == reports[0]["secret"] == "ENOENT"
+        assert reports[0]["image_by_host_path"] == "ENOENT"
+    else:
+        assert others == [
+            "pygrub: WARNING: no sandbox: no user namespace to build the sandbox in (test); "
+            "reading the disk with your own rights"
+        ]
+        assert reports == []  # no sandbox, so no sandboxed reader to stand in for

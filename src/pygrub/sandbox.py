@@ -30,22 +30,25 @@ import codecs
 import ctypes
 import errno
 import functools
+import grp
 import importlib
 import json
+import marshal
 import os
-import pkgutil
 import pwd
 import resource
 import signal
 import stat
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 from ._typing import TYPE_CHECKING
 from .errors import Interrupted, LimitError, NotFoundError, PygrubError, UsageError
 from .limits import megabytes_from_env
-from .log import get_logger
+from .log import debugging, get_logger, loaded
 from .record import asdict, fields, record, replace
 
 if TYPE_CHECKING:
@@ -66,9 +69,27 @@ MAX_ERROR_CHARS = 4096
 MAX_ID = 0xFFFFFFFE
 #: The largest value setrlimit takes from Python (a signed 64-bit number).
 MAX_RLIMIT = (1 << 63) - 1
+#: The default sandbox's ids are this plus pygrub's pid (below 2^22, PID_MAX_LIMIT):
+#: 0x70000000-0x703FFFFF, in the range systemd's UIDS-GIDS leaves unassigned.
+SANDBOX_UID_BASE = 0x70000000
+#: Where the empty root is mounted (in the child's namespace only) by a default run that
+#: extracts nothing and so has no output directory: one every Linux host has.
+EMPTY_MOUNTPOINT = "/proc"
+#: How an error that a wall could not be raised starts.
+SETUP_FAILED = "cannot sandbox the reader: "
+NO_SANDBOX_HINT = (
+    "--no-sandbox reads the disk without the sandbox, as Xen's pygrub does (unsafe for "
+    "untrusted guests)"
+)
+#: The qcow2 reader's answer to a backing file in the sandbox, which holds the image alone.
+BACKING_REFUSAL = (
+    "the sandboxed reader sees only the image; --no-sandbox (without --runas) reads "
+    "backing files, unsafe for untrusted guests"
+)
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 # <linux/mount.h>
@@ -89,28 +110,71 @@ PR_SET_NO_NEW_PRIVS = 38
 #: What the tmpfs root may hold: one placeholder file for the image's bind mount.
 ROOT_TMPFS_OPTIONS = b"mode=0755,size=64k,nr_inodes=8"
 
-#: Modules the readers import inside functions, and the decompressors when installed.
-LAZY_DEPENDENCIES = (
-    "copy",
-    "getopt",
-    "hashlib",
-    "importlib.resources",
-    "io",
-    "logging",
-    "lzma",
-    "mmap",
-    "shlex",
-    "unicodedata",
-    "zlib",
-    "lz4.block",
-    "lz4.frame",
-    "zstandard",
-    "compression.zstd",
+#: What the readers import that the prefetched modules are not: inside functions (a
+#: decompressor, a hash, when installed), or at the top of a reader a plain run may not
+#: reach. A sandboxed run that needs one asks the parent to import it, and runs again.
+IMPORTABLE_ON_REQUEST = frozenset(
+    {
+        "contextlib",
+        "copy",
+        "fnmatch",
+        "getopt",
+        "hashlib",
+        "io",
+        "logging",
+        "lzma",
+        "mmap",
+        "shlex",
+        "unicodedata",
+        "zlib",
+        "lz4",
+        "lz4.block",
+        "lz4.frame",
+        "zstandard",
+        "compression",
+        "compression.zstd",
+    }
 )
 #: Codecs the readers decode with; a codec's module is imported at its first use.
 CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
-#: Modules a non-interactive run never needs (the menu) or must not import (``__main__``).
-NOT_PRELOADED = ("pygrub.__main__", "pygrub.menu")
+#: Modules a non-interactive run never needs (the menu) or must not import (``__main__``);
+#: the others are prefetched.
+NOT_PRELOADED = ("pygrub.__main__", "pygrub.menu", "pygrub.dropin", "pygrub.manpage")
+#: What the prefetched modules import at their top, imported before the fork (a plain
+#: run has most of them already; tests/test_sandbox.py keeps the list whole), and mmap,
+#: which every extraction imports.
+TOP_LEVEL_IMPORTS = (
+    "abc",
+    "bisect",
+    "codecs",
+    "collections",
+    "collections.abc",
+    "contextlib",
+    "ctypes",
+    "enum",
+    "errno",
+    "fnmatch",
+    "functools",
+    "grp",
+    "importlib",
+    "itertools",
+    "marshal",
+    "mmap",
+    "os",
+    "posixpath",
+    "pwd",
+    "re",
+    "resource",
+    "signal",
+    "stat",
+    "struct",
+    "sys",
+    "types",
+    "zlib",
+)
+#: Imported before the fork where this Python has them: zfs.label's SHA-256 without
+#: OpenSSL (the C module hashlib falls back to; _sha2 from Python 3.12 on).
+OPTIONAL_TOP_LEVEL_IMPORTS = ("_sha2", "_sha256")
 
 
 @record(frozen=True)
@@ -134,6 +198,9 @@ class Sandbox:
     #: --isconfig); otherwise it gets /dev/null there: stdout may be the output (XAPI
     #: reads it), which the parent alone writes.
     stdout: bool = True
+    #: Not root: the child makes a user namespace of its own and keeps the caller's ids
+    #: (``uid`` and ``gid``, mapped to themselves), dropping the capabilities it had there.
+    user_namespace: bool = False
 
     @property
     def inside(self) -> str:
@@ -153,6 +220,8 @@ class Report:
     result: object = None
     error: str | None = None
     usage: bool = False
+    #: ``"imports": [...]``: modules it could not import, which the parent may import for it.
+    imports: tuple[str, ...] = ()
 
 
 @record(frozen=True)
@@ -185,26 +254,36 @@ class Outcome:
 # -- the --runas command ----------------------------------------------------------------
 
 
-def run_deprivileged(o: Options) -> int:
-    """The whole command under --runas: prepare as root, read in the sandbox, report."""
+def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
+    """The whole command under --runas, or without it sandboxed by default (then as
+    :func:`default_ids`, or as the caller in a ``user_namespace``): prepare, read in the
+    sandbox, report."""
     from . import cli
     from .extract import make_temp_file
+    from .limits import max_file_size
     from .output import JSON_VERSION, render, render_json, with_files
 
-    assert o.runas is not None
-    uid, gid = user_ids(o.runas)
-    require_root()
-    file_size = megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", RUNAS_FILE_MB)
+    extracts = not (o.not_really or o.list_entries or o.isconfig)
+    if o.runas is not None:
+        uid, gid = user_ids(o.runas)
+        require_root()
+        file_size = megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", RUNAS_FILE_MB)
+    else:
+        uid, gid = (os.geteuid(), os.getegid()) if user_namespace else default_ids()
+        file_size = max_file_size()
     address_space = megabytes_from_env("PYGRUB_MAX_RAM_USAGE_MB", RUNAS_RAM_MB)
     disk_fd = open_disk(o.image)
     files: dict[str, tuple[int, str]] = {}
     used: set[str] = set()
     out_fd = -1
     try:
-        # As Xen: the directory is made in every mode; here it is also the root's mount point.
-        cli._make_output_directory(o.output_directory)
+        # As Xen under --runas: the directory is made in every mode, and is the root's
+        # mount point. By default it is made only when used, as without the sandbox.
+        mountpoint = o.output_directory if o.runas is not None or extracts else EMPTY_MOUNTPOINT
+        if mountpoint == o.output_directory:
+            cli._make_output_directory(o.output_directory)
         out_fd = cli._open_output(o)
-        if not (o.not_really or o.list_entries or o.isconfig):
+        if extracts:
             for prefix in ("boot_kernel.", "boot_ramdisk."):
                 files[prefix] = make_temp_file(prefix, o.output_directory)
         printed = o.list_entries or o.isconfig
@@ -212,11 +291,12 @@ def run_deprivileged(o: Options) -> int:
             uid,
             gid,
             o.image,
-            o.output_directory,
+            mountpoint,
             file_size,
             address_space,
             keep=(disk_fd, *(fd for fd, _path in files.values())),
             stdout=printed,
+            user_namespace=user_namespace,
         )
         result = run_sandboxed(box, lambda: read_guest(o, box.inside, disk_fd, files, file_size))
         outcome = Outcome.from_result(result)
@@ -266,14 +346,16 @@ def read_guest(
     ``disk_fd``; ``files`` pre-opened."""
     from . import cli
     from .api import Image
+    from .disk import qcow2
     from .disk.source import inherit
     from .extract import Extraction
     from .output import boot_json
 
     inherit(image, disk_fd)
+    qcow2.refuse_backing_files(BACKING_REFUSAL)
 
     if o.list_entries or o.isconfig:
-        cli.run(replace(o, image=image, runas=None))
+        cli.run(replace(o, image=image, runas=None, sandbox=False))
         return asdict(Outcome(printed=True))
     with Image(image, offset=o.offset, image_format=o.image_format) as guest:
         choice = guest._choose(
@@ -291,6 +373,91 @@ def read_guest(
             if plan.initrds:
                 extraction.write("boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1)
         return asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args, json=document))
+
+
+def run_by_default(o: Options) -> int:
+    """A run without --runas or --no-sandbox: in the sandbox all the same.
+
+    As root, as the run's own user (:func:`default_ids`); not root, as the caller in a user
+    namespace of its own where the kernel allows one, else (one warning) unsandboxed with
+    the caller's rights, which are all the guest could reach anyway.
+    """
+    from . import cli
+
+    user_namespace = os.geteuid() != 0
+    if user_namespace:
+        refusal = user_namespace_refusal()
+        if refusal is not None:
+            log.warning("no sandbox: %s; reading the disk with your own rights", refusal)
+            return cli.run(replace(o, sandbox=False))
+    try:
+        return run_deprivileged(o, user_namespace)
+    except PygrubError as e:
+        if not str(e).startswith(SETUP_FAILED):
+            raise
+        raise type(e)(f"{e}; {NO_SANDBOX_HINT}") from None
+
+
+def default_ids() -> tuple[int, int]:
+    """The user and group a default run reads as: :data:`SANDBOX_UID_BASE` plus pygrub's pid.
+
+    libxl gives pygrub no domid, so there is no per-domain user to take (restricted mode
+    has ``bootloader_user``, else ``xen-qemuuser-range-base`` + domid). A fixed user, or
+    ``nobody``, would be shared by every domain's reader started at once and by every
+    daemon that runs as nobody: one subverted reader could signal another where Landlock
+    does not scope signals (before Linux 6.12), and a file or process of ``nobody``'s is
+    anyone's. A pid is unique among live processes and the reader dies with its parent,
+    so no two readers alive share a user, and none outlives its run. The ids are in the
+    range systemd's UIDS-GIDS leaves unassigned (between the container ranges and 2^31),
+    and refused if passwd or group name them. The reader owns nothing on the host: its
+    root is a read-only tmpfs, and the files it writes were made by root.
+    Pids repeat across pid namespaces: two containers running pygrub at once may meet.
+    """
+    uid = SANDBOX_UID_BASE + os.getpid()
+    for database, lookup in (("passwd", pwd.getpwuid), ("group", grp.getgrgid)):
+        try:
+            name = lookup(uid)[0]
+        except KeyError:
+            continue
+        raise PygrubError(
+            f"cannot sandbox the reader: id {uid}, this run's (pygrub's pid + "
+            f"{SANDBOX_UID_BASE:#x}), is {name!r} in {database}; give --runas=UID"
+        )
+    return uid, uid
+
+
+def user_namespace_refusal() -> str | None:
+    """Why this kernel gives an unprivileged process no user namespace it can mount in, or
+    None when it does: a child tries, as the sandbox will."""
+    libc = _libc()
+    _flush_std()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = _try_user_namespace(libc)
+        finally:
+            os._exit(code)
+    status = os.waitpid(pid, 0)[1]
+    number = os.WEXITSTATUS(status) if os.WIFEXITED(status) else errno.EINTR
+    if number == 0:
+        return None
+    return f"no user namespace to build the sandbox in ({os.strerror(number)})"
+
+
+def _try_user_namespace(libc: ctypes.CDLL) -> int:
+    """0, or the errno of the first step of the sandbox's user namespace that fails."""
+    try:
+        _enter_user_namespace(libc, os.geteuid(), os.getegid())
+        _check(libc.unshare(CLONE_NEWNS), "unshare")
+        _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private")
+        tmpfs = MS_NOSUID | MS_NODEV | MS_NOEXEC
+        _check(libc.mount(b"pygrub", b"/", b"tmpfs", tmpfs, ROOT_TMPFS_OPTIONS), "tmpfs")
+    except OSError as e:
+        return e.errno or errno.EPERM
+    except PygrubError:
+        return ctypes.get_errno() or errno.EPERM
+    return 0
 
 
 def user_ids(uid: int) -> tuple[int, int]:
@@ -342,13 +509,26 @@ def run_sandboxed(box: Sandbox, body: Callable[[], object]) -> object:
 
     On any exception while waiting (a signal, the time budget) the child is killed first.
     """
-    preload()
+    prefetched = preload()
+    while True:
+        report, status = _run_child(box, body, prefetched)
+        # Not after a child that printed the run's product: it would be printed twice.
+        done = report is None or (report.error is None and box.stdout)
+        if done or not _import_requested(report.imports):
+            return _result(report, status)
+        # A module the child could not import, now here: again, with it. Each name is
+        # asked once (imported, or unimportable), so this ends.
+
+
+def _run_child(
+    box: Sandbox, body: Callable[[], object], prefetched: Prefetched
+) -> tuple[Report | None, int]:
     read_fd, write_fd = os.pipe()
     _flush_std()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(box, body, read_fd, write_fd, parent)
+        _child(box, body, read_fd, write_fd, parent, prefetched)
     os.close(write_fd)
     try:
         raw = _read_report(read_fd)
@@ -358,7 +538,7 @@ def run_sandboxed(box: Sandbox, body: Callable[[], object]) -> object:
         raise
     finally:
         os.close(read_fd)
-    return _result(parse_report(raw), status)
+    return parse_report(raw), status
 
 
 def _read_report(fd: int) -> bytes:
@@ -421,12 +601,19 @@ def parse_report(raw: bytes) -> Report | None:
         raise _malformed("not JSON") from None
     if not isinstance(value, dict):
         raise _malformed("not a JSON object")
+    imports = value.pop("imports", [])
+    if not (
+        isinstance(imports, list)
+        and all(isinstance(n, str) and n in IMPORTABLE_ON_REQUEST for n in imports)
+    ):
+        raise _malformed("it asks for modules it may not have")
+    asked = tuple(dict.fromkeys(imports))
     if set(value) == {"result"}:
-        return Report(result=value["result"])
+        return Report(result=value["result"], imports=asked)
     if set(value) == {"error", "usage"}:
         error, usage = value["error"], value["usage"]
         if isinstance(error, str) and isinstance(usage, bool):
-            return Report(error=_printable(error), usage=usage)
+            return Report(error=_printable(error), usage=usage, imports=asked)
     raise _malformed("neither a result nor an error")
 
 
@@ -459,50 +646,152 @@ def _flush_std() -> None:
 # -- preloading --------------------------------------------------------------------------
 
 
-def preload() -> None:
-    """Import now whatever a run may import later: inside the sandbox nothing can be."""
+def preload() -> Prefetched:
+    """Gather now what a run may import later, as inside the sandbox no file can be read.
+
+    Our modules are read, not run: a run imports the few its guest needs (their code comes
+    from memory, see :class:`Prefetched`), as fast as without the sandbox. The codecs are
+    looked up. Whatever else a reader imports (IMPORTABLE_ON_REQUEST: a decompressor, a
+    hash) is imported only when a sandboxed run asks for it: see run_sandboxed.
+    """
     import pygrub
 
-    for name in _modules_under(pygrub.__path__, "pygrub."):
-        _try_import(name)
-    for name in LAZY_DEPENDENCIES:
-        _try_import(name)
+    for name in TOP_LEVEL_IMPORTS:
+        importlib.import_module(name)
+    for name in OPTIONAL_TOP_LEVEL_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    if debugging():
+        loaded()  # --debug logs in the child, where logging could not be imported
     for name in CODECS:
         codecs.lookup(name)
     _libc()
+    found: dict[str, Code] = {}
+    _prefetch(pygrub.__path__[0], "pygrub.", found)
+    return Prefetched(found)
 
 
-def _modules_under(path: list[str], prefix: str) -> Iterator[str]:
-    for info in pkgutil.iter_modules(path, prefix):
-        if info.name in NOT_PRELOADED:
-            continue
-        yield info.name
-        if info.ispkg:
-            module = _try_import(info.name)
-            if module is not None:
-                yield from _modules_under(list(module.__path__), info.name + ".")
+@record(frozen=True)
+class Code:
+    path: str
+    package: bool
+    #: The module's bytecode (``compiled``; its .pyc less the header), else its source.
+    data: bytes
+    compiled: bool
 
 
-def _try_import(name: str) -> object:
+def _prefetch(directory: str, prefix: str, found: dict[str, Code]) -> None:
+    for entry in os.scandir(directory):
+        if entry.is_dir() and entry.name != "__pycache__":
+            init = os.path.join(entry.path, "__init__.py")
+            name = prefix + entry.name
+            if name not in NOT_PRELOADED and os.path.isfile(init):
+                found[name] = _code_of(init, True)
+                _prefetch(entry.path, name + ".", found)
+        elif entry.name.endswith(".py") and entry.name != "__init__.py":
+            name = prefix + entry.name[:-3]
+            if name not in NOT_PRELOADED and name not in sys.modules:
+                found[name] = _code_of(entry.path, False)
+
+
+def _code_of(path: str, package: bool) -> Code:
+    """The .pyc's bytecode when it is that of the source as it is now, else the source."""
+    import importlib.util
+
+    st = os.stat(path)
+    header = importlib.util.MAGIC_NUMBER + b"\0\0\0\0"  # flags 0: checked by mtime and size
+    header += struct.pack("<II", int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
     try:
-        return importlib.import_module(name)
-    except Exception as e:
-        # An optional decompressor (or a broken reader): a run that needs it fails on
-        # it as it would without --runas; one that does not need it goes on.
-        log.debug("not preloaded: %s: %s", name, e)
+        with open(importlib.util.cache_from_source(path), "rb") as f:
+            pyc = f.read()
+        if pyc[:16] == header:
+            return Code(path, package, pyc[16:], True)
+    except OSError:
+        pass
+    with open(path, "rb") as f:
+        return Code(path, package, f.read(), False)
+
+
+class Prefetched:
+    """A finder and loader of our modules from the code :func:`preload` read: first on
+    ``sys.meta_path`` in the sandboxed child, where no file can be opened."""
+
+    def __init__(self, modules: dict[str, Code]) -> None:
+        self.modules = modules
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        code = self.modules.get(name)
+        if code is None:
+            return None
+        spec = ModuleSpec(name, self, origin=code.path, is_package=code.package)
+        spec.has_location = True
+        if code.package:
+            spec.submodule_search_locations = [os.path.dirname(code.path)]
+        return spec
+
+    def create_module(self, spec: object) -> None:
         return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        code = self.modules[module.__name__]
+        if code.compiled:
+            program = marshal.loads(code.data)
+        else:
+            program = compile(code.data, code.path, "exec", dont_inherit=True)
+        exec(program, module.__dict__)
+
+
+class Requests:
+    """Last on ``sys.meta_path`` in the child: the modules it could not import that the
+    parent may import for it (then it runs the child again)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name in IMPORTABLE_ON_REQUEST and name not in self.names:
+            self.names.append(name)
+
+
+def _import_requested(names: tuple[str, ...]) -> bool:
+    """Import what the child asked for (names parse_report let through); whether any was
+    new here, so that running the child again can help."""
+    new = False
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+            new = True
+        except ImportError as e:
+            # An optional decompressor not installed: the run fails on it as it would
+            # without the sandbox.
+            log.debug("the sandboxed reader asked for %s: %s", name, e)
+    return new
 
 
 # -- the child ---------------------------------------------------------------------------
 
 
 def _child(
-    box: Sandbox, body: Callable[[], object], read_fd: int, report_fd: int, parent: int
+    box: Sandbox,
+    body: Callable[[], object],
+    read_fd: int,
+    report_fd: int,
+    parent: int,
+    prefetched: Prefetched,
 ) -> NoReturn:
     code = 1
     try:
         os.close(read_fd)
+        requests = Requests()
+        sys.meta_path.insert(0, prefetched)
+        sys.meta_path.append(requests)
         code, report = _child_run(box, body, report_fd, parent)
+        if requests.names:
+            report["imports"] = requests.names
         data = json.dumps(report).encode()
         view = memoryview(data)
         while view:
@@ -545,11 +834,16 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
         _stdout_to_dev_null()
     _close_all_but({0, 1, 2, report_fd, *box.keep, *_std_fds()})
     libc = _libc()
+    if box.user_namespace:
+        _enter_user_namespace(libc, box.uid, box.gid)
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
     _make_root(libc, box)
     _pivot_into(libc, box.mountpoint)
     _lower_limits(box)
-    _drop_privileges(box.uid, box.gid)
+    if box.user_namespace:
+        _drop_capabilities(libc)
+    else:
+        _drop_privileges(box.uid, box.gid)
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     # After the uid change, which resets both: no ptrace by the same user, die with the parent.
     _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
@@ -572,6 +866,45 @@ def _libc() -> ctypes.CDLL:
     libc.prctl.argtypes = [ctypes.c_int, flags, flags, flags, flags]
     libc.syscall.restype = ctypes.c_long
     return libc
+
+
+def _enter_user_namespace(libc: ctypes.CDLL, uid: int, gid: int) -> None:
+    """A user namespace of our own, in which the caller's ids are themselves and nobody
+    else exists; its capabilities let the namespaces below be made without root."""
+    _check(libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+    # setgroups must be denied before an unprivileged process may write gid_map.
+    for name, line in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(line)
+        except OSError as e:
+            raise _setup_error(f"writing /proc/self/{name}", e.errno or errno.EPERM) from None
+
+
+#: <linux/capability.h>: _LINUX_CAPABILITY_VERSION_3, and its two 32-bit data words
+CAPABILITY_VERSION_3 = 0x20080522
+CAP_HEADER = struct.Struct("=Ii")
+CAP_DATA_SIZE = 2 * 3 * 4
+
+
+def _drop_capabilities(libc: ctypes.CDLL) -> None:
+    """Lose every capability the user namespace gave: effective, permitted, inheritable
+    (and so ambient). The ids stay the caller's; root is not mapped at all."""
+    header = ctypes.create_string_buffer(CAP_HEADER.pack(CAPABILITY_VERSION_3, 0))
+    data = ctypes.create_string_buffer(CAP_DATA_SIZE)
+    _check(libc.capset(header, data), "capset")
+    _check(libc.capget(header, data), "capget")
+    if any(data.raw):
+        raise PygrubError(f"{SETUP_FAILED}capabilities remain after capset")
+    try:
+        os.setuid(0)
+    except OSError:
+        return
+    raise PygrubError(f"{SETUP_FAILED}root could be regained in the user namespace")
 
 
 def _check(result: int, what: str) -> None:
