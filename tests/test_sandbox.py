@@ -951,7 +951,8 @@ def test_hostile_images_end_in_a_boot_or_one_error(
 # found a bug in a parser would; each test runs the command as the toolstack does and
 # checks the wall from both sides: what the attacker saw, and that the host saw nothing.
 
-MODES = {"runas": [f"--runas={UNNAMED}"]}
+#: The sandbox as restricted mode asks for it, and as every other run as root has it.
+MODES = {"runas": [f"--runas={UNNAMED}"], "default": []}
 TESTS = Path(__file__).resolve().parent
 #: The line of captured_reader.FORGED that does not start with its mark.
 FORGED_LINE = "kernel /etc/shadow"
@@ -1037,7 +1038,7 @@ def check_outcome(run: Captured, flags: tuple[str, ...] = ("--output-format=simp
 
 
 def sandbox_uid(mode: str, run: Captured) -> int:
-    return UNNAMED
+    return UNNAMED if mode == "runas" else sandbox.SANDBOX_UID_BASE + run.pid
 
 
 def check_ids(mode: str, run: Captured) -> None:
@@ -1255,6 +1256,21 @@ def sxp_items(output: bytes) -> dict[str, str]:
 
 
 # -- the sandbox by default ------------------------------------------------------------
+
+
+def test_default_run_reads_as_a_user_of_its_own(tmp_path, needs_root):
+    """Two runs: two users, each pygrub's pid above the base, neither in passwd."""
+    seen = []
+    for attempt in range(2):
+        (tmp_path / str(attempt)).mkdir()
+        captured = captured_run(tmp_path / str(attempt), "default", "host_files")
+        uid = sandbox.SANDBOX_UID_BASE + captured.pid
+        assert captured.seen["ids"] == [[uid] * 3, [uid] * 3, []]
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
+        assert check_outcome(captured) == "boot"
+        seen.append(uid)
+    assert seen[0] != seen[1]
 
 
 def test_default_ids_named_in_passwd_are_refused(monkeypatch):
