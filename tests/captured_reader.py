@@ -129,6 +129,8 @@ def output_directory(r: Reader) -> None:
         at_root=error_of(lambda: os.open("/evil", flags, 0o644)),
         mkdir=error_of(lambda: os.mkdir("/evil.d")),
         link_kernel=error_of(lambda: os.link(r.files["boot_kernel."][1], "/evil")),
+        package=error_of(lambda: os.open("/.pygrub/evil.py", flags, 0o644)),
+        package_source=error_of(lambda: open("/.pygrub/cli.py", "rb").read(1)),
     )
 
 

@@ -1,12 +1,15 @@
-"""--runas: read the guest's disk in a forked child that can do nothing else.
+"""The sandbox: read the guest's disk in a forked child that can do nothing else.
 
 Since XSA-443 Xen supports pygrub only run this way (libxl's restricted mode:
 ``LIBXL_BOOTLOADER_RESTRICT`` in xl's environment, and from Xen 4.20 on also xl.cfg's
-``bootloader_restrict=1``). The parent, still root, makes every file the run may write: the
+``bootloader_restrict=1``), which libxl adds ``--runas`` for. Here every run that reads
+a disk and shows no menu is sandboxed, ``--runas`` or not (:func:`run_by_default`).
+The parent, still root, makes every file the run may write: the
 output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
 mount, IPC and network namespaces, turns to an empty read-only tmpfs root that holds
-only the image (under its own file name), lowers its resource limits, becomes the
-target user for good, and reads the guest with the descriptors it was handed. The
+only the image (under its own file name) and pygrub's own modules, lowers its resource
+limits, becomes the target user for good, and reads the guest with the descriptors it
+was handed. The
 parent waits, relays the child's one-line error or writes the output, and removes
 whatever is not used. The tmpfs is mounted over the output directory, in the child's
 namespace only: there is no directory to make, unmount or remove on the host.
@@ -33,7 +36,6 @@ import functools
 import grp
 import importlib
 import json
-import marshal
 import os
 import pwd
 import resource
@@ -42,8 +44,6 @@ import stat
 import struct
 import sys
 from collections.abc import Callable
-from importlib.machinery import ModuleSpec
-from types import ModuleType
 
 from ._typing import TYPE_CHECKING
 from .errors import Interrupted, LimitError, NotFoundError, PygrubError, UsageError
@@ -110,7 +110,7 @@ PR_SET_NO_NEW_PRIVS = 38
 #: What the tmpfs root may hold: one placeholder file for the image's bind mount.
 ROOT_TMPFS_OPTIONS = b"mode=0755,size=64k,nr_inodes=8"
 
-#: What the readers import that the prefetched modules are not: inside functions (a
+#: What the readers import besides pygrub's own modules and TOP_LEVEL_IMPORTS: inside functions (a
 #: decompressor, a hash, when installed), or at the top of a reader a plain run may not
 #: reach. A sandboxed run that needs one asks the parent to import it, and runs again.
 IMPORTABLE_ON_REQUEST = frozenset(
@@ -137,34 +137,28 @@ IMPORTABLE_ON_REQUEST = frozenset(
 )
 #: Codecs the readers decode with; a codec's module is imported at its first use.
 CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
-#: Modules a non-interactive run never needs (the menu) or must not import (``__main__``);
-#: the others are prefetched.
-NOT_PRELOADED = ("pygrub.__main__", "pygrub.menu", "pygrub.dropin", "pygrub.manpage")
-#: What the prefetched modules import at their top, imported before the fork (a plain
+#: pygrub's package directory in the sandbox, bound read-only (no image is named so: see
+#: Sandbox.inside).
+PACKAGE_INSIDE = "/.pygrub"
+#: What the readers import at their top, imported before the fork (a plain
 #: run has most of them already; tests/test_sandbox.py keeps the list whole), and mmap,
 #: which every extraction imports.
 TOP_LEVEL_IMPORTS = (
     "abc",
     "bisect",
-    "codecs",
     "collections",
     "collections.abc",
     "contextlib",
-    "ctypes",
     "enum",
     "errno",
     "fnmatch",
     "functools",
-    "grp",
     "importlib",
     "itertools",
-    "marshal",
     "mmap",
     "os",
     "posixpath",
-    "pwd",
     "re",
-    "resource",
     "signal",
     "stat",
     "struct",
@@ -201,6 +195,8 @@ class Sandbox:
     #: Not root: the child makes a user namespace of its own and keeps the caller's ids
     #: (``uid`` and ``gid``, mapped to themselves), dropping the capabilities it had there.
     user_namespace: bool = False
+    #: pygrub's package directory, bound read-only at PACKAGE_INSIDE; "" for none.
+    package: str = ""
 
     @property
     def inside(self) -> str:
@@ -210,7 +206,7 @@ class Sandbox:
         error naming "/guest.img" is clearer than one naming a fixed "/disk".
         """
         name = os.path.basename(self.image)
-        return "/" + (name if name not in ("", ".", "..") else "disk")
+        return "/" + (name if name not in ("", ".", "..", PACKAGE_INSIDE[1:]) else "disk")
 
 
 @record(frozen=True)
@@ -297,6 +293,7 @@ def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
             keep=(disk_fd, *(fd for fd, _path in files.values())),
             stdout=printed,
             user_namespace=user_namespace,
+            package=package_directory(),
         )
         result = run_sandboxed(box, lambda: read_guest(o, box.inside, disk_fd, files, file_size))
         outcome = Outcome.from_result(result)
@@ -509,9 +506,9 @@ def run_sandboxed(box: Sandbox, body: Callable[[], object]) -> object:
 
     On any exception while waiting (a signal, the time budget) the child is killed first.
     """
-    prefetched = preload()
+    preload()
     while True:
-        report, status = _run_child(box, body, prefetched)
+        report, status = _run_child(box, body)
         # Not after a child that printed the run's product: it would be printed twice.
         done = report is None or (report.error is None and box.stdout)
         if done or not _import_requested(report.imports):
@@ -520,15 +517,13 @@ def run_sandboxed(box: Sandbox, body: Callable[[], object]) -> object:
         # asked once (imported, or unimportable), so this ends.
 
 
-def _run_child(
-    box: Sandbox, body: Callable[[], object], prefetched: Prefetched
-) -> tuple[Report | None, int]:
+def _run_child(box: Sandbox, body: Callable[[], object]) -> tuple[Report | None, int]:
     read_fd, write_fd = os.pipe()
     _flush_std()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(box, body, read_fd, write_fd, parent, prefetched)
+        _child(box, body, read_fd, write_fd, parent)
     os.close(write_fd)
     try:
         raw = _read_report(read_fd)
@@ -646,16 +641,15 @@ def _flush_std() -> None:
 # -- preloading --------------------------------------------------------------------------
 
 
-def preload() -> Prefetched:
-    """Gather now what a run may import later, as inside the sandbox no file can be read.
+def preload() -> None:
+    """Import now what a sandboxed run cannot import later.
 
-    Our modules are read, not run: a run imports the few its guest needs (their code comes
-    from memory, see :class:`Prefetched`), as fast as without the sandbox. The codecs are
-    looked up. Whatever else a reader imports (IMPORTABLE_ON_REQUEST: a decompressor, a
-    hash) is imported only when a sandboxed run asks for it: see run_sandboxed.
+    Inside the sandbox only the image and pygrub's own package directory (bound read-only
+    at :data:`PACKAGE_INSIDE`) can be read: our modules are imported there as the guest
+    needs them, as in a plain run. What they import at their top is imported here, and the
+    codecs are looked up; whatever else a reader imports (IMPORTABLE_ON_REQUEST: a
+    decompressor, a hash) is imported only when a sandboxed run asks for it (run_sandboxed).
     """
-    import pygrub
-
     for name in TOP_LEVEL_IMPORTS:
         importlib.import_module(name)
     for name in OPTIONAL_TOP_LEVEL_IMPORTS:
@@ -668,79 +662,27 @@ def preload() -> Prefetched:
     for name in CODECS:
         codecs.lookup(name)
     _libc()
-    found: dict[str, Code] = {}
-    _prefetch(pygrub.__path__[0], "pygrub.", found)
-    return Prefetched(found)
 
 
-@record(frozen=True)
-class Code:
-    path: str
-    package: bool
-    #: The module's bytecode (``compiled``; its .pyc less the header), else its source.
-    data: bytes
-    compiled: bool
+def package_directory() -> str:
+    """Where pygrub's modules are on the host: the sandbox binds it read-only."""
+    import pygrub
+
+    return os.path.dirname(os.path.abspath(pygrub.__file__))
 
 
-def _prefetch(directory: str, prefix: str, found: dict[str, Code]) -> None:
-    for entry in os.scandir(directory):
-        if entry.is_dir() and entry.name != "__pycache__":
-            init = os.path.join(entry.path, "__init__.py")
-            name = prefix + entry.name
-            if name not in NOT_PRELOADED and os.path.isfile(init):
-                found[name] = _code_of(init, True)
-                _prefetch(entry.path, name + ".", found)
-        elif entry.name.endswith(".py") and entry.name != "__init__.py":
-            name = prefix + entry.name[:-3]
-            if name not in NOT_PRELOADED and name not in sys.modules:
-                found[name] = _code_of(entry.path, False)
-
-
-def _code_of(path: str, package: bool) -> Code:
-    """The .pyc's bytecode when it is that of the source as it is now, else the source."""
-    import importlib.util
-
-    st = os.stat(path)
-    header = importlib.util.MAGIC_NUMBER + b"\0\0\0\0"  # flags 0: checked by mtime and size
-    header += struct.pack("<II", int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
-    try:
-        with open(importlib.util.cache_from_source(path), "rb") as f:
-            pyc = f.read()
-        if pyc[:16] == header:
-            return Code(path, package, pyc[16:], True)
-    except OSError:
-        pass
-    with open(path, "rb") as f:
-        return Code(path, package, f.read(), False)
-
-
-class Prefetched:
-    """A finder and loader of our modules from the code :func:`preload` read: first on
-    ``sys.meta_path`` in the sandboxed child, where no file can be opened."""
-
-    def __init__(self, modules: dict[str, Code]) -> None:
-        self.modules = modules
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
-        code = self.modules.get(name)
-        if code is None:
-            return None
-        spec = ModuleSpec(name, self, origin=code.path, is_package=code.package)
-        spec.has_location = True
-        if code.package:
-            spec.submodule_search_locations = [os.path.dirname(code.path)]
-        return spec
-
-    def create_module(self, spec: object) -> None:
-        return None
-
-    def exec_module(self, module: ModuleType) -> None:
-        code = self.modules[module.__name__]
-        if code.compiled:
-            program = marshal.loads(code.data)
-        else:
-            program = compile(code.data, code.path, "exec", dont_inherit=True)
-        exec(program, module.__dict__)
+def _import_from_package_inside() -> None:
+    """Point the packages already imported at the package's place in the sandbox, so that
+    their modules not imported yet are found there (by Python's own path finder)."""
+    outside = package_directory()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__path__", None)
+        if not (name == "pygrub" or name.startswith("pygrub.")) or path is None:
+            continue
+        module.__path__ = [
+            PACKAGE_INSIDE + p[len(outside) :] if p.startswith(outside) else p for p in path
+        ]
+    sys.path_importer_cache.clear()
 
 
 class Requests:
@@ -781,13 +723,11 @@ def _child(
     read_fd: int,
     report_fd: int,
     parent: int,
-    prefetched: Prefetched,
 ) -> NoReturn:
     code = 1
     try:
         os.close(read_fd)
         requests = Requests()
-        sys.meta_path.insert(0, prefetched)
         sys.meta_path.append(requests)
         code, report = _child_run(box, body, report_fd, parent)
         if requests.names:
@@ -839,6 +779,8 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
     _make_root(libc, box)
     _pivot_into(libc, box.mountpoint)
+    if box.package:
+        _import_from_package_inside()
     _lower_limits(box)
     if box.user_namespace:
         _drop_capabilities(libc)
@@ -851,7 +793,7 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
     if os.getppid() != parent:
         os._exit(1)  # the parent died before PDEATHSIG was set: nobody would read us
     if box.landlock:
-        restrict_to(libc, box.inside)
+        restrict_to(libc, box.inside, PACKAGE_INSIDE if box.package else None)
 
 
 @functools.cache
@@ -984,6 +926,12 @@ def _make_root(libc: ctypes.CDLL, box: Sandbox) -> None:
         flags |= MS_NODEV
     _check(libc.mount(image, disk, None, MS_BIND, None), f"binding {box.image}")
     _check(libc.mount(None, disk, None, MS_REMOUNT | MS_BIND | flags, None), "remounting the disk")
+    if box.package:
+        package = os.path.join(mountpoint, os.fsencode(PACKAGE_INSIDE[1:]))
+        os.mkdir(package, 0o755)
+        _check(libc.mount(os.fsencode(box.package), package, None, MS_BIND, None), "binding pygrub")
+        sealed = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+        _check(libc.mount(None, package, None, sealed, None), "remounting pygrub")
     _check(
         libc.mount(
             None, mountpoint, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None
@@ -1054,6 +1002,7 @@ RULESET_ATTR = struct.Struct("=QQQ")
 #: struct landlock_path_beneath_attr, packed: allowed_access, parent_fd
 PATH_BENEATH_ATTR = struct.Struct("=Qi")
 ACCESS_FS_READ_FILE = 1 << 2
+ACCESS_FS_READ_DIR = 1 << 3
 #: ABI 1's thirteen rights (execute ... make_sym), then refer (2), truncate (3), ioctl_dev (5).
 ACCESS_FS_ABI1 = (1 << 13) - 1
 ACCESS_FS_REFER = 1 << 13
@@ -1081,9 +1030,10 @@ def landlock_abi() -> int:
     return int(version)
 
 
-def restrict_to(libc: ctypes.CDLL, readable: str) -> bool:
-    """Forbid every filesystem access but reading ``readable``, and TCP and signals out as
-    far as the kernel's ABI knows them; False when the kernel has no Landlock."""
+def restrict_to(libc: ctypes.CDLL, readable: str, package: str | None = None) -> bool:
+    """Forbid every filesystem access but reading ``readable`` (and the files and
+    directories under ``package``), and TCP and signals out as far as the kernel's ABI
+    knows them; False when the kernel has no Landlock."""
     abi = landlock_abi()
     if abi == 0:
         log.debug("no Landlock in this kernel: the sandbox goes without it")
@@ -1105,21 +1055,9 @@ def restrict_to(libc: ctypes.CDLL, readable: str) -> bool:
     )
     _check(ruleset, "landlock_create_ruleset")
     try:
-        target = os.open(readable, os.O_PATH | os.O_CLOEXEC)
-        try:
-            rule = ctypes.create_string_buffer(PATH_BENEATH_ATTR.pack(ACCESS_FS_READ_FILE, target))
-            _check(
-                libc.syscall(
-                    ctypes.c_long(SYS_LANDLOCK_ADD_RULE),
-                    ctypes.c_long(ruleset),
-                    ctypes.c_long(LANDLOCK_RULE_PATH_BENEATH),
-                    ctypes.c_long(ctypes.addressof(rule)),
-                    ctypes.c_long(0),
-                ),
-                "landlock_add_rule",
-            )
-        finally:
-            os.close(target)
+        _allow(libc, ruleset, readable, ACCESS_FS_READ_FILE)
+        if package is not None:
+            _allow(libc, ruleset, package, ACCESS_FS_READ_FILE | ACCESS_FS_READ_DIR)
         _check(
             libc.syscall(
                 ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)
@@ -1129,3 +1067,21 @@ def restrict_to(libc: ctypes.CDLL, readable: str) -> bool:
     finally:
         os.close(ruleset)
     return True
+
+
+def _allow(libc: ctypes.CDLL, ruleset: int, path: str, access: int) -> None:
+    target = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        rule = ctypes.create_string_buffer(PATH_BENEATH_ATTR.pack(access, target))
+        _check(
+            libc.syscall(
+                ctypes.c_long(SYS_LANDLOCK_ADD_RULE),
+                ctypes.c_long(ruleset),
+                ctypes.c_long(LANDLOCK_RULE_PATH_BENEATH),
+                ctypes.c_long(ctypes.addressof(rule)),
+                ctypes.c_long(0),
+            ),
+            "landlock_add_rule",
+        )
+    finally:
+        os.close(target)
