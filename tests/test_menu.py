@@ -7,6 +7,7 @@ with hostile menus and key storms.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -25,6 +26,14 @@ from pygrub.menu.entries import evaluate_lines, kernel_line, plain_entry, plain_
 from pygrub.menu.keys import KeyDecoder
 from pygrub.menu.lineedit import ACCEPTED, CANCELLED, MAX_TYPED_LINE, LineEditor
 from pygrub.menu.password import check_password, md5_crypt
+from pygrub.menu.remote import (
+    Channel,
+    Drawing,
+    MenuProtocolError,
+    canvas_of,
+    drawing_budget,
+    drawing_of,
+)
 from pygrub.menu.text import Canvas, cell
 
 # Keys ---------------------------------------------------------------------------------
@@ -649,6 +658,7 @@ def test_fuzz_menu(menu, pressed, sizes, encoding):
             assert len(canvas.grid) == rows and all(len(r) == cols for r in canvas.grid)
             if canvas.cursor is not None:
                 assert 0 <= canvas.cursor[0] < rows and 0 <= canvas.cursor[1] < cols
+            assert_crosses_the_sandbox(canvas, encoding)
             for text in key if len(key) > 1 and not key.startswith("<") else [key]:
                 app.press(text)
             now += advance
@@ -661,3 +671,69 @@ def test_fuzz_menu(menu, pressed, sizes, encoding):
         assert why_not(app.result.entry) is None
         item = menu.item_at(app.result.path) if app.result.path else None
         assert app.result.path == () or isinstance(item, BootEntry)
+
+
+# The menu across the sandbox (remote) -------------------------------------------------
+
+
+def assert_crosses_the_sandbox(canvas: Canvas, encoding: str) -> None:
+    """What the sandboxed child sends for ``canvas`` is accepted, within its byte budget,
+    and draws the same screen."""
+    r, w = os.pipe()
+    try:
+        Channel(-1, w).send(drawing_of(canvas, 0.5))
+        os.close(w)
+        w = -1
+        rows, cols = canvas.rows, canvas.cols
+        value = Channel(r, -1).receive(drawing_budget(rows, cols))
+    finally:
+        os.close(r)
+        if w != -1:
+            os.close(w)
+    drawn = canvas_of(Drawing.from_json(value), rows, cols, encoding)
+    assert drawn.text_rows() == canvas.text_rows()
+    assert [[a for _t, a in row] for row in drawn.grid] == [
+        [a for _t, a in row] for row in canvas.grid
+    ]
+    assert drawn.cursor == canvas.cursor
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(max_size=12), st.text(alphabet="01x", max_size=12)), max_size=3),
+    st.sampled_from(["utf-8", "ascii"]),
+)
+def test_a_drawing_the_parent_accepts_holds_only_what_the_terminal_shows(rows, encoding):
+    """Whatever a subverted child sends: refused, or cells the terminal shows as themselves."""
+    try:
+        canvas = canvas_of(Drawing(tuple(rows), None, None), len(rows), 6, encoding)
+    except MenuProtocolError:
+        return
+    for row in canvas.grid:
+        for text, _attr in row:
+            assert all(cell(c, encoding) == (c, cell(c, encoding)[1]) for c in text)
+            assert all(c.isprintable() for c in text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],
+        {"rows": [], "cursor": None},
+        {"rows": [["a", "0", "x"]], "cursor": None, "tick": None},
+        {"rows": [["a", 0]], "cursor": None, "tick": None},
+        {"rows": [], "cursor": [0], "tick": None},
+        {"rows": [], "cursor": [-1, 0], "tick": None},
+        {"rows": [], "cursor": None, "tick": float("nan")},
+        {"rows": [], "cursor": None, "tick": -1},
+        {"rows": [], "cursor": None, "tick": True},
+    ],
+)
+def test_malformed_drawings_are_refused(value):
+    with pytest.raises(MenuProtocolError):
+        Drawing.from_json(value)
+
+
+def test_a_cursor_off_the_screen_is_refused():
+    with pytest.raises(MenuProtocolError, match=r"the cursor \(1, 0\) is off a screen of 1 x 2"):
+        canvas_of(Drawing((("ab", "00"),), (1, 0), None), 1, 2, "ascii")

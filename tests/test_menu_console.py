@@ -6,7 +6,9 @@ emulator, types keys, and checks both the screen and what was booted: the output
 and the extracted kernel's bytes.
 
 Configs live in CONFIGS by name; a test names the one it boots, so GRUB 2 cases sit
-beside GRUB legacy ones.
+beside GRUB legacy ones. Every test runs in both modes (the ``mode`` fixture): pygrub
+reading the disk itself, and under --runas, where the sandboxed reader runs the menu and
+pygrub draws it; the last tests try what a subverted reader could do to the console.
 """
 
 from __future__ import annotations
@@ -150,7 +152,14 @@ class Console:
     """pygrub on a pty, as libxl runs it; the screen is read through pyte."""
 
     def __init__(
-        self, image: Path, tmp: Path, *args: str, rows: int = 24, cols: int = 80, **env: str
+        self,
+        image: Path,
+        tmp: Path,
+        *args: str,
+        rows: int = 24,
+        cols: int = 80,
+        program: tuple[str, ...] = ("-m", "pygrub"),
+        **env: str,
     ) -> None:
         self.master, self.slave = os.openpty()
         set_size(self.slave, rows, cols)
@@ -165,8 +174,7 @@ class Console:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "pygrub",
+                *program,
                 f"--output={self.result}",
                 "--output-format=simple0",
                 f"--output-directory={self.out}",
@@ -181,6 +189,8 @@ class Console:
         )
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
+        #: Every byte the program wrote to the terminal.
+        self.raw = bytearray()
 
     def pump(self, timeout: float) -> None:
         """Feed the emulator what the program wrote within ``timeout`` seconds."""
@@ -189,7 +199,9 @@ class Console:
             left = end - time.monotonic()
             ready, _w, _x = select.select([self.master], [], [], max(left, 0))
             if ready:
-                self.stream.feed(os.read(self.master, 65536))
+                data = os.read(self.master, 65536)
+                self.raw += data
+                self.stream.feed(data)
             elif left <= 0:
                 return
 
@@ -255,12 +267,26 @@ class Console:
         os.close(self.slave)
 
 
+#: The --runas user of the sandboxed menu: no passwd entry, used by no other test.
+MENU_UID = 43231
+
+
+@pytest.fixture(params=["plain", "runas"])
+def mode(request) -> tuple[str, ...]:
+    """Every menu test runs twice: as root reading the disk itself, and under --runas,
+    where the sandboxed reader runs the menu and pygrub only draws it."""
+    if request.param == "runas":
+        request.getfixturevalue("needs_root")
+        return (f"--runas={MENU_UID}",)
+    return ()
+
+
 @pytest.fixture
-def console(images, tmp_path):
+def console(images, tmp_path, mode):
     started: list[Console] = []
 
     def start(name: str, *args: str, text: str | None = None, **kw) -> Console:
-        c = Console(images(name, text), tmp_path, *args, **kw)
+        c = Console(images(name, text), tmp_path, *mode, *args, **kw)
         started.append(c)
         return c
 
@@ -753,4 +779,132 @@ def test_a_terminal_curses_cannot_drive_boots_the_default(console, term):
     assert code == 0 and booted(c, result) == KERNEL
     assert err.startswith("pygrub: WARNING: no menu on this terminal (")
     assert err.endswith("): booting the default entry\n")
+    assert c.terminal_restored()
+
+
+# -- the menu under --runas: what the sandboxed reader may not do to the console ---------
+
+#: A stand-in for the sandboxed reader's side of the menu, for these tests only: the
+#: program runs pygrub's command with ``remote.drawing_of`` (called only in the child)
+#: replaced, as a reader subverted by the guest's disk could replace it. Its first
+#: argument, taken off before pygrub parses the rest, says how it misbehaves.
+SUBVERTED = """
+import os, sys, time
+from pygrub import cli
+from pygrub.menu import remote
+from pygrub.record import replace
+
+how = sys.argv.pop(1)
+honest = remote.drawing_of
+printed = []
+
+def drawing_of(canvas, tick):
+    d = honest(canvas, tick)
+    rows = list(d.rows)
+    text, attrs = rows[1]
+    if how == "escape":
+        rows[1] = ("\\x1b]0;pwned\\x07" + text[10:], attrs)
+    elif how == "bidi":
+        rows[1] = ("\\u202e" + text[1:], attrs)
+    elif how == "wide":
+        rows[1] = (text + "x", attrs + "0")
+    elif how == "rows":
+        rows.append(rows[1])
+    elif how == "oversized":
+        rows[1] = ("x" * (1 << 22), "0" * (1 << 22))
+    elif how == "silent":
+        time.sleep(3600)
+    elif how == "endless":
+        tick = 0
+    elif how == "prints" and not printed:
+        printed.append(True)
+        os.write(1, b"\\x1b]0;pwned\\x07 on stdout\\n")
+        os.write(2, b"\\x1b]0;pwned\\x07 on stderr\\n")
+    return replace(d, rows=tuple(rows), tick=tick)
+
+if how == "endless":
+    remote.MenuApp.feed = lambda self, typed, hung_up, now: None
+remote.drawing_of = drawing_of
+cli.command()
+"""
+
+
+@pytest.fixture
+def sandboxed(images, tmp_path, needs_root):
+    """A console running pygrub --runas, maybe with a subverted reader (SUBVERTED)."""
+    started: list[Console] = []
+
+    def start(name: str, how: str | None = None, **kw) -> Console:
+        program = ("-m", "pygrub") if how is None else ("-c", SUBVERTED, how)
+        c = Console(images(name), tmp_path, f"--runas={MENU_UID}", program=program, **kw)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.close()
+
+
+def reader_of(pid: int) -> int:
+    """The sandboxed child of pygrub ``pid``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status and f"\nUid:\t{MENU_UID}\t" in status:
+                return int(entry.name)
+    pytest.fail(f"pygrub {pid} has no child running as {MENU_UID}")
+
+
+def test_a_reader_killed_mid_menu_leaves_the_terminal_as_it_was(sandboxed):
+    c = sandboxed("legacy")
+    c.wait_for(MAIN_MENU)
+    c.send("e")
+    c.wait_for("*root (hd0,0)")
+    os.kill(reader_of(c.proc.pid), signal.SIGKILL)
+    code, err, result = c.finish()
+    assert (code, err, result) == (
+        1,
+        "pygrub: error: RuntimeError: the sandboxed reader was killed by SIGKILL\n",
+        {},
+    )
+    assert c.terminal_restored()
+    assert list(c.out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [
+        ("escape", "row 1 holds U+001B, which the terminal must not get"),
+        ("bidi", "row 1 holds U+202E, which the terminal must not get"),
+        ("wide", "row 1 is 81 columns wide on a screen of 80"),
+        ("rows", "25 rows drawn on a screen of 24"),
+        # 24 rows of 80 columns: 4096 + 24 * (5 * 80 + 16) bytes at most.
+        ("oversized", "a message of the sandboxed menu is over 14080 bytes"),
+        ("silent", "the sandboxed menu did not answer in time (PYGRUB_TIMEOUT)"),
+        ("endless", "the sandboxed menu did not boot by itself when its time was up"),
+    ],
+)
+def test_a_subverted_reader_cannot_write_to_the_console(sandboxed, how, error):
+    c = sandboxed("legacy-1s", how, PYGRUB_TIMEOUT="2")
+    code, err, result = c.finish(timeout=20)
+    if how in ("escape", "bidi", "wide", "rows"):
+        error = "the sandboxed menu's message is refused: " + error
+    assert (code, err, result) == (1, f"pygrub: error: RuntimeError: {error}\n", {}), err
+    assert b"pwned" not in c.raw and "\u202e" not in c.raw.decode(errors="replace")
+    assert c.terminal_restored()
+    assert list(c.out.iterdir()) == []
+
+
+def test_what_the_reader_prints_reaches_no_terminal_unescaped(sandboxed):
+    c = sandboxed("legacy", "prints")
+    c.wait_for(MAIN_MENU)
+    c.send(DOWN, ENTER)
+    code, err, result = c.finish()
+    assert code == 0 and booted(c, result) == OLD_KERNEL
+    # Repeated by pygrub once the reader is done, control characters shown as '?'.
+    assert b"\x1b]0;pwned" not in c.raw and b"?]0;pwned? on stdout\r\n" in c.raw
+    assert err == "?]0;pwned? on stderr\n"
     assert c.terminal_restored()

@@ -147,10 +147,11 @@ FLAGS: tuple[Flag, ...] = (
         "runas",
         None,
         "UID",
-        "read the image as this user (needs -q or --entry)",
+        "read the image as this user",
         "The image is read in the sandbox every run has by default (new namespaces, an "
         "empty root, resource limits, no other files), as this user; the file size limit "
-        "is then 128 MiB, as Xen's.",
+        "is then 128 MiB, as Xen's. The menu works too: pygrub draws on the terminal "
+        "what the sandboxed reader describes, and edits are evaluated in the sandbox.",
     ),
     Flag(
         "no-sandbox",
@@ -377,8 +378,6 @@ def parse_args(argv: list[str]) -> Options:
                 raise UsageError("--output-directory needs a directory")
             # Made 0700 when missing, as the default is (Xen refuses a missing one).
             o.output_directory = value + "/"
-    if o.runas is not None and o.interactive:
-        raise UsageError("In order to use --runas, you must also set --entry or -q")
     if o.runas is not None and not o.sandbox:
         raise UsageError("--runas reads the disk in the sandbox: it cannot go with --no-sandbox")
     _check_combinations(o)
@@ -541,13 +540,23 @@ def _menu_chooser() -> Chooser:
     from .menu import choose_interactively
 
     def chooser(menu: BootMenu, why_not: Callable[[BootEntry], str | None]) -> MenuChoice:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        try:
+        with budget_paused():
             return choose_interactively(menu, why_not)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, run_budget())
 
     return chooser
+
+
+class budget_paused:  # noqa: N801 - used as a function: ``with budget_paused():``
+    """The run's clock stopped while a person looks at the menu, restarted in full after.
+
+    A class, not contextlib's decorator: importing contextlib is time every run pays.
+    """
+
+    def __enter__(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def __exit__(self, *_exc: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, run_budget())
 
 
 def _open_output(o: Options) -> int:
@@ -689,7 +698,8 @@ def _print_explanation(lines: Iterable[str], stream: TextIO) -> None:
         print("explain: " + "".join(c if c.isprintable() else "?" for c in line), file=stream)
 
 
-def _run_isconfig(o: Options) -> int:
+def _run_isconfig(o: Options, chooser: Chooser | None = None) -> int:
+    """--isconfig; ``chooser`` stands in for the menu on this terminal (--runas's)."""
     from .config import load_host_config
     from .select import choose
 
@@ -701,7 +711,7 @@ def _run_isconfig(o: Options) -> int:
         return None if e.kernel else "no kernel"
 
     if o.interactive:
-        _path, entry = _menu_chooser()(menu, why_not)
+        _path, entry = (chooser or _menu_chooser())(menu, why_not)
     else:
         _path, entry = choose(menu, o.entry, why_not)
     args = entry.args + (" " + o.args if o.args else "")

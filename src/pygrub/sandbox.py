@@ -25,6 +25,9 @@ Where this does better than Xen's pygrub:
 - No controlling terminal (TIOCSTI), not dumpable (no ptrace by the same user), killed
   with its parent, and Landlock where the kernel has it.
 - PYGRUB_MAX_FILE_SIZE_MB is parsed as a number; Xen 4.17 shifts the string and fails.
+- The menu works: the child runs it and evaluates the edits, the parent draws the screens
+  it describes once checked, and the child holds no terminal (menu.remote, MenuWiring).
+  Xen's pygrub refuses --runas without -q or --entry.
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ from .record import asdict, fields, record, replace
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from .boot import Chooser
     from .cli import Options
+    from .config.model import BootEntry, BootMenu
+    from .menu.app import WhyNot
 
 log = get_logger(__name__)
 
@@ -65,6 +71,8 @@ RUNAS_RAM_MB = 256
 MAX_REPORT_BYTES = 4 << 20
 #: Characters of the child's error message the parent repeats.
 MAX_ERROR_CHARS = 4096
+#: Bytes of what an interactive run's child printed that the parent repeats, per stream.
+MAX_RELAYED_BYTES = 1 << 20
 #: The largest user or group id; (uid_t)-1 means "leave unchanged" to setresuid.
 MAX_ID = 0xFFFFFFFE
 #: The largest value setrlimit takes from Python (a signed 64-bit number).
@@ -272,6 +280,7 @@ def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
     files: dict[str, tuple[int, str]] = {}
     used: set[str] = set()
     out_fd = -1
+    menu: MenuWiring | None = None
     try:
         # As Xen under --runas: the directory is made in every mode, and is the root's
         # mount point. By default it is made only when used, as without the sandbox.
@@ -295,7 +304,21 @@ def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
             user_namespace=user_namespace,
             package=package_directory(),
         )
-        result = run_sandboxed(box, lambda: read_guest(o, box.inside, disk_fd, files, file_size))
+        if o.interactive:
+            menu = MenuWiring()
+            box = replace(box, keep=box.keep + menu.child_fds())
+        try:
+
+            def body() -> dict:
+                return read_guest(o, box.inside, disk_fd, files, file_size, menu)
+
+            if menu is None:
+                result = run_sandboxed(box, body)
+            else:
+                result = run_sandboxed(box, body, menu.host)
+        finally:
+            if menu is not None:
+                menu.relay_output()
         outcome = Outcome.from_result(result)
         wants_json = not printed and o.output_format == "json"
         if outcome.printed != printed or (outcome.json is not None) != wants_json:
@@ -325,6 +348,8 @@ def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
         if out_fd not in (-1, sys.stdout.fileno()):
             os.close(out_fd)
         os.close(disk_fd)
+        if menu is not None:
+            menu.close()
 
 
 def _check_sizes(files: dict[str, tuple[int, str]], limit: int) -> None:
@@ -337,10 +362,31 @@ def _check_sizes(files: dict[str, tuple[int, str]], limit: int) -> None:
 
 
 def read_guest(
-    o: Options, image: str, disk_fd: int, files: dict[str, tuple[int, str]], limit: int
+    o: Options,
+    image: str,
+    disk_fd: int,
+    files: dict[str, tuple[int, str]],
+    limit: int,
+    menu: MenuWiring | None = None,
 ) -> dict:
     """The run inside the sandbox: ``o`` but for the image's path there, read through
-    ``disk_fd``; ``files`` pre-opened."""
+    ``disk_fd``; ``files`` pre-opened; the menu, if any, across ``menu``."""
+    if menu is None:
+        return _read_guest(o, image, disk_fd, files, limit, None)
+    try:
+        return _read_guest(o, image, disk_fd, files, limit, menu.chooser())
+    finally:
+        menu.child.close()
+
+
+def _read_guest(
+    o: Options,
+    image: str,
+    disk_fd: int,
+    files: dict[str, tuple[int, str]],
+    limit: int,
+    chooser: Chooser | None,
+) -> dict:
     from . import cli
     from .api import Image
     from .disk import qcow2
@@ -351,12 +397,15 @@ def read_guest(
     inherit(image, disk_fd)
     qcow2.refuse_backing_files(BACKING_REFUSAL)
 
+    if o.isconfig and chooser is not None:
+        cli._run_isconfig(replace(o, image=image, runas=None), chooser)
+        return asdict(Outcome(printed=True))
     if o.list_entries or o.isconfig:
         cli.run(replace(o, image=image, runas=None, sandbox=False))
         return asdict(Outcome(printed=True))
     with Image(image, offset=o.offset, image_format=o.image_format) as guest:
         choice = guest._choose(
-            o.entry, o.args, o.kernel, o.ramdisk, None, o.default_args, o.extra_args
+            o.entry, o.args, o.kernel, o.ramdisk, chooser, o.default_args, o.extra_args
         )
         if o.explain:
             cli._print_explanation(choice.explanation, sys.stderr)
@@ -498,26 +547,127 @@ def open_disk(path: str) -> int:
     return fd
 
 
+class MenuWiring:
+    """An interactive run's descriptors besides the reader's: the menu's two pipes
+    (menu.remote), and memory files that stand in for the child's stdout and stderr.
+
+    The console is the parent's alone: a child holding it could write escape sequences
+    to whoever watches it, so what the child prints is repeated by the parent once the
+    child is done, its control characters shown as ``?``.
+    """
+
+    def __init__(self) -> None:
+        from .menu.remote import Channel
+
+        _preload_terminal_encoding()
+        self.child = Channel(-1, -1)
+        self.parent = Channel(-1, -1)
+        self.stdout = self.stderr = -1
+        try:
+            to_child, from_child = os.pipe(), os.pipe()
+            self.child = Channel(to_child[0], from_child[1])
+            self.parent = Channel(from_child[0], to_child[1])
+            # The parent never blocks writing to a child that does not read: it has a deadline.
+            os.set_blocking(to_child[1], False)
+            self.stdout = os.memfd_create("pygrub-stdout", os.MFD_CLOEXEC)
+            self.stderr = os.memfd_create("pygrub-stderr", os.MFD_CLOEXEC)
+        except BaseException:
+            self.close()
+            raise
+
+    def child_fds(self) -> tuple[int, ...]:
+        return (self.child.read_fd, self.child.write_fd, self.stdout, self.stderr)
+
+    def host(self) -> None:
+        """The parent's side, after the fork: the child's menu on our terminal, if it asks."""
+        from . import cli
+        from .menu import remote
+
+        self.child.close()
+        start = remote.wait_for_start(self.parent)
+        if start is None:
+            return
+        with cli.budget_paused():
+            remote.host(self.parent, start, cli.run_budget())
+        self.parent.close()
+
+    def chooser(self) -> Chooser:
+        """The child's side, in the sandbox before any guest byte is read: stdout and
+        stderr to the memory files, and the chooser that asks the parent's terminal."""
+        from .menu.remote import choose_remotely
+
+        _flush_std()
+        os.dup2(self.stdout, 1)
+        os.dup2(self.stderr, 2)
+        channel = self.child
+
+        def chooser(menu: BootMenu, why_not: WhyNot) -> tuple[tuple[int, ...], BootEntry]:
+            try:
+                return choose_remotely(channel, menu, why_not)
+            finally:
+                channel.close()
+
+        return chooser
+
+    def relay_output(self) -> None:
+        """What the child printed, repeated on our stdout and stderr, made safe."""
+        _flush_std()
+        for fd, stream in ((self.stdout, sys.stdout), (self.stderr, sys.stderr)):
+            data = os.pread(fd, MAX_RELAYED_BYTES, 0) if fd != -1 else b""
+            if data:
+                text = data.decode("utf-8", "replace")
+                safe = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
+                stream.write(safe if safe.endswith("\n") else safe + "\n")
+                stream.flush()
+
+    def close(self) -> None:
+        self.child.close()
+        self.parent.close()
+        for fd in (self.stdout, self.stderr):
+            if fd != -1:
+                os.close(fd)
+        self.stdout = self.stderr = -1
+
+
+def _preload_terminal_encoding() -> None:
+    """The codec of the console's encoding (curses takes the locale's), for the child."""
+    import locale
+
+    try:
+        codecs.lookup(locale.nl_langinfo(locale.CODESET))
+    except LookupError:
+        pass
+
+
 # -- fork, wait, relay --------------------------------------------------------------------
 
 
-def run_sandboxed(box: Sandbox, body: Callable[[], object]) -> object:
+def run_sandboxed(
+    box: Sandbox, body: Callable[[], object], parent_side: Callable[[], None] | None = None
+) -> object:
     """``body()``'s JSON value, computed in a sandboxed child; its error raised here.
 
+    ``parent_side()`` runs here meanwhile, before the report is read (the menu's terminal).
     On any exception while waiting (a signal, the time budget) the child is killed first.
     """
     preload()
+    if parent_side is not None:
+        # The menu is not shown twice: whatever the child might ask for is here already
+        # (a person is looking at the screen; the milliseconds are not theirs to notice).
+        _import_requested(tuple(sorted(IMPORTABLE_ON_REQUEST)))
     while True:
-        report, status = _run_child(box, body)
+        report, status = _run_child(box, body, parent_side)
         # Not after a child that printed the run's product: it would be printed twice.
         done = report is None or (report.error is None and box.stdout)
-        if done or not _import_requested(report.imports):
+        if done or parent_side is not None or not _import_requested(report.imports):
             return _result(report, status)
         # A module the child could not import, now here: again, with it. Each name is
         # asked once (imported, or unimportable), so this ends.
 
 
-def _run_child(box: Sandbox, body: Callable[[], object]) -> tuple[Report | None, int]:
+def _run_child(
+    box: Sandbox, body: Callable[[], object], parent_side: Callable[[], None] | None
+) -> tuple[Report | None, int]:
     read_fd, write_fd = os.pipe()
     _flush_std()
     parent = os.getpid()
@@ -526,6 +676,8 @@ def _run_child(box: Sandbox, body: Callable[[], object]) -> tuple[Report | None,
         _child(box, body, read_fd, write_fd, parent)
     os.close(write_fd)
     try:
+        if parent_side is not None:
+            parent_side()
         raw = _read_report(read_fd)
         status = _wait(pid)
     except BaseException:

@@ -127,6 +127,19 @@ class MenuApp:
             path, entry = choose(self.menu, None, self.why_not)
             self.result = Choice(path, entry)
 
+    def feed(self, typed: list[str], hung_up: bool, now: float) -> Choice | None:
+        """The keys typed since the last call, whether the console has hung up, and the
+        time: the choice once there is one (the keys after it are not pressed)."""
+        for key in typed:
+            self.press(key)
+            if self.result is not None:
+                return self.result
+        if hung_up:
+            # Nobody can type any more: boot the default now.
+            self.deadline = now
+        self.tick(now)
+        return self.result
+
     # Keys ------------------------------------------------------------------------
 
     def press(self, key: str) -> None:

@@ -58,15 +58,9 @@ def run(menu: BootMenu, why_not: WhyNot, wait: float | None, style: str) -> Choi
     ``style`` GRUB's timeout_style: "hidden" and "countdown" wait before any menu.
     """
     with ConsoleInput(0) as console:
-        if wait == 0:
-            # GRUB draws nothing for timeout=0, unless a key is already waiting.
-            if not console.discard_waiting_input():
-                return automatic(menu, why_not)
-            wait = None
-        elif wait is not None and style in ("hidden", "countdown"):
-            if not console.wait_for_interrupt(wait, show_seconds=style == "countdown"):
-                return automatic(menu, why_not)
-            wait = None
+        show, wait = prelude(console, wait, style)
+        if not show:
+            return automatic(menu, why_not)
         try:
             # Records logged meanwhile come out once the screen is given back.
             with held_log_records(), Screen(1) as screen:
@@ -75,6 +69,21 @@ def run(menu: BootMenu, why_not: WhyNot, wait: float | None, style: str) -> Choi
         except ScreenUnavailable as e:
             log.warning("no menu on this terminal (%s): booting the default entry", e)
             return automatic(menu, why_not)
+
+
+def prelude(console: ConsoleInput, wait: float | None, style: str) -> tuple[bool, float | None]:
+    """(whether to show the menu, the countdown it starts with) after GRUB's wait before it.
+
+    The menu shows at once for timeout_style "menu"; timeout 0 shows it only for a key
+    already waiting, "hidden" and "countdown" only for Esc or F4 within ``wait`` seconds.
+    A menu shown for a key has no countdown.
+    """
+    if wait == 0:
+        # GRUB draws nothing for timeout=0, unless a key is already waiting.
+        return console.discard_waiting_input(), None
+    if wait is not None and style in ("hidden", "countdown"):
+        return console.wait_for_interrupt(wait, show_seconds=style == "countdown"), None
+    return True, wait
 
 
 def automatic(menu: BootMenu, why_not: WhyNot) -> Choice:
@@ -88,16 +97,10 @@ def drive(app: MenuApp, console: ConsoleInput, screen: Screen) -> Choice:
             screen.resize()
         rows, cols = screen.size()
         screen.paint(app.draw(rows, cols, screen.encoding))
-        for key in console.read_keys(app.next_tick()):
-            app.press(key)
-            if app.result is not None:
-                return app.result
-        if console.closed:
-            # Nobody can type any more (the console hung up): boot the default now.
-            app.deadline = time.monotonic()
-        app.tick(time.monotonic())
-        if app.result is not None:
-            return app.result
+        typed = console.read_keys(app.next_tick())
+        choice = app.feed(typed, console.closed, time.monotonic())
+        if choice is not None:
+            return choice
 
 
 class ConsoleInput:
@@ -116,6 +119,8 @@ class ConsoleInput:
         self.wake: tuple[int, int] | None = None
         self.previous_wakeup = -1
         self.previous_winch: Any = None
+        #: Descriptors that end a wait for keys when ready (the sandboxed menu's pipe).
+        self.others: tuple[int, ...] = ()
 
     def __enter__(self) -> ConsoleInput:
         self.saved = termios.tcgetattr(self.fd)
@@ -209,8 +214,8 @@ class ConsoleInput:
         return [key for key in found if key != keys.CTRL_C]
 
     def _wait(self, timeout: float | None) -> bool:
-        """Whether input is ready within ``timeout``; a signal ends the wait early."""
-        watched = [self.fd] if self.wake is None else [self.fd, self.wake[0]]
+        """Whether input is ready within ``timeout``; a signal or ``others`` end the wait early."""
+        watched = [self.fd, *self.others] + ([] if self.wake is None else [self.wake[0]])
         ready, _w, _x = select.select(watched, [], [], timeout)
         if self.wake is not None and self.wake[0] in ready:
             drain(self.wake[0])
