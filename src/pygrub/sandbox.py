@@ -394,6 +394,10 @@ def _read_guest(
     from .extract import Extraction
     from .output import boot_json
 
+    if not o.isconfig:
+        # A disk is only ever read through disk_fd: by the name it was given, the errors
+        # name it as a run without the sandbox does. A config is opened by its path here.
+        image = o.image
     inherit(image, disk_fd)
     qcow2.refuse_backing_files(BACKING_REFUSAL)
 
