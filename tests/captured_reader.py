@@ -68,9 +68,11 @@ def install(name: str, params: dict) -> None:
 
     real = sandbox.read_guest
 
-    def captured(o: Any, image: str, disk_fd: int, files: dict, limit: int) -> object:
+    def captured(
+        o: Any, image: str, disk_fd: int, files: dict, limit: int, menu: Any = None
+    ) -> object:
         def run_real() -> dict:
-            return real(o, image, disk_fd, files, limit)
+            return real(o, image, disk_fd, files, limit, menu)
 
         forged = ATTACKS[name](Reader(o, image, disk_fd, files, limit, params, run_real))
         return run_real() if forged is None else forged

@@ -1341,7 +1341,7 @@ def test_qcow2_backing_file_needs_no_sandbox(tmp_path, needs_root):
     refused = pygrub(*flags, env=env)
     assert refused.returncode == 1 and os.listdir(out) == []
     assert refused.stderr.decode() == (
-        f"pygrub: error: RuntimeError: qcow2: /{image.name} has a backing file "
+        f"pygrub: error: RuntimeError: qcow2: {image} has a backing file "
         f"'{raw.name}': {sandbox.BACKING_REFUSAL}\n"
     )
     unsandboxed = pygrub("--no-sandbox", *flags, env=env)
