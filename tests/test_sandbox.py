@@ -1293,7 +1293,8 @@ def test_no_sandbox_and_runas_are_a_usage_error():
         ({"interactive": False, "not_really": True}, True),
         ({"interactive": False, "sandbox": False}, False),
         ({"interactive": False, "isconfig": True}, False),
-        ({"interactive": True}, cli.MENU_IN_SANDBOX),
+        ({"interactive": True}, True),
+        ({"interactive": True, "sandbox": False}, False),
     ],
 )
 def test_which_runs_are_sandboxed_by_default(options, sandboxed):

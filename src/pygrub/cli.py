@@ -496,16 +496,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-#: The interactive menu does not run in the sandbox yet: a run that shows it reads the
-#: disk outside, as before. Turning that on is this line.
-MENU_IN_SANDBOX = False
-
-
 def sandboxed_by_default(o: Options) -> bool:
-    """Whether a run without --runas reads the disk in the sandbox: all but --no-sandbox,
-    --isconfig (a host file the administrator names, with what it includes beside it,
-    which the sandbox's one-file root cannot hold) and, until it can, the menu."""
-    return o.sandbox and not o.isconfig and (MENU_IN_SANDBOX or not o.interactive)
+    """Whether a run without --runas reads the disk in the sandbox: all but --no-sandbox
+    and --isconfig (a host file the administrator names, with what it includes beside it,
+    which the sandbox's one-file root cannot hold). The menu runs in the sandbox too."""
+    return o.sandbox and not o.isconfig
 
 
 def run(o: Options) -> int:
