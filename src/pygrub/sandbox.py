@@ -3,9 +3,8 @@
 Since XSA-443 Xen supports pygrub only run this way (libxl's restricted mode:
 ``LIBXL_BOOTLOADER_RESTRICT`` in xl's environment, and from Xen 4.20 on also xl.cfg's
 ``bootloader_restrict=1``), which libxl adds ``--runas`` for. Here every run that reads
-a disk and shows no menu is sandboxed, ``--runas`` or not (:func:`run_by_default`).
-The parent, still root, makes every file the run may write: the
-output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
+a disk is sandboxed, the menu's included, ``--runas`` or not (:func:`run_by_default`).
+The parent, still root, makes every file the run may write: the output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
 mount, IPC and network namespaces, turns to an empty read-only tmpfs root that holds
 only the image (under its own file name) and pygrub's own modules, lowers its resource
 limits, becomes the target user for good, and reads the guest with the descriptors it
