@@ -388,8 +388,7 @@ def _read_guest(
 ) -> dict:
     from . import cli
     from .api import Image
-    from .disk import qcow2
-    from .disk.source import inherit
+    from .disk.source import inherit, refuse_backing_files
     from .extract import Extraction
     from .output import boot_json
 
@@ -398,7 +397,7 @@ def _read_guest(
         # name it as a run without the sandbox does. A config is opened by its path here.
         image = o.image
     inherit(image, disk_fd)
-    qcow2.refuse_backing_files(BACKING_REFUSAL)
+    refuse_backing_files(BACKING_REFUSAL)
 
     if o.isconfig and chooser is not None:
         cli._run_isconfig(replace(o, image=image, runas=None), chooser)

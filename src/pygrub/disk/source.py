@@ -57,6 +57,22 @@ def inherit(path: str, fd: int) -> None:
     _INHERITED[path] = fd
 
 
+#: Why no qcow2 backing file can be read in this process, when none can (the sandboxed
+#: reader sees only the image it was handed). Kept here, not in disk.qcow2, so that the
+#: sandbox sets it without importing the qcow2 reader a raw or ext4 disk never needs.
+_backing_refusal: list[str] = []
+
+
+def refuse_backing_files(why: str) -> None:
+    """Answer every qcow2 backing file with ``why`` from now on, in this process."""
+    _backing_refusal[:] = [why]
+
+
+def backing_refusal() -> str | None:
+    """Why backing files are refused in this process, None when they are not."""
+    return _backing_refusal[0] if _backing_refusal else None
+
+
 class FileSource:
     """A host file or block device, opened read-only."""
 
