@@ -33,9 +33,10 @@ CACHE_ENTRIES = 1024
 
 
 class NodeCache(dict[K, V]):
-    """Parsed on-disk nodes by number, at most ``limit`` of them: a full cache empties
-    itself, so memory stays bounded whatever a hostile image makes a walk visit (a walk
-    needs few nodes at once; an emptied cache only costs re-reading them)."""
+    """Parsed on-disk nodes (or decoded blocks) by their address, at most ``limit`` of
+    them: the oldest goes when a new one comes, so memory stays bounded whatever a hostile
+    image makes a walk visit (a walk needs few nodes at once; a dropped one only costs
+    reading it again). Look up with ``get``, remember with ``keep``."""
 
     __slots__ = ("limit",)
 
@@ -46,7 +47,7 @@ class NodeCache(dict[K, V]):
     def keep(self, key: K, value: V) -> V:
         """Remember ``value`` under ``key`` and answer it."""
         if len(self) >= self.limit:
-            self.clear()
+            del self[next(iter(self))]
         self[key] = value
         return value
 
