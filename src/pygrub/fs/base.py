@@ -265,7 +265,7 @@ class Filesystem(ABC, Generic[N]):
         node = self.resolve(path)
         if self.node_stat(node).type is not NodeType.DIR:
             raise NotFoundError(f"{self.kind}: {path} is not a directory")
-        names = []
+        names: list[str] = []
         for name, _child in self.dir_entries(node):
             if len(names) >= MAX_DIR_ENTRIES:
                 raise LimitError(f"{self.kind}: {path} has over {MAX_DIR_ENTRIES} entries")
@@ -332,7 +332,7 @@ class ByteNameFilesystem(Filesystem[N]):
     def entry_child(self, node: N, entry: RawEntry) -> N:
         """The node a raw entry of directory ``node`` names (XFS checks the number here,
         when the entry is used)."""
-        return entry[1]  # type: ignore[no-any-return]
+        return entry[1]
 
     def directory_name(self, node: N) -> str:
         """Directory ``node`` as messages name it."""

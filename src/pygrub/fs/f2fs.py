@@ -454,7 +454,7 @@ class F2fsFilesystem(ByteNameFilesystem[int]):
                 f"{self.kind}: NAT journal at block {number}: {count} entries, "
                 f"room for {NAT_JOURNAL_ENTRIES}"
             )
-        entries = {}
+        entries: dict[int, tuple[int, int]] = {}
         for index in range(count):
             nid, _version, ino, addr = _NAT_JOURNAL_ENTRY.unpack_from(
                 journal, _N_NATS.size + index * _NAT_JOURNAL_ENTRY.size

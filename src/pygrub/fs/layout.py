@@ -32,7 +32,7 @@ class Layout:
         self.struct = struct.Struct(fmt)
         #: Bytes from the start of the struct to the end of its last named field.
         self.size = pos
-        self.record = namedtuple(name, [row[0] for row in rows])  # type: ignore[misc]
+        self.record: Any = namedtuple(name, [row[0] for row in rows])  # type: ignore[misc]
 
     def read(self, buf: bytes, offset: int = 0) -> Any:
         """The fields at ``offset`` in ``buf``, which the caller has checked holds ``size`` bytes."""

@@ -163,11 +163,11 @@ def verrevcmp(a: bytes, b: bytes) -> int:
 def greatest_first(names: list[str]) -> list[int]:
     """Indexes of ``names`` in blsuki_add_entry's order: by filevercmp, greatest first; of
     names comparing equal only the first read is kept (GRUB drops the others)."""
-    order = sorted(
-        range(len(names)),
-        key=functools.cmp_to_key(lambda i, j: filevercmp(names[i], names[j])),
-        reverse=True,
-    )
+
+    def compare(i: int, j: int) -> int:
+        return filevercmp(names[i], names[j])
+
+    order = sorted(range(len(names)), key=functools.cmp_to_key(compare), reverse=True)
     kept: list[int] = []
     for index in order:
         if kept and filevercmp(names[kept[-1]], names[index]) == 0:

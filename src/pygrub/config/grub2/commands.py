@@ -277,6 +277,7 @@ def cmd_regexp(it: Interpreter, name: str, args: list[str]) -> int:
         raise CommandError(ERR_TEST_FAILURE, str(e)) from None
     if match is None:
         return ERR_TEST_FAILURE
+    index: int | None
     for spec in found.get("set", []):
         assert spec is not None
         index_text, colon, var = spec.partition(":")
