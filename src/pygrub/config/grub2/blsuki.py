@@ -43,7 +43,7 @@ from ...record import record
 from ..model import LINUX
 from ..uki import UnifiedKernelImage, read_uki, stub_cmdline
 from . import bls
-from .commands import directory_files, read_bls_dir
+from .blsdir import directory_files, read_bls_dir
 from .interp import (
     ERR_BAD_ARGUMENT,
     ERR_FILE_NOT_FOUND,
@@ -56,7 +56,7 @@ from .interp import (
     ScriptLimitError,
 )
 from .options import REQUIRED, Opt, first, parse_options
-from .testcmd import grub_strtoul
+from .strtoul import grub_strtoul
 
 log = get_logger(__name__)
 

@@ -37,7 +37,7 @@ from .interp import (
     Session,
     StopScript,
 )
-from .testcmd import grub_strtoul
+from .strtoul import grub_strtoul
 
 log = get_logger(__name__)
 
