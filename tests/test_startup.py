@@ -94,6 +94,7 @@ PLAIN_MBR_LAYERS = {
     "pygrub.volumes",
     "pygrub.volumes.discovery",
     "pygrub.volumes.mbr",
+    "pygrub.volumes.volume",
 }
 INTERACTIVE_ONLY = {"curses", "_curses", "pygrub.menu"}
 #: Standard modules a quiet run leaves out: dataclasses (with inspect, ast), logging

@@ -37,7 +37,7 @@ from ..errors import CorruptError, LimitError, NotFoundError, PygrubError, Unsup
 from ..limits import check_count
 from ..log import get_logger
 from ..record import field, record
-from . import Volume
+from .volume import Volume
 
 if TYPE_CHECKING:
     from typing import Any
