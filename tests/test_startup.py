@@ -90,6 +90,7 @@ CONFIG_FORMATS = {f.module for f in FORMATS}
 #: What an MBR disk of one partition in a raw image needs of the lower layers.
 PLAIN_MBR_LAYERS = {
     "pygrub.disk",
+    "pygrub.disk.base",
     "pygrub.disk.source",
     "pygrub.volumes",
     "pygrub.volumes.discovery",

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 
 from .._typing import TYPE_CHECKING, TypeVar
 from ..disk import ByteSource
-from ..disk.source import check_request
+from ..disk.base import check_request
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
 from ..limits import check_count
 from ..log import get_logger
