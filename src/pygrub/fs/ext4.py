@@ -136,7 +136,8 @@ _INODE = Layout(
 )
 I_BLOCK_OFFSET = 0x28
 I_BLOCK_SIZE = 60
-_I_EXTRA_ISIZE = struct.Struct("<H")  # at 0x80, in inodes larger than 128 bytes
+# at 0x80, in inodes larger than 128 bytes
+_I_EXTRA_ISIZE = Layout("InodeExtra", "<", (("i_extra_isize", 0, "H"),))
 
 
 EXT4_ENCRYPT_FL = 0x800
@@ -145,12 +146,27 @@ EXT4_EXTENTS_FL = 0x80000
 EXT4_INLINE_DATA_FL = 0x10000000
 EXT4_CASEFOLD_FL = 0x40000000
 
-# struct ext4_extent_header: eh_magic, eh_entries, eh_max, eh_depth, eh_generation
-_EXTENT_HEADER = struct.Struct("<HHHHI")
-# struct ext4_extent_idx: ei_block, ei_leaf_lo, ei_leaf_hi, ei_unused
-_EXTENT_INDEX = struct.Struct("<IIHH")
-# struct ext4_extent: ee_block, ee_len, ee_start_hi, ee_start_lo
-_EXTENT_LEAF = struct.Struct("<IHHI")
+_EXTENT_HEADER = Layout(
+    "ExtentHeader",
+    "<",
+    (
+        ("eh_magic", 0, "H"),
+        ("eh_entries", 2, "H"),
+        ("eh_max", 4, "H"),
+        ("eh_depth", 6, "H"),
+        ("eh_generation", 8, "I"),
+    ),
+)
+_EXTENT_INDEX = Layout(
+    "ExtentIdx",
+    "<",
+    (("ei_block", 0, "I"), ("ei_leaf_lo", 4, "I"), ("ei_leaf_hi", 8, "H"), ("ei_unused", 10, "H")),
+)
+_EXTENT_LEAF = Layout(
+    "Extent",
+    "<",
+    (("ee_block", 0, "I"), ("ee_len", 4, "H"), ("ee_start_hi", 6, "H"), ("ee_start_lo", 8, "I")),
+)
 EXTENT_MAGIC = 0xF30A
 #: ee_len above this marks an uninitialized extent (it reads as zeros).
 EXT_INIT_MAX_LEN = 32768
@@ -158,16 +174,31 @@ EXT_INIT_MAX_LEN = 32768
 N_DIRECT = 12
 _BLOCK_POINTERS = struct.Struct(f"<{N_DIRECT + 3}I")  # i_block as direct, single, double, triple
 
-# struct ext4_dir_entry_2: inode, rec_len, name_len, file_type (without the filetype
-# feature, struct ext4_dir_entry has a 16-bit name_len in the same four bytes)
-_DIRENT = struct.Struct("<IHBB")
+# struct ext4_dir_entry_2 (without the filetype feature, struct ext4_dir_entry has a
+# 16-bit name_len in the last two bytes)
+_DIRENT = Layout(
+    "DirEntry2",
+    "<",
+    (("inode", 0, "I"), ("rec_len", 4, "H"), ("name_len", 6, "B"), ("file_type", 7, "B")),
+)
 MIN_REC_LEN = 12  # EXT4_DIR_REC_LEN(1)
 
-# The in-inode extended attributes: a u32 magic, then struct ext4_xattr_entry records:
-# e_name_len, e_name_index, e_value_offs, e_value_inum, e_value_size, e_hash, then the name
-_XATTR_MAGIC = struct.Struct("<I")
+# The in-inode extended attributes: struct ext4_xattr_ibody_header, then struct
+# ext4_xattr_entry records, each followed by its name
+_XATTR_MAGIC = Layout("XattrIbodyHeader", "<", (("h_magic", 0, "I"),))
 XATTR_MAGIC = 0xEA020000
-_XATTR_ENTRY = struct.Struct("<BBHIII")
+_XATTR_ENTRY = Layout(
+    "XattrEntry",
+    "<",
+    (
+        ("e_name_len", 0, "B"),
+        ("e_name_index", 1, "B"),
+        ("e_value_offs", 2, "H"),
+        ("e_value_inum", 4, "I"),
+        ("e_value_size", 8, "I"),
+        ("e_hash", 12, "I"),
+    ),
+)
 XATTR_INDEX_SYSTEM = 7
 INLINE_DATA_XATTR = b"data"  # system.data: the inline bytes past i_block
 
