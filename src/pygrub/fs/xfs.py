@@ -136,13 +136,13 @@ DIFLAG2_NREXT64 = 0x10
 
 
 # struct xfs_bmbt_rec: 128 bits, l0:l1 = extentflag:1, startoff:54, startblock:52, blockcount:21
-_EXTENT = struct.Struct(">QQ")
+_EXTENT = Layout("BmbtRec", ">", (("l0", 0, "Q"), ("l1", 8, "Q")))
 STARTOFF_MASK = (1 << 54) - 1
 BLOCKCOUNT_MASK = (1 << 21) - 1
 
 # struct xfs_bmdr_block: the B-tree root in the inode, bb_level and bb_numrecs, then
 # keys and pointers, each array as long as the fork has room for
-_BMDR = struct.Struct(">HH")
+_BMDR = Layout("BmdrBlock", ">", (("bb_level", 0, "H"), ("bb_numrecs", 2, "H")))
 # struct xfs_btree_block, long form: bb_magic, bb_level, bb_numrecs, bb_leftsib,
 # bb_rightsib; v5 adds bb_blkno, bb_lsn, bb_uuid, bb_owner, bb_crc, bb_pad
 _BMBT = Layout(
@@ -164,13 +164,13 @@ DIR_HEADER_V4, DIR_HEADER_V5 = 16, 64
 _DIR3_BLK_HDR = Layout("Dir3BlkHdr", ">", (("uuid", 24, "16s"), ("owner", 40, "Q")))
 # xfs_dir2_block_tail at the end of a single-block directory: count, stale; the leaf
 # entries (hashval, address: 8 bytes each) come just before it
-_BLOCK_TAIL = struct.Struct(">II")
+_BLOCK_TAIL = Layout("Dir2BlockTail", ">", (("count", 0, "I"), ("stale", 4, "I")))
 LEAF_ENTRY_SIZE = 8
 # xfs_dir2_data_entry: inumber, namelen, name, [ftype], tag (padded to 8 bytes);
 # xfs_dir2_data_unused: freetag (0xffff), length, ..., tag
-_DATA_ENTRY = struct.Struct(">QB")
-_UNUSED = struct.Struct(">HH")
-_TAG = struct.Struct(">H")
+_DATA_ENTRY = Layout("Dir2DataEntry", ">", (("inumber", 0, "Q"), ("namelen", 8, "B")))
+_UNUSED = Layout("Dir2DataUnused", ">", (("freetag", 0, "H"), ("length", 2, "H")))
+_TAG = Layout("Dir2DataTag", ">", (("tag", 0, "H"),))
 FREETAG = 0xFFFF
 # xfs_dir2_sf_hdr: count, i8count, parent (4 or 8 bytes); xfs_dir2_sf_entry: namelen,
 # offset[2], name, [ftype], inumber (4 or 8 bytes)
