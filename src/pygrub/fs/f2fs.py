@@ -139,12 +139,16 @@ DATA_SUMMARIES, PERSISTENT_SUMMARIES = 3, 6
 # and nat_journal_entry {nid, f2fs_nat_entry} records), then the footer
 SUM_ENTRIES_SIZE = 7 * (BLOCK_SIZE // 8)
 SUM_JOURNAL_SIZE = BLOCK_SIZE - 5 - SUM_ENTRIES_SIZE
-_N_NATS = struct.Struct("<H")
-_NAT_JOURNAL_ENTRY = struct.Struct("<IBII")  # nid, version, ino, block_addr
+_N_NATS = Layout("JournalHead", "<", (("n_nats", 0, "H"),))
+# struct nat_journal_entry: nid, then a struct f2fs_nat_entry
+_NAT_JOURNAL_ENTRY = Layout(
+    "NatJournalEntry",
+    "<",
+    (("nid", 0, "I"), ("version", 4, "B"), ("ino", 5, "I"), ("block_addr", 9, "I")),
+)
 NAT_JOURNAL_ENTRIES = (SUM_JOURNAL_SIZE - _N_NATS.size) // _NAT_JOURNAL_ENTRY.size
 
-# struct f2fs_nat_entry: version, ino, block_addr
-_NAT_ENTRY = struct.Struct("<BII")
+_NAT_ENTRY = Layout("NatEntry", "<", (("version", 0, "B"), ("ino", 1, "I"), ("block_addr", 5, "I")))
 NAT_ENTRY_PER_BLOCK = BLOCK_SIZE // _NAT_ENTRY.size
 
 NULL_ADDR = 0
@@ -193,7 +197,7 @@ F2FS_CASEFOLD_FL = 0x40000000
 
 # struct node_footer at the end of every node block: nid, ino, flag (offset << 3 |
 # cold, fsync and dentry marks), cp_ver, next_blkaddr
-_FOOTER = struct.Struct("<III")
+_FOOTER = Layout("NodeFooter", "<", (("nid", 0, "I"), ("ino", 4, "I"), ("flag", 8, "I")))
 FOOTER_OFFSET = BLOCK_SIZE - 24
 OFFSET_BIT_SHIFT = 3
 ADDRS_PER_BLOCK = NIDS_PER_BLOCK = (BLOCK_SIZE - 24) // 4
@@ -213,7 +217,11 @@ NODE_TREE_BLOCKS = sum(ADDRS_PER_BLOCK * NIDS_PER_BLOCK ** (levels - 1) for leve
 
 # struct f2fs_dentry_block: bitmap, reserved, f2fs_dir_entry[214] (hash_code, ino,
 # name_len, file_type), then the names in 8-byte slots
-_DIR_ENTRY = struct.Struct("<IIHB")
+_DIR_ENTRY = Layout(
+    "DirEntry",
+    "<",
+    (("hash_code", 0, "I"), ("ino", 4, "I"), ("name_len", 8, "H"), ("file_type", 10, "B")),
+)
 SLOT_LEN = 8
 NAME_LEN = 255
 NR_DENTRY_IN_BLOCK = BLOCK_SIZE * 8 // ((_DIR_ENTRY.size + SLOT_LEN) * 8 + 1)
