@@ -128,8 +128,11 @@ CHUNK_FORMAT_48BIT = 0x40
 #: Chunk table entries read at once.
 CHUNK_BATCH = 1024
 
-# struct erofs_dirent: nid, nameoff, file_type, reserved
-_DIRENT = struct.Struct("<QHBB")
+_DIRENT = Layout(
+    "Dirent",
+    "<",
+    (("nid", 0, "Q"), ("nameoff", 8, "H"), ("file_type", 10, "B"), ("reserved", 11, "B")),
+)
 NAME_LEN = 255
 
 # struct z_erofs_map_header: h_fragmentoff (or h_reserved1, h_idata_size), h_advise,
@@ -157,8 +160,10 @@ ADVISE_FRAGMENT_PCLUSTER = 0x20
 #: h_clusterbits bit 7: the whole file is in the packed inode, at the other 63 bits.
 FRAGMENT_INODE = 0x80
 
-# struct z_erofs_lcluster_index: di_advise, di_clusterofs, di_u (blkaddr or delta[2])
-_LCLUSTER_INDEX = struct.Struct("<HHI")
+# struct z_erofs_lcluster_index: di_u is a blkaddr or delta[2]
+_LCLUSTER_INDEX = Layout(
+    "LclusterIndex", "<", (("di_advise", 0, "H"), ("di_clusterofs", 2, "H"), ("di_u", 4, "I"))
+)
 PLAIN, HEAD1, NONHEAD, HEAD2 = range(4)
 LI_PARTIAL_REF = 0x8000
 #: On the first NONHEAD lcluster of a big pcluster: its size in blocks follows.
