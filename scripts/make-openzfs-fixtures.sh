@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Rebuild tests/fixtures/openzfs: pools made by OpenZFS 2.3 itself (pool version 5000,
-# feature flags), in a QEMU guest running Debian's kernel with the zfs-dkms modules.
+# Rebuild tests/fixtures/openzfs (OpenZFS 2.3) or tests/fixtures/openzfs-2.1: pools made by
+# OpenZFS itself (pool version 5000, feature flags), in a QEMU guest running Debian's kernel
+# with the zfs-dkms modules.
 #
-# A bookworm chroot (bookworm-backports and contrib for OpenZFS 2.3) gets Debian's current
-# kernel, its headers and zfs-dkms, which builds spl.ko and zfs.ko for that kernel; the
-# host itself never gets zfs-dkms. A busybox initramfs holds those modules, the virtio
+# A bookworm chroot gets Debian's current kernel, its headers and zfs-dkms, which builds
+# spl.ko and zfs.ko for that kernel: OpenZFS 2.3 from bookworm-backports, or 2.1 from
+# bookworm's contrib (with udev, see below); the host itself never gets zfs-dkms. A busybox initramfs holds those modules, the virtio
 # ones, and zpool/zfs with their shared libraries. Its init creates the pools on
 # partitions of virtio disks (a partition needs no udev: libzfs waits for udev's links
 # only when it partitions a whole disk itself), copies the trees in from a tar on a raw
@@ -13,7 +14,7 @@
 # (zdb -e -bcc), compares the sums with the trees, compresses the disks and writes the
 # manifests.
 #
-# The disks (GPT, the pool in partition 2 as Ubuntu's installer has it on its own disks):
+# OpenZFS 2.3's disks (GPT, the pool in partition 2 as Ubuntu's installer has it):
 #   openzfs-bpool.img   Ubuntu's installer boot pool: -d plus the features its installer
 #                       enables, ashift=12, lz4, xattr=sa, normalization=formD, and
 #                       bpool/BOOT/ubuntu_ab12cd at /boot holding Debian's kernel, a
@@ -25,18 +26,34 @@
 #                       and a bookmark; tank/secret encrypted (passphrase "pygrub-fixture").
 #   openzfs-mirror.img  one member of a two-way mirror (its twin is not kept), sha256
 #                       checksums, gzip compression, the tree in its root dataset.
+# OpenZFS 2.1's disk:
+#   openzfs21-whole.img a whole disk given to zpool create, which writes the GPT itself
+#                       (partition 1 "zfs-<hex>" holds the pool, 9 is 8 MiB reserved): pool
+#                       tank21 with every 2.1 feature, zstd, recordsize=1M,
+#                       dnodesize=auto, xattr=sa; the tree in its root dataset, and
+#                       Debian's root on ZFS, tank21/ROOT/debian (the pool's bootfs), with
+#                       a /boot of Debian's kernel, the marker initramfs and a grub.cfg
+#                       naming /ROOT/debian@/boot/...; a snapshot and a bookmark. zpool
+#                       waits for udev's links to the partition it made (libzfs reads
+#                       DEVLINKS from udev's database), so the guest runs systemd-udevd.
 #
-# Usage: scripts/make-openzfs-fixtures.sh [OUTDIR]
+# Usage: scripts/make-openzfs-fixtures.sh VERSION [OUTDIR]   (VERSION: 2.3 or 2.1)
 #   OPENZFS_ROOT=DIR keeps the chroot there (made when DIR is missing or empty, reused
 #   when it already has the modules); KEEP_WORK=1 keeps the work directory.
 #
 # Needs: mmdebstrap qemu-system-x86 sgdisk xz-utils python3 python3-pytest (and apt).
-# Not run by CI: the images it makes are committed. The chroot took 27 minutes here (2
-# busy cores; zfs-dkms compiles spl.ko and zfs.ko), the guest under TCG 2-3 minutes.
+# Not run by CI: the images it makes are committed. The chroot took 27 minutes here for
+# 2.3, 37 for 2.1 (2 busy cores; zfs-dkms compiles spl.ko and zfs.ko), the guest under
+# TCG 2-5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
-out=${1:-tests/fixtures/openzfs}
+version=${1:-}
+case $version in
+    2.3) out=${2:-tests/fixtures/openzfs} disks="openzfs-bpool openzfs-tank openzfs-mirror" ;;
+    2.1) out=${2:-tests/fixtures/openzfs-2.1} disks="openzfs21-whole" ;;
+    *) echo "usage: $0 2.3|2.1 [OUTDIR]" >&2; exit 2 ;;
+esac
 work=$(mktemp -d /var/tmp/openzfs-fixtures.XXXXXX)
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
 root=${OPENZFS_ROOT:-$work/root}
@@ -54,30 +71,41 @@ if [ -z "$(find "$root/lib/modules/$release" -name 'zfs.ko*' 2>/dev/null)" ]; th
         exit 1
     fi
     archive="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org"
-    # OpenZFS 2.3 and its libraries from backports; everything else from bookworm.
-    pin='Package: zfs-dkms zfsutils-linux libzfs* libzpool* libnvpair* libuutil*
+    sources=(
+        "deb $archive/debian bookworm main contrib"
+        "deb $archive/debian bookworm-updates main contrib"
+        "deb $archive/debian-security bookworm-security main contrib"
+    )
+    include="$package,linux-headers-$release,zfs-dkms,zfsutils-linux,busybox-static"
+    hooks=()
+    if [ "$version" = 2.3 ]; then
+        # OpenZFS 2.3 and its libraries from backports; everything else from bookworm.
+        pin='Package: zfs-dkms zfsutils-linux libzfs* libzpool* libnvpair* libuutil*
 Pin: release n=bookworm-backports
 Pin-Priority: 990
 '
-    mmdebstrap --quiet --variant=apt --mode=root \
-        --include="$package,linux-headers-$release,zfs-dkms,zfsutils-linux,busybox-static" \
-        --aptopt='APT::Install-Recommends "false"' \
-        --setup-hook="mkdir -p \"\$1/etc/apt/preferences.d\" && printf '%s' '$pin' >\"\$1/etc/apt/preferences.d/openzfs\"" \
-        bookworm "$root" \
-        "deb $archive/debian bookworm main contrib" \
-        "deb $archive/debian bookworm-updates main contrib" \
-        "deb $archive/debian-security bookworm-security main contrib" \
-        "deb $archive/debian bookworm-backports main contrib"
+        hooks=(--setup-hook="mkdir -p \"\$1/etc/apt/preferences.d\" && printf '%s' '$pin' >\"\$1/etc/apt/preferences.d/openzfs\"")
+        sources+=("deb $archive/debian bookworm-backports main contrib")
+    else
+        include+=",udev"  # bookworm's OpenZFS 2.1 from contrib; systemd-udevd for the guest
+    fi
+    mmdebstrap --quiet --variant=apt --mode=root --include="$include" \
+        --aptopt='APT::Install-Recommends "false"' "${hooks[@]}" \
+        bookworm "$root" "${sources[@]}"
 fi
 moddir=$root/lib/modules/$release
 vmlinuz=$root/boot/vmlinuz-$release
 # shellcheck disable=SC2016  # ${Version} is dpkg-query's, not the shell's
 zfs_version=$(chroot "$root" dpkg-query -W -f='${Version}' zfsutils-linux)
 echo "OpenZFS $zfs_version, kernel $release"
+case $zfs_version in
+    "$version".*) ;;
+    *) echo "$root holds OpenZFS $zfs_version, not $version" >&2; exit 1 ;;
+esac
 
 # -- the trees: the ReiserFS fixtures' tree for the data pools, a boot tree for bpool ---
 python3 scripts/reiserfs_fixture_tree.py tree "$work/src/tree"
-python3 - "$work/src" "$vmlinuz" "$release" <<'BOOT'
+python3 - "$work/src" "$vmlinuz" "$release" "$version" <<'BOOT'
 import sys
 from pathlib import Path
 
@@ -86,7 +114,8 @@ sys.path.insert(0, "scripts")
 from realboot import initramfs
 from openzfs_fixture_tree import write_boot_tree
 
-write_boot_tree(Path(sys.argv[1]), Path(sys.argv[2]).read_bytes(), sys.argv[3], initramfs)
+src, vmlinuz, release, version = sys.argv[1:]
+write_boot_tree(Path(src), Path(vmlinuz).read_bytes(), release, initramfs, version)
 BOOT
 tar -C "$work/src" -cf "$work/src.tar" boot grub.cfg.in
 python3 scripts/reiserfs_fixture_tree.py tar "$work/src/tree" "$work/tree.tar"
@@ -102,10 +131,16 @@ disk() { # disk NAME POOL-MiB
     sgdisk -o -a 2048 -n 1:2048:+1M -t 1:EF02 -c 1:bios -n 2:0:0 -t 2:BF01 -c 2:"$1" \
         "$image" >/dev/null
 }
-disk openzfs-bpool 80
-disk openzfs-tank 192
-disk openzfs-mirror 96
-cp "$work/openzfs-mirror.img" "$work/openzfs-mirror-twin.img"
+if [ "$version" = 2.3 ]; then
+    disk openzfs-bpool 80
+    disk openzfs-tank 192
+    disk openzfs-mirror 96
+    cp "$work/openzfs-mirror.img" "$work/openzfs-mirror-twin.img"
+    guest_disks="$disks openzfs-mirror-twin"
+else
+    truncate -s 256M "$work/openzfs21-whole.img"  # blank: zpool create partitions it
+    guest_disks=$disks
+fi
 
 # -- the initramfs -----------------------------------------------------------------------
 initrd=$work/initramfs
@@ -153,15 +188,32 @@ for binary in /usr/sbin/zpool /usr/sbin/zfs; do
     for lib in $(chroot "$root" ldd "$binary" | grep -o '/[^ ]*'); do copy_from_root "$lib"; done
 done
 copy_from_root /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
+if [ "$version" = 2.1 ]; then
+    # systemd-udevd (udevadm under another name) with its libraries and rules.
+    copy_from_root /usr/lib/systemd/systemd-udevd
+    copy_from_root /usr/bin/udevadm
+    for lib in $(chroot "$root" ldd /usr/bin/udevadm | grep -o '/[^ ]*'); do copy_from_root "$lib"; done
+    mkdir -p "$initrd/usr/bin" "$initrd/run" "$initrd/etc/udev"
+    ln -sf ../lib/systemd/systemd-udevd "$initrd/usr/sbin/systemd-udevd"
+    cp -a "$root/usr/lib/udev" "$initrd/usr/lib/"
+    cp "$root/etc/passwd" "$root/etc/group" "$initrd/etc/"
+fi
 cp scripts/openzfs-fixture-init.sh "$initrd/init"
 chmod +x "$initrd/init"
+echo "$version" >"$initrd/fixtures"
 (cd "$initrd" && find . | cpio -o -H newc --quiet) | gzip -1 >"$work/initramfs.gz"
 
 # -- boot --------------------------------------------------------------------------------
 # TCG: the Debian kernel hangs early under this machine's nested KVM. QEMU_ACCEL=kvm overrides.
 drives=()
-for name in openzfs-bpool openzfs-tank openzfs-mirror openzfs-mirror-twin; do
-    drives+=(-drive "file=$work/$name.img,format=raw,if=virtio")
+for name in $guest_disks; do
+    if [ "$version" = 2.3 ]; then
+        drives+=(-drive "file=$work/$name.img,format=raw,if=virtio")
+    else
+        # A serial gives udev a /dev/disk/by-id link to the disk, as a real disk has.
+        drives+=(-drive "file=$work/$name.img,format=raw,if=none,id=$name"
+            -device "virtio-blk-pci,drive=$name,serial=${name:0:20}")
+    fi
 done
 timeout 3000 qemu-system-x86_64 -accel "${QEMU_ACCEL:-tcg}" -m 1536 -smp 1 -nographic \
     -no-reboot -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
@@ -180,23 +232,25 @@ fi
 # zdb runs in the chroot: the pools' partitions go there as files (sparse), then go.
 parts=$root/tmp/openzfs-zdb
 rm -rf "$parts"
-python3 scripts/openzfs_fixture_tree.py partitions "$parts" \
-    "$work"/openzfs-bpool.img "$work"/openzfs-tank.img "$work"/openzfs-mirror.img
+images=()
+for name in $disks; do images+=("$work/$name.img"); done
+python3 scripts/openzfs_fixture_tree.py partitions "$parts" "${images[@]}"
 status=0
-for pool in bpool tank mpool; do
+pools=$(python3 scripts/openzfs_fixture_tree.py pools "$version")
+for pool in $pools; do
     chroot "$root" zdb -e -p /tmp/openzfs-zdb -bcc "$pool" >"$work/zdb-$pool.log" 2>&1 || status=$?
     grep -E "No leaks|leaked|error|bp count" "$work/zdb-$pool.log" | sed "s/^/zdb $pool: /"
 done
 rm -rf "$parts"
 [ "$status" = 0 ] || { echo "zdb found errors (logs in $work)" >&2; trap - EXIT; exit 1; }
-python3 scripts/openzfs_fixture_tree.py check "$work/src" "$work/guest.log"
+python3 scripts/openzfs_fixture_tree.py check "$version" "$work/src" "$work/guest.log"
 
 # -- commit ------------------------------------------------------------------------------
 mkdir -p "$out"
 rm -f "$out"/*.img.xz
-for name in openzfs-bpool openzfs-tank openzfs-mirror; do
+for name in $disks; do
     xz -9e -T1 -c "$work/$name.img" >"$out/$name.img.xz"
 done
-python3 scripts/openzfs_fixture_tree.py manifest "$work/src" "$work/guest.log" \
+python3 scripts/openzfs_fixture_tree.py manifest "$version" "$work/src" "$work/guest.log" \
     "$out/manifest.json" "$zfs_version" "$out"/*.img.xz
 cd "$here" && ls -l "$out"

@@ -16,6 +16,18 @@ def needs_root():
         pytest.skip("the --runas tests need root")
 
 
+@pytest.fixture(autouse=True)
+def sandbox_room_above_pytest(monkeypatch):
+    """Runs in this process are sandboxed by default too, in a fork of pytest: its address
+    space is several times a fresh pygrub's (about 96 MiB), so the reader's default limit
+    (256 MiB, RLIMIT_AS) counts from what pytest maps. A ``python -m pygrub`` keeps 256."""
+    from pygrub import sandbox
+
+    status = Path("/proc/self/status").read_text()
+    mapped_mb = int(status.split("VmSize:")[1].split()[0]) >> 10
+    monkeypatch.setattr(sandbox, "RUNAS_RAM_MB", mapped_mb + sandbox.RUNAS_RAM_MB)
+
+
 @pytest.fixture(params=["zstandard", "compression.zstd"])
 def zstd_backend(request, monkeypatch) -> str:
     """Each zstd library pygrub.compress decodes with: zstandard below Python 3.14, the

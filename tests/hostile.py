@@ -589,6 +589,32 @@ def build_reiserfs(tmp: Path, name: str, fixture: str) -> Guest:
     return guest
 
 
+def build_ext4_crypt(tmp: Path, name: str) -> Guest:
+    """The committed ext4 whose casefolded /boot and encrypted directories the kernel
+    made (scripts/make-ext4-crypt-fixtures.sh): casefolded lookups and the encryption
+    flag under damage."""
+    image = _unxz(FIXTURES / "ext4-crypt" / "ext4-crypt.img.xz", tmp / f"{name}.img")
+    manifest = json.loads((FIXTURES / "ext4-crypt" / "manifest.json").read_text())
+    tree = manifest["tree"]
+    release = next(p for p in tree if p.startswith("/vmlinuz-")).removeprefix("/vmlinuz-")
+    from pygrub.fs.ext4 import open_filesystem
+
+    # Aim at the metadata, not the kernel's 8 MB: its bytes are data wherever they lie.
+    fs = open_filesystem(FileSource(str(image)))
+    assert fs is not None
+    boot = [fs.read_file(f"/boot/{n}-{release}", 16 << 20) for n in ("vmlinuz", "initrd.img")]
+    fs.source.close()
+    guest = Guest(name, image, metadata_regions(image, boot), EXT_FIELDS)
+    uuid = manifest["images"]["ext4-crypt.img.xz"]["uuid"]
+    guest.expect = (
+        tree[f"/vmlinuz-{release}"]["sha256"],
+        tree[f"/initrd.img-{release}"]["sha256"],
+        f"root=UUID={uuid} ro console=ttyS0 panic=-1 pygrub.test=ext4-crypt",
+    )
+    guest.contents = _fixture_files(tree)
+    return guest
+
+
 def build_zfs(tmp: Path, name: str, fixture: str) -> Guest:
     """A committed pool zfs-fuse wrote (scripts/make-zfs-fixtures.sh)."""
     image = _unxz(FIXTURES / "zfs" / f"{fixture}.img.xz", tmp / f"{name}.img")
@@ -849,6 +875,7 @@ BUILDERS: dict[str, Callable[[Path, str], Guest]] = {
     "ufs1": lambda t, n: build_ufs(t, n, 1, "le", "lilo"),
     "ufs2": lambda t, n: build_ufs(t, n, 2, "be", "grub2"),
     "reiserfs": lambda t, n: build_reiserfs(t, n, "reiserfs-3.6-r5-4k"),
+    "ext4-crypt": build_ext4_crypt,
     "zfs": lambda t, n: build_zfs(t, n, "boot"),
     "mbr": build_mbr,
     "gpt": build_gpt,

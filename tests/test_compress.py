@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import lzma
 import random
-import time
 import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from bounded import cpu_bounded
 from fswalk import MiB, python_lzo, text_like
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,10 +178,8 @@ def check_decoder_stops_at_the_limit(name):
     limit = 8192
     exact = b"squash" * (limit // 6) + b"sq"
     assert decode(pack(exact), limit) == exact
-    started = time.monotonic()
-    with pytest.raises(Undecodable):
+    with cpu_bounded(5), pytest.raises(Undecodable):
         decode(pack(bytes(4 * MiB)), limit)  # a bomb: 4 MiB of zeros
-    assert time.monotonic() - started < 5
     with pytest.raises(Undecodable):
         decode(pack(exact)[:-7], limit)
     with pytest.raises(Undecodable):
@@ -225,9 +223,8 @@ def test_prefix_decoders_stop_at_the_limit(zstd_backend):
     assert zstd_prefix(frame + bytes(100), 5000, 1 << 17, "test") == data[:5000]
     params = zstandard.ZstdCompressionParameters.from_level(3, window_log=17, write_content_size=0)
     bomb = zstandard.ZstdCompressor(compression_params=params).compress(bytes(16 * MiB))
-    started = time.monotonic()
-    assert zstd_prefix(bomb, 8192, 1 << 17, "test") == bytes(8192)
-    assert time.monotonic() - started < 5
+    with cpu_bounded(5):
+        assert zstd_prefix(bomb, 8192, 1 << 17, "test") == bytes(8192)
     with pytest.raises(Undecodable, match="zlib"):
         inflate(b"\xff" * 50, 8192)
     with pytest.raises(Undecodable, match="zstd"):

@@ -6,9 +6,10 @@ emulator, types keys, and checks both the screen and what was booted: the output
 and the extracted kernel's bytes.
 
 Configs live in CONFIGS by name; a test names the one it boots, so GRUB 2 cases sit
-beside GRUB legacy ones. Every test runs in both modes (the ``mode`` fixture): pygrub
-reading the disk itself, and under --runas, where the sandboxed reader runs the menu and
-pygrub draws it; the last tests try what a subverted reader could do to the console.
+beside GRUB legacy ones. Every test runs in each mode (the ``mode`` fixture): sandboxed by
+default and under --runas, where the sandboxed reader runs the menu and pygrub draws it,
+and with --no-sandbox, pygrub reading the disk itself; the last tests try what a
+subverted reader could do to the console.
 """
 
 from __future__ import annotations
@@ -271,13 +272,17 @@ class Console:
 MENU_UID = 43231
 
 
-@pytest.fixture(params=["plain", "runas"])
+@pytest.fixture(params=["default", "runas", "no-sandbox"])
 def mode(request) -> tuple[str, ...]:
-    """Every menu test runs twice: as root reading the disk itself, and under --runas,
-    where the sandboxed reader runs the menu and pygrub only draws it."""
+    """Every menu test runs three times: sandboxed by default (root, no flag) and under
+    --runas, where the sandboxed reader runs the menu and pygrub only draws it, and with
+    --no-sandbox, pygrub reading the disk and running the menu itself."""
     if request.param == "runas":
         request.getfixturevalue("needs_root")
         return (f"--runas={MENU_UID}",)
+    if request.param == "no-sandbox":
+        return ("--no-sandbox",)
+    request.getfixturevalue("needs_root")
     return ()
 
 

@@ -1,10 +1,12 @@
-"""The ZFS reader on pools made by OpenZFS 2.3 itself (scripts/make-openzfs-fixtures.sh).
+"""The ZFS reader on pools made by OpenZFS 2.3 and 2.1 themselves
+(scripts/make-openzfs-fixtures.sh 2.3, and 2.1).
 
 OpenZFS, in a QEMU guest running Debian's kernel with the zfs-dkms modules, made the
-pools on partitions of the committed disks, wrote the trees and read every file back
-after an export and import; the script checked those sums against the trees and every
-block with OpenZFS's zdb (-bcc) before writing the manifests these tests compare with:
-manifest.json for the data pools, boot-manifest.json for the boot pool's boot dataset.
+pools on partitions of the committed disks (2.3) or on a whole disk it partitioned
+itself (2.1), wrote the trees and read every file back after an export and import; the
+script checked those sums against the trees and every block with OpenZFS's zdb (-bcc)
+before writing the manifests these tests compare with: manifest.json for the data pools,
+boot-manifest.json for the boot dataset's /boot.
 """
 
 from __future__ import annotations
@@ -210,3 +212,97 @@ def test_snapshot_reads_as_its_dataset_did(images):
     assert snapshot.dataset_object == fs.pool.find_dataset("tank@fixture") != fs.dataset_object
     children = ("sha512", "skein", "blake3", "secret")
     assert_manifest_matches(snapshot, MANIFEST["tree"], extra_in_root=children)
+
+
+# -- OpenZFS 2.1 (bookworm's contrib), on a whole disk zpool partitioned itself ------------
+
+FIXTURES_21 = Path(__file__).parent / "fixtures" / "openzfs-2.1"
+MANIFEST_21 = json.loads((FIXTURES_21 / "manifest.json").read_text())
+BOOT_TREE_21 = json.loads((FIXTURES_21 / "boot-manifest.json").read_text())["tree"]
+WHOLE = "openzfs21-whole.img.xz"
+#: Debian's root on ZFS, the pool's bootfs: the boot tree is its /boot.
+ROOT_21 = "tank21/ROOT/debian"
+#: The GPT partition types zpool gives a whole disk: the pool's, and the 8 MiB reserve.
+ZFS_TYPE = "6a898cc3-1dd2-11b2-99a6-080020736631"
+RESERVED_TYPE = "6a945a3b-1dd2-11b2-99a6-080020736631"
+#: The features OpenZFS 2.2 and 2.3 added, which the 2.3 pools have and 2.1 cannot.
+SINCE_2_2 = {
+    "blake3", "block_cloning", "head_errlog", "vdev_zaps_v2", "zilsaxattr",
+    "redaction_list_spill", "raidz_expansion", "fast_dedup", "longname", "large_microzap",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def whole_disk(tmp_path_factory) -> Path:
+    sha256 = MANIFEST_21["images"][WHOLE]["sha256"]
+    return unpacked_fixture(FIXTURES_21 / WHOLE, sha256, tmp_path_factory.mktemp("openzfs21"))
+
+
+def boot_dataset_tree() -> dict[str, dict[str, object]]:
+    """The root dataset's manifest: /boot holds the boot tree (the pool's root dataset
+    mounts at /tank21, an empty directory here)."""
+    tree: dict[str, dict[str, object]] = {"/": {"type": "directory"}}
+    tree.update({"/boot" + path.rstrip("/"): entry for path, entry in BOOT_TREE_21.items()})
+    return tree
+
+
+def test_openzfs21_made_the_gpt_of_the_whole_disk(whole_disk):
+    # zpool create on /dev/vda: partition 1 for the pool, 9 the 8 MiB reserve; pygrub
+    # finds the pool in partition 1 and nowhere else.
+    guest = open_guest(FileSource(str(whole_disk)))
+    by_number = {volume.number: volume for volume in guest.volumes}
+    assert {1, 9} <= set(by_number)
+    pool, reserved = by_number[1], by_number[9]
+    assert pool.type_guid == ZFS_TYPE and pool.label is not None
+    assert pool.label.startswith("zfs-"), pool.label
+    assert reserved.type_guid == RESERVED_TYPE and reserved.source.size == 8 * MiB
+    assert pool.offset == MiB  # zpool starts the pool at sector 2048
+    found = [(v.number, guest.filesystem(v)) for v in guest.volumes]
+    assert [n for n, fs in found if isinstance(fs, ZfsFilesystem)] == [1], found
+
+
+def test_openzfs21_data_dataset_reads_as_openzfs_wrote_it(whole_disk):
+    fs = pool_of(whole_disk).with_dataset("tank21")
+    assert fs.pool.version == 5000 and fs.pool.name == "tank21"
+    assert_manifest_matches(fs, MANIFEST_21["tree"])
+
+
+def test_openzfs21_bootfs_is_debians_root_with_its_boot(whole_disk):
+    fs = pool_of(whole_disk)
+    assert fs.dataset == ROOT_21  # the pool's bootfs property, not its root dataset
+    assert_manifest_matches(fs, boot_dataset_tree(), extra_in_root=("tank21",))
+
+
+def test_openzfs21_pool_has_every_feature_of_its_release(whole_disk):
+    features = MANIFEST_21["images"][WHOLE]["features"]
+    assert MANIFEST_21["images"][WHOLE]["openzfs"].startswith("2.1.")
+    assert "disabled" not in features.values()  # zpool create enables all it knows
+    for feature in ("large_blocks", "large_dnode", "zstd_compress", "embedded_data", "bookmarks"):
+        assert features[feature] == "active", feature
+    newer = set(MANIFEST["images"]["openzfs-tank.img.xz"]["features"])
+    assert newer - set(features) == SINCE_2_2
+    assert set(features) <= newer
+
+
+def test_openzfs21_embedded_data_holes_and_one_mib_records(whole_disk):
+    fs = pool_of(whole_disk).with_dataset("tank21")
+    (small,) = fs.node_extents(fs.resolve("/exact"))
+    assert small.token[1].embedded
+    big = list(fs.node_extents(fs.resolve("/big")))
+    assert len(big) == 10 and all(extent.length == MiB for extent in big)
+    assert "hole" in [where for _offset, _length, where in fs.extents("/sparse")]
+
+
+def test_openzfs21_whole_disk_boots_the_debian_kernel(whole_disk, tmp_path):
+    # grub.cfg in the bootfs names /ROOT/debian@/boot/vmlinuz-...; the kernel pygrub
+    # copies from the zstd dataset is the one QEMU boots.
+    result, found = run_pygrub_for_qemu(whole_disk, tmp_path / "out")
+    release = next(p for p in BOOT_TREE_21 if p.startswith("/vmlinuz-")).removeprefix("/vmlinuz-")
+    assert found["entry"]["title"] == "Debian GNU/Linux"
+    assert result.args is not None and "pygrub.test=openzfs21-whole" in result.args
+    assert "root=ZFS=tank21/ROOT/debian ro" in result.args
+    kernel = hashlib.sha256(result.kernel.read_bytes()).hexdigest()
+    assert kernel == BOOT_TREE_21[f"/vmlinuz-{release}"]["sha256"]
+    assert result.ramdisk is not None
+    console = qemu_boot(result.kernel, result.ramdisk, result.args, timeout=600)
+    assert f"{MARKER} openzfs21-whole" in console, console[-3000:]

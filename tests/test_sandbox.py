@@ -8,6 +8,7 @@ here that sets up namespaces needs root: under CI it fails without, elsewhere it
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import errno
 import json
@@ -22,9 +23,12 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import captured_reader
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +36,7 @@ from imaging import make_ext, make_fat, require_tool, run, write_tree
 
 from pygrub import cli, sandbox
 from pygrub.errors import PygrubError, UsageError
+from pygrub.sandbox import RUNAS_RAM_MB
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "guest.img"
@@ -611,7 +616,7 @@ SLOW_RUN = (
     "from pygrub import cli, extract\n"
     "real = extract.copy_file\n"
     "def slow(*a):\n"
-    "    real(*a); print('copied', flush=True); time.sleep(60)\n"
+    "    real(*a); print('copied', file=sys.stderr, flush=True); time.sleep(60)\n"
     "extract.copy_file = slow\n"
     "sys.exit(cli.main(sys.argv[1:]))\n"
 )
@@ -630,7 +635,8 @@ def test_a_stopped_run_takes_its_child_with_it(tmp_path, needs_root, stop):
         stderr=subprocess.PIPE,
         env=env,
     )
-    assert proc.stdout is not None and proc.stdout.readline() == b"copied\n"
+    # On stderr: the reader's stdout is /dev/null where it is not the product.
+    assert proc.stderr is not None and proc.stderr.readline() == b"copied\n"
     assert len(processes_of(SLOW_UID)) == 1
     if stop == "SIGTERM":
         proc.send_signal(signal.SIGTERM)
@@ -649,32 +655,50 @@ def test_a_stopped_run_takes_its_child_with_it(tmp_path, needs_root, stop):
 # -- what the sandbox depends on -------------------------------------------------------
 
 
-def test_preload_covers_every_codec_and_late_import():
-    """Inside the sandbox nothing can be imported: every codec a reader names and every
-    module it imports inside a function must be loaded by preload() beforehand."""
+def reader_sources() -> list[Path]:
+    """The modules a sandboxed run may import: all but the menu, and the tools run alone."""
+    package = ROOT / "src" / "pygrub"
+    skipped = {"__main__.py", "dropin.py", "manpage.py", "sandbox.py"}
+    return [
+        path
+        for path in package.rglob("*.py")
+        if "menu" not in path.relative_to(package).parts and path.name not in skipped
+    ]
+
+
+def test_preload_covers_every_codec_and_import():
+    """Inside the sandbox no file can be read: every codec a reader names is looked up
+    before the fork, every module it imports at its top is imported then, and every one it
+    imports inside a function is there already or one the child may ask the parent for."""
     import codecs
 
     codec_names: set[str] = set()
     late: set[str] = set()
-    for path in (ROOT / "src" / "pygrub").rglob("*.py"):
-        if "menu" in path.relative_to(ROOT / "src" / "pygrub").parts:
-            continue
+    top: set[str] = set()
+    for path in reader_sources():
         text = path.read_text()
         codec_names |= set(re.findall(r"\.(?:de|en)code\(\s*\"([^\"]+)\"", text))
         late |= set(re.findall(r"^[ \t]+import ([\w.]+)", text, re.M))
         late |= set(re.findall(r"^[ \t]+from ([\w][\w.]*) import", text, re.M))
+        top |= set(re.findall(r"^import ([\w.]+)", text, re.M))
+        top |= set(re.findall(r"^from (\w[\w.]*) import", text, re.M))
     preloaded = {codecs.lookup(name).name for name in sandbox.CODECS}
     assert {codecs.lookup(name).name for name in codec_names} <= preloaded
+    ours = {n for n in top | late if n == "pygrub" or n.startswith("pygrub.")}
+    # typing only under TYPE_CHECKING; importlib.resources only in api.json_schema().
+    late -= {"typing", "importlib.resources"}
+    assert top - ours - {"__future__"} <= set(sandbox.TOP_LEVEL_IMPORTS)
     probe = (
         "import sys, json, importlib.util\n"
         "from pygrub import sandbox\n"
         "sandbox.preload()\n"
         "names = json.loads(sys.argv[1])\n"
         "print(json.dumps(sorted(n for n in names if n not in sys.modules\n"
+        "                        and n not in sandbox.IMPORTABLE_ON_REQUEST\n"
         "                        and importlib.util.find_spec(n.split('.')[0]) is not None)))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", probe, json.dumps(sorted(late))],
+        [sys.executable, "-c", probe, json.dumps(sorted(late - ours))],
         capture_output=True,
         check=True,
         timeout=60,
@@ -682,7 +706,52 @@ def test_preload_covers_every_codec_and_late_import():
     assert json.loads(proc.stdout) == []
 
 
+REQUESTING_CHILD = """
+import json, os, sys
+from pygrub import sandbox
+forks = []
+real_fork = os.fork
+def fork():
+    forks.append(1)
+    return real_fork()
+os.fork = fork
+assert {name!r} not in sys.modules
+box = sandbox.Sandbox({uid}, {uid}, sys.argv[1], sys.argv[2], 1 << 20, 1 << 30)
+try:
+    result = sandbox.run_sandboxed(box, lambda: __import__({name!r}).__name__)
+except Exception as e:
+    result = str(e)
+print(json.dumps([result, len(forks), {name!r} in sys.modules]))
+"""
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("unicodedata", ["unicodedata", 2, True]), ("antigravity", [None, 1, False])],
+)
+def test_a_module_the_child_needs_is_imported_by_the_parent_on_request(
+    tmp_path, needs_root, name, expected
+):
+    """A reader's late import the parent did not make: the child asks for it, the parent
+    imports it and runs the child again. Only IMPORTABLE_ON_REQUEST is honoured."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    code = REQUESTING_CHILD.format(name=name, uid=UNNAMED)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(SAMPLE), str(mountpoint)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result, forks, imported = json.loads(proc.stdout)
+    if expected[0] is None:
+        assert result == f"internal error: ModuleNotFoundError: No module named '{name}'"
+        expected[0] = result
+    assert [result, forks, imported] == expected
+
+
 def test_runas_limits_default_as_xen(tmp_path, monkeypatch, needs_root):
+    monkeypatch.setattr(sandbox, "RUNAS_RAM_MB", RUNAS_RAM_MB)  # as shipped, not the fixture's
     boxes = []
     monkeypatch.setattr(sandbox, "run_sandboxed", lambda box, body: boxes.append(box) or {
         "printed": False, "ramdisk": False, "args": "", "json": None
@@ -873,3 +942,476 @@ def test_hostile_images_end_in_a_boot_or_one_error(
     found = items(output.read_bytes())
     named = {Path(found[k]).name for k in ("kernel", "ramdisk") if k in found}
     assert set(os.listdir(out)) == named
+
+
+# -- walls proven against a captured reader -------------------------------------------
+#
+# tests/captured_reader.py puts attacker code where the reader runs, as a guest disk that
+# found a bug in a parser would; each test runs the command as the toolstack does and
+# checks the wall from both sides: what the attacker saw, and that the host saw nothing.
+
+#: The sandbox as restricted mode asks for it, and as every other run as root has it.
+MODES = {"runas": [f"--runas={UNNAMED}"], "default": []}
+TESTS = Path(__file__).resolve().parent
+#: The line of captured_reader.FORGED that does not start with its mark.
+FORGED_LINE = "kernel /etc/shadow"
+
+
+@dataclass
+class Captured:
+    proc: subprocess.CompletedProcess
+    #: pygrub's, the sandboxed reader's parent.
+    pid: int
+    #: What the attacker reported from inside.
+    seen: dict
+    #: stderr without the attacker's lines.
+    errors: list[str]
+    out: Path
+    output: bytes
+
+
+def captured_run(
+    tmp_path: Path,
+    mode: str,
+    name: str,
+    params: dict | None = None,
+    *flags: str,
+    env: dict | None = None,
+    to_stdout: bool = False,
+) -> Captured:
+    """``python -m pygrub`` on a guest with kernel and initrd, its reader replaced by the
+    attack ``name``; the output in a file as libxl asks, or on stdout as XAPI reads it."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    install = f"import captured_reader\ncaptured_reader.install({name!r}, {params or {}!r})\n"
+    (hook / "sitecustomize.py").write_text(install)
+    image = readable(make_ext(tmp_path, guest_tree()))
+    out = tmp_path / "out"
+    out.mkdir()
+    output = tmp_path / "output"
+    output.touch()
+    where = [] if to_stdout else [f"--output={output}"]
+    environment = dict(os.environ, **(env or {}), PYTHONPATH=f"{hook}:{TESTS}")
+    flags = flags or ("--output-format=simple0",)
+    argv = [*MODES[mode], "-q", *where, f"--output-directory={out}", *flags, str(image)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "pygrub", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    ) as popen:
+        stdout, stderr = popen.communicate(timeout=120)
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
+    lines = stderr.decode(errors="replace").splitlines()
+    reports = [json.loads(x[10:]) for x in lines if x.startswith("captured: {")]
+    errors = [x for x in lines if not x.startswith("captured: ") and x != FORGED_LINE]
+    output_bytes = stdout if to_stdout else output.read_bytes()
+    return Captured(proc, popen.pid, reports[0] if reports else {}, errors, out, output_bytes)
+
+
+def check_outcome(run: Captured, flags: tuple[str, ...] = ("--output-format=simple0",)) -> str:
+    """Whatever the attacker did: the right boot with the parent's files and nothing else,
+    or one clean error line and nothing left. "boot" or "error"."""
+    proc = run.proc
+    if proc.returncode != 0:
+        assert proc.returncode == 1, proc.stderr
+        assert len(run.errors) == 1 and run.errors[0].startswith("pygrub: error: RuntimeError: ")
+        assert os.listdir(run.out) == [] and run.output == b""
+        return "error"
+    assert run.errors == [], proc.stderr
+    if "--output-format=json" in flags:
+        document = json.loads(run.output)
+        found = {k: document[k] for k in ("kernel", "ramdisk", "args")}
+    else:
+        assert run.output.endswith(b"\0\0") and run.output.count(b"\0") == 4, run.output
+        found = items(run.output)
+        assert set(found) == {"kernel", "ramdisk", "args"}
+    assert found["args"] == "root=/dev/xvda1 ro"
+    named = {Path(found[k]) for k in ("kernel", "ramdisk")}
+    assert {p.parent for p in named} == {run.out}
+    assert sorted(os.listdir(run.out)) == sorted(p.name for p in named)
+    assert Path(found["kernel"]).read_bytes() == KERNEL
+    assert Path(found["ramdisk"]).read_bytes() == INITRD
+    return "boot"
+
+
+def sandbox_uid(mode: str, run: Captured) -> int:
+    return UNNAMED if mode == "runas" else sandbox.SANDBOX_UID_BASE + run.pid
+
+
+def check_ids(mode: str, run: Captured) -> None:
+    uid = sandbox_uid(mode, run)
+    assert run.seen["ids"] == [[uid] * 3, [uid] * 3, []]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_read_host_files(tmp_path, needs_root, mode):
+    # In /tmp, readable by everybody: only the sandbox's isolation keeps it from the reader.
+    fd, secret = tempfile.mkstemp(prefix="pygrub-secret-", dir="/tmp")
+    os.write(fd, b"secret")
+    os.close(fd)
+    os.chmod(secret, 0o644)
+    try:
+        setpriv = require_tool("setpriv")
+        uid_flags = [f"--reuid={UNNAMED}", f"--regid={UNNAMED}", "--clear-groups"]
+        assert run(setpriv, *uid_flags, "cat", secret) == b"secret"
+        captured = captured_run(tmp_path, mode, "host_files", {"secret": secret})
+    finally:
+        os.unlink(secret)
+    check_ids(mode, captured)
+    assert captured.seen["passwd"] == captured.seen["secret"] == "ENOENT"
+    assert captured.seen["image_by_host_path"] == captured.seen["proc_self"] == "ENOENT"
+    # Landlock (5.13) forbids even listing the root; without it, only the image is there.
+    assert captured.seen["list_root"] == ("EACCES" if sandbox.landlock_abi() else "ok")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_write_the_output_directory(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "output_directory")
+    check_ids(mode, captured)
+    landlocked = "EACCES" if sandbox.landlock_abi() else None
+    assert captured.seen["by_host_path"] in ("ENOENT", landlocked)
+    for how in ("at_root", "mkdir", "link_kernel", "package"):
+        assert captured.seen[how] in ("EROFS", "ENOENT", landlocked), how
+    # pygrub's own modules are there to be imported, read-only.
+    assert captured.seen["package_source"] == "ok"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_has_no_tcp(tmp_path, needs_root, mode):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        captured = captured_run(tmp_path, mode, "tcp", {"port": listener.getsockname()[1]})
+        assert error_of(listener.accept) == "EAGAIN"
+        # The host itself reaches it: the wall is the namespace, not a closed port.
+        socket.create_connection(listener.getsockname()).close()
+        assert error_of(listener.accept) == "ok"
+    check_ids(mode, captured)
+    assert captured.seen["connect"] in ("ENETUNREACH", "EACCES")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_has_no_udp(tmp_path, needs_root, mode):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        captured = captured_run(tmp_path, mode, "udp", {"port": receiver.getsockname()[1]})
+        assert error_of(lambda: receiver.recv(100)) == "EAGAIN"
+    check_ids(mode, captured)
+    assert captured.seen["send"] == "ENETUNREACH"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_reach_a_unix_socket(tmp_path, needs_root, mode):
+    path = f"/tmp/pygrub-captured-{os.getpid()}.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        os.chmod(path, 0o777)  # any user may connect: only isolation stops the reader
+        listener.listen()
+        listener.setblocking(False)
+        try:
+            captured = captured_run(tmp_path, mode, "unix_socket", {"path": path})
+            assert error_of(listener.accept) == "EAGAIN"
+        finally:
+            os.unlink(path)
+    check_ids(mode, captured)
+    assert captured.seen["connect"] in ("ENOENT", "EACCES")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_reach_an_abstract_socket(tmp_path, needs_root, mode):
+    name = f"pygrub-captured-{os.getpid()}"
+    with (
+        socket.socket(socket.AF_UNIX) as listener,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver,
+    ):
+        listener.bind(b"\0" + name.encode())
+        listener.listen()
+        listener.setblocking(False)
+        receiver.bind(b"\0" + name.encode())
+        receiver.setblocking(False)
+        captured = captured_run(tmp_path, mode, "abstract_socket", {"name": name})
+        assert error_of(listener.accept) == "EAGAIN"
+        assert error_of(lambda: receiver.recv(100)) == "EAGAIN"
+    check_ids(mode, captured)
+    # The network namespace has its own abstract names; Landlock 6.12 scopes them too.
+    assert captured.seen["connect"] in ("ECONNREFUSED", "EPERM")
+    assert captured.seen["send"] in ("ECONNREFUSED", "EPERM")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_signal_or_inspect_its_parent(tmp_path, needs_root, mode):
+    # A process of --runas's user: kill(-1) reaches it unless Landlock (6.12) scopes signals.
+    sleeper = subprocess.Popen(["sleep", "60"], user=UNNAMED, group=UNNAMED)
+    try:
+        captured = captured_run(tmp_path, mode, "parent")
+        survived = sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    check_ids(mode, captured)
+    assert captured.seen["parent"] == captured.pid
+    for how in ("sigterm", "sigkill", "ptrace"):
+        assert captured.seen[how] == "EPERM", how
+    # kill(-1) says "ok" even when every process refused: what counts is who survived.
+    assert survived or (mode == "runas" and sandbox.landlock_abi() < 6)
+    assert captured.seen["environ"] == "ENOENT"
+    assert captured.seen["mount_proc"] == "EPERM"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_fork(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "fork")
+    check_ids(mode, captured)
+    assert captured.seen["fork"] == "EAGAIN"
+    assert captured.seen["thread"] == "RuntimeError"  # "can't start new thread"
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_allocate_past_the_memory_limit(tmp_path, needs_root, mode):
+    env = {"PYGRUB_MAX_RAM_USAGE_MB": "300"}
+    captured = captured_run(tmp_path, mode, "memory", env=env)
+    check_ids(mode, captured)
+    assert captured.seen["limit"] == 300 << 20
+    assert captured.seen["bytearray"] == "MemoryError"
+    assert captured.seen["mmap"] == "ENOMEM"
+    assert captured.seen["raise_limit"] in ("EPERM", "ValueError")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_write_past_the_file_size_limit(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "file_size", env={"PYGRUB_MAX_FILE_SIZE_MB": "1"})
+    check_ids(mode, captured)
+    assert captured.seen["limit"] == 1 << 20
+    assert captured.seen["at_limit"] == "ok"
+    for how in ("past_limit", "truncate", "fallocate"):
+        assert captured.seen[how] == "EFBIG", how
+    assert captured.seen["raise_limit"] in ("EPERM", "ValueError")
+    assert check_outcome(captured) == "boot"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_regain_root(tmp_path, needs_root, mode):
+    captured = captured_run(tmp_path, mode, "setuid")
+    check_ids(mode, captured)
+    for how in ("setuid", "setresuid", "setgid", "setgroups", "chroot", "unshare_mounts"):
+        assert captured.seen[how] == "EPERM", how
+    assert check_outcome(captured) == "boot"
+
+
+FORGERIES = {
+    # attack: (output flags, to stdout, what the run must end in)
+    "every_descriptor": (("--output-format=simple0",), True, "error"),
+    "separator_in_args": (("--output-format=simple0",), False, "error"),
+    "newline_in_args": (("--output-format=simple",), True, "error"),
+    "quote_in_args": (("--output-format=sxp",), True, "sxp"),
+    "json_naming_files": (("--output-format=json",), False, "boot"),
+    "another_mode": (("--output-format=simple0",), False, "error"),
+    "oversized": (("--output-format=simple0",), False, "error"),
+    "no_report": (("--output-format=simple0",), False, "error"),
+    "crash": (("--output-format=simple0",), False, "error"),
+    "error_with_controls": (("--output-format=simple0",), False, "error"),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize("mode", MODES)
+def test_captured_reader_cannot_forge_the_output(tmp_path, needs_root, mode, forgery):
+    """Whatever the reader writes, and into whichever descriptor: the parent names only
+    files it made, lets no separator into an item, and ends in a boot or one line."""
+    flags, to_stdout, expected = FORGERIES[forgery]
+    captured = captured_run(tmp_path, mode, forgery, None, *flags, to_stdout=to_stdout)
+    if expected == "sxp":
+        # Python's repr quotes the quotes: the command line stays one item, whatever it holds.
+        assert captured.proc.returncode == 0 and captured.errors == [], captured.proc.stderr
+        found = sxp_items(captured.output)
+        assert found["args"] == captured_reader.QUOTED_ARGS
+        assert [Path(found[k]).parent for k in ("kernel", "ramdisk")] == [captured.out] * 2
+        assert Path(found["kernel"]).read_bytes() == KERNEL
+        return
+    assert b"/etc/shadow" not in captured.output
+    assert check_outcome(captured, flags) == expected
+    if forgery == "every_descriptor":
+        # It did write: into stderr (its line came through), stdout and the report pipe.
+        assert captured.seen["written"]["2"] == "ok"
+    if expected == "error":
+        assert not any(c in captured.errors[0] for c in "\0\x1b\r")
+
+
+def sxp_items(output: bytes) -> dict[str, str]:
+    text = output.decode()
+    assert text.startswith("linux ")
+    pairs = re.findall(r"\((kernel|ramdisk|args) ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)", text)
+    assert "linux " + "".join(f"({k} {v})" for k, v in pairs) == text
+    return {k: ast.literal_eval(v) for k, v in pairs}
+
+
+# -- the sandbox by default ------------------------------------------------------------
+
+
+def test_default_run_reads_as_a_user_of_its_own(tmp_path, needs_root):
+    """Two runs: two users, each pygrub's pid above the base, neither in passwd."""
+    seen = []
+    for attempt in range(2):
+        (tmp_path / str(attempt)).mkdir()
+        captured = captured_run(tmp_path / str(attempt), "default", "host_files")
+        uid = sandbox.SANDBOX_UID_BASE + captured.pid
+        assert captured.seen["ids"] == [[uid] * 3, [uid] * 3, []]
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
+        assert check_outcome(captured) == "boot"
+        seen.append(uid)
+    assert seen[0] != seen[1]
+
+
+def test_default_ids_named_in_passwd_are_refused(monkeypatch):
+    monkeypatch.setattr(sandbox.pwd, "getpwuid", lambda uid: ("someone",))
+    with pytest.raises(PygrubError, match=r"is 'someone' in passwd; give --runas=UID"):
+        sandbox.default_ids()
+
+
+def test_no_sandbox_and_runas_are_a_usage_error():
+    with pytest.raises(UsageError, match="cannot go with --no-sandbox"):
+        cli.parse_args([f"--runas={UNNAMED}", "-q", "--no-sandbox", str(SAMPLE)])
+
+
+@pytest.mark.parametrize(
+    "options, sandboxed",
+    [
+        ({"interactive": False}, True),
+        ({"interactive": False, "list_entries": True}, True),
+        ({"interactive": False, "not_really": True}, True),
+        ({"interactive": False, "sandbox": False}, False),
+        ({"interactive": False, "isconfig": True}, False),
+        ({"interactive": True}, True),
+        ({"interactive": True, "sandbox": False}, False),
+    ],
+)
+def test_which_runs_are_sandboxed_by_default(options, sandboxed):
+    assert cli.sandboxed_by_default(cli.Options(str(SAMPLE), **options)) is sandboxed
+
+
+def test_default_without_namespaces_names_the_way_out(tmp_path, needs_root):
+    """Root without CAP_SYS_ADMIN (a locked-down container): one line naming the wall and
+    --no-sandbox; with it, the run boots."""
+    image = readable(make_ext(tmp_path, guest_tree()))
+    setpriv = require_tool("setpriv")
+    outcomes = []
+    for extra in ([], ["--no-sandbox"]):
+        out = tmp_path / f"out{len(outcomes)}"
+        out.mkdir()
+        proc = subprocess.run(
+            [
+                setpriv, "--bounding-set=-sys_admin", sys.executable, "-m", "pygrub",
+                "-q", *extra, "--output-format=simple0", f"--output-directory={out}", image,
+            ],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )  # fmt: skip
+        outcomes.append((proc, out))
+    (refused, out), (unsandboxed, out_plain) = outcomes
+    assert refused.returncode == 1 and os.listdir(out) == [] and refused.stdout == b""
+    assert refused.stderr.decode() == (
+        "pygrub: error: RuntimeError: cannot sandbox the reader: unshare: Operation not "
+        "permitted (it needs root with CAP_SYS_ADMIN where namespaces are allowed); "
+        f"{sandbox.NO_SANDBOX_HINT}\n"
+    )
+    assert unsandboxed.returncode == 0, unsandboxed.stderr
+    assert Path(items(unsandboxed.stdout)["kernel"]).read_bytes() == KERNEL
+
+
+def test_qcow2_backing_file_needs_no_sandbox(tmp_path, needs_root):
+    raw = make_ext(tmp_path, guest_tree())
+    image = tmp_path / "overlay.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", raw.name, "-F", "raw", image)
+    env = dict(os.environ, PYGRUB_ALLOW_BACKING="1")
+    out = tmp_path / "out"
+    out.mkdir()
+    flags = ["-q", "--output-format=simple0", f"--output-directory={out}", image]
+    refused = pygrub(*flags, env=env)
+    assert refused.returncode == 1 and os.listdir(out) == []
+    assert refused.stderr.decode() == (
+        f"pygrub: error: RuntimeError: qcow2: {image} has a backing file "
+        f"'{raw.name}': {sandbox.BACKING_REFUSAL}\n"
+    )
+    unsandboxed = pygrub("--no-sandbox", *flags, env=env)
+    assert unsandboxed.returncode == 0, unsandboxed.stderr
+    assert Path(items(unsandboxed.stdout)["ramdisk"]).read_bytes() == INITRD
+
+
+def as_nobody(code: str, *argv: str) -> subprocess.CompletedProcess:
+    """``python -c code`` as nobody, with no groups: a caller that is not root."""
+    setpriv = require_tool("setpriv")
+    return subprocess.run(
+        [
+            setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            sys.executable, "-c", code, *argv,
+        ],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(TESTS)),
+    )  # fmt: skip
+
+
+NOT_ROOT_RUN = """
+import json, os, sys
+import captured_reader
+from pygrub import cli, sandbox
+captured_reader.install("host_files", {"secret": "/etc/passwd"})
+refusal = sandbox.user_namespace_refusal()
+if sys.argv[1] == "refused":
+    sandbox.user_namespace_refusal = lambda: "no user namespace to build the sandbox in (test)"
+sys.stderr.flush()
+sys.exit(cli.main(["-q", "--output-format=simple0", "--output-directory=" + sys.argv[2], sys.argv[3]]))
+"""
+
+
+@pytest.mark.parametrize("kernel", ["allows", "refused"])
+def test_not_root_reads_in_a_user_namespace_else_warns(kernel, needs_root):
+    """Not root: the reader is sandboxed in a user namespace of its own, as the caller;
+    where the kernel gives none, one warning and the caller's own rights."""
+    if kernel == "allows" and sandbox.user_namespace_refusal() is not None:
+        pytest.fail("this kernel gives unprivileged processes no user namespace")
+    work = Path(tempfile.mkdtemp(prefix="pygrub-not-root-", dir="/tmp"))
+    try:
+        work.chmod(0o755)
+        image = readable(make_ext(work, guest_tree()))
+        out = work / "out"
+        out.mkdir()
+        os.chown(out, NOBODY, -1)
+        proc = as_nobody(NOT_ROOT_RUN, kernel, str(out), str(image))
+        found = items(proc.stdout)
+        assert Path(found["kernel"]).read_bytes() == KERNEL
+        assert Path(found["ramdisk"]).read_bytes() == INITRD
+        assert sorted(os.listdir(out)) == sorted(Path(found[k]).name for k in found if k != "args")
+    finally:
+        shutil.rmtree(work)
+    lines = proc.stderr.decode().splitlines()
+    reports = [json.loads(x[10:]) for x in lines if x.startswith("captured: {")]
+    others = [x for x in lines if not x.startswith("captured: ")]
+    assert proc.returncode == 0, proc.stderr
+    nogroup = pwd.getpwuid(NOBODY).pw_gid
+    if kernel == "allows":
+        assert others == []
+        # The caller's ids, and a view of nothing but the image.
+        assert reports[0]["ids"] == [[NOBODY] * 3, [nogroup] * 3, []]
+        assert reports[0]["passwd"] == reports[0]["secret"] == "ENOENT"
+        assert reports[0]["image_by_host_path"] == "ENOENT"
+    else:
+        assert others == [
+            "pygrub: WARNING: no sandbox: no user namespace to build the sandbox in (test); "
+            "reading the disk with your own rights"
+        ]
+        assert reports == []  # no sandbox, so no sandboxed reader to stand in for

@@ -123,10 +123,13 @@ def grub2_disk(tmp_path_factory) -> Path:
 def imported_by(
     tmp: Path, *args: str | Path
 ) -> tuple[subprocess.CompletedProcess[bytes], set[str]]:
-    """The finished command (stdin and stdout no terminal) and every module it imported."""
+    """The finished command (stdin and stdout no terminal) and every module it imported.
+
+    With --no-sandbox: the sandboxed reader imports the same readers, but in a child that
+    can write no record (bench/bench_startup.py measures the sandboxed run)."""
     record = tmp / "modules.json"
     proc = subprocess.run(
-        [sys.executable, "-c", RECORDER, str(record), *map(str, args)],
+        [sys.executable, "-c", RECORDER, str(record), "--no-sandbox", *map(str, args)],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=120,

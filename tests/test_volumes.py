@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import struct
 import time
@@ -932,3 +933,11 @@ def test_partition_volume_reads_through_its_window(tmp_path):
     (volume,) = discover_file(disk)
     assert volume.source.pread(0x438, 2) == b"\x53\xef"  # the ext superblock's magic
     assert volume.source.pread(0, 4 * MiB) == image.read_bytes()
+
+
+def test_guid_text_is_uuids():
+    from pygrub.volumes.gpt import guid_text
+
+    for seed in range(200):
+        raw = random.Random(seed).randbytes(16)
+        assert guid_text(raw) == str(uuid.UUID(bytes_le=raw))

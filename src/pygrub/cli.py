@@ -148,9 +148,20 @@ FLAGS: tuple[Flag, ...] = (
         None,
         "UID",
         "read the image as this user",
-        "The image is read in a sandbox: new namespaces, an empty root, resource limits, "
-        "this user's ids, no other files. The menu works too: pygrub draws on the terminal "
+        "The image is read in the sandbox every run has by default (new namespaces, an "
+        "empty root, resource limits, no other files), as this user; the file size limit "
+        "is then 128 MiB, as Xen's. The menu works too: pygrub draws on the terminal "
         "what the sandboxed reader describes, and edits are evaluated in the sandbox.",
+    ),
+    Flag(
+        "no-sandbox",
+        None,
+        None,
+        "read the disk as root, outside the sandbox: unsafe for untrusted guests",
+        "By default pygrub reads the disk in the sandbox --runas describes, as a user of "
+        "its own (0x70000000 plus its pid; not root: as the caller, in a user namespace). "
+        "Use this only where the sandbox cannot be built and the guest is trusted, or to "
+        "read a qcow2 backing file.",
     ),
     Flag(
         "explain",
@@ -188,7 +199,7 @@ FLAGS: tuple[Flag, ...] = (
 #: (tests/test_manpage.py checks that the code reads no other).
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("PYGRUB_MAX_FILE_SIZE_MB", "per-file limit, default 1024; 128 with --runas"),
-    ("PYGRUB_MAX_RAM_USAGE_MB", "the --runas reader's memory limit, default 256"),
+    ("PYGRUB_MAX_RAM_USAGE_MB", "the sandboxed reader's memory limit, default 256"),
     ("PYGRUB_TIMEOUT", "seconds an unattended run may take, default 60"),
     ("PYGRUB_MENU_MAX_WAIT", "longest wait of the menu for a first key, default 30"),
     ("PYGRUB_ALLOW_BACKING", "1 lets a qcow2 image use a backing file in its own directory"),
@@ -214,7 +225,8 @@ def usage(prog: str) -> str:
         f"Usage: {prog} [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really] "
         "[--output=] [--kernel=] [--ramdisk=] [--args=] [--entry=] [--output-directory=] "
         f"[--output-format={'|'.join(OUTPUT_FORMATS)}] [--format={'|'.join(IMAGE_FORMATS)}] "
-        "[--runas=] [--offset=] [--explain] [--extra_args=] [--default_args=] [--vm=] <image>"
+        "[--runas=] [--no-sandbox] [--offset=] [--explain] [--extra_args=] [--default_args=] "
+        "[--vm=] <image>"
     )
 
 
@@ -257,6 +269,8 @@ class Options:
     offset: int | None = None
     isconfig: bool = False
     runas: int | None = None
+    #: --no-sandbox turns this off: see sandboxed_by_default.
+    sandbox: bool = True
     debug: bool = False
     image_format: str = "auto"
     explain: bool = False
@@ -353,6 +367,8 @@ def parse_args(argv: list[str]) -> Options:
             o.image_format = value
         elif name == "--explain":
             o.explain = True
+        elif name == "--no-sandbox":
+            o.sandbox = False
         elif name == "--extra_args":
             o.extra_args = value
         elif name == "--default_args":
@@ -362,6 +378,8 @@ def parse_args(argv: list[str]) -> Options:
                 raise UsageError("--output-directory needs a directory")
             # Made 0700 when missing, as the default is (Xen refuses a missing one).
             o.output_directory = value + "/"
+    if o.runas is not None and not o.sandbox:
+        raise UsageError("--runas reads the disk in the sandbox: it cannot go with --no-sandbox")
     _check_combinations(o)
     return o
 
@@ -478,11 +496,22 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def sandboxed_by_default(o: Options) -> bool:
+    """Whether a run without --runas reads the disk in the sandbox: all but --no-sandbox
+    and --isconfig (a host file the administrator names, with what it includes beside it,
+    which the sandbox's one-file root cannot hold). The menu runs in the sandbox too."""
+    return o.sandbox and not o.isconfig
+
+
 def run(o: Options) -> int:
     if o.runas is not None:
         from .sandbox import run_deprivileged
 
         return run_deprivileged(o)
+    if sandboxed_by_default(o):
+        from .sandbox import run_by_default
+
+        return run_by_default(o)
 
     if o.isconfig:
         return _run_isconfig(o)

@@ -31,6 +31,11 @@ def configure(level: int, fmt: str) -> None:
         loaded()
 
 
+def debugging() -> bool:
+    """Whether the command line asked for --debug's messages."""
+    return _threshold <= DEBUG
+
+
 def loaded() -> ModuleType:
     """The logging module, configured as the command line asked."""
     global _pending

@@ -1,12 +1,14 @@
-"""--runas: read the guest's disk in a forked child that can do nothing else.
+"""The sandbox: read the guest's disk in a forked child that can do nothing else.
 
 Since XSA-443 Xen supports pygrub only run this way (libxl's restricted mode:
 ``LIBXL_BOOTLOADER_RESTRICT`` in xl's environment, and from Xen 4.20 on also xl.cfg's
-``bootloader_restrict=1``). The parent, still root, makes every file the run may write: the
-output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
+``bootloader_restrict=1``), which libxl adds ``--runas`` for. Here every run that reads
+a disk is sandboxed, the menu's included, ``--runas`` or not (:func:`run_by_default`).
+The parent, still root, makes every file the run may write: the output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
 mount, IPC and network namespaces, turns to an empty read-only tmpfs root that holds
-only the image (under its own file name), lowers its resource limits, becomes the
-target user for good, and reads the guest with the descriptors it was handed. The
+only the image (under its own file name) and pygrub's own modules, lowers its resource
+limits, becomes the target user for good, and reads the guest with the descriptors it
+was handed. The
 parent waits, relays the child's one-line error or writes the output, and removes
 whatever is not used. The tmpfs is mounted over the output directory, in the child's
 namespace only: there is no directory to make, unmount or remove on the host.
@@ -33,22 +35,22 @@ import codecs
 import ctypes
 import errno
 import functools
+import grp
 import importlib
 import json
 import os
-import pkgutil
 import pwd
 import resource
 import signal
 import stat
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from ._typing import TYPE_CHECKING
 from .errors import Interrupted, LimitError, NotFoundError, PygrubError, UsageError
 from .limits import megabytes_from_env
-from .log import get_logger
+from .log import debugging, get_logger, loaded
 from .record import asdict, fields, record, replace
 
 if TYPE_CHECKING:
@@ -74,9 +76,27 @@ MAX_RELAYED_BYTES = 1 << 20
 MAX_ID = 0xFFFFFFFE
 #: The largest value setrlimit takes from Python (a signed 64-bit number).
 MAX_RLIMIT = (1 << 63) - 1
+#: The default sandbox's ids are this plus pygrub's pid (below 2^22, PID_MAX_LIMIT):
+#: 0x70000000-0x703FFFFF, in the range systemd's UIDS-GIDS leaves unassigned.
+SANDBOX_UID_BASE = 0x70000000
+#: Where the empty root is mounted (in the child's namespace only) by a default run that
+#: extracts nothing and so has no output directory: one every Linux host has.
+EMPTY_MOUNTPOINT = "/proc"
+#: How an error that a wall could not be raised starts.
+SETUP_FAILED = "cannot sandbox the reader: "
+NO_SANDBOX_HINT = (
+    "--no-sandbox reads the disk without the sandbox, as Xen's pygrub does (unsafe for "
+    "untrusted guests)"
+)
+#: The qcow2 reader's answer to a backing file in the sandbox, which holds the image alone.
+BACKING_REFUSAL = (
+    "the sandboxed reader sees only the image; --no-sandbox (without --runas) reads "
+    "backing files, unsafe for untrusted guests"
+)
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 # <linux/mount.h>
@@ -97,28 +117,65 @@ PR_SET_NO_NEW_PRIVS = 38
 #: What the tmpfs root may hold: one placeholder file for the image's bind mount.
 ROOT_TMPFS_OPTIONS = b"mode=0755,size=64k,nr_inodes=8"
 
-#: Modules the readers import inside functions, and the decompressors when installed.
-LAZY_DEPENDENCIES = (
-    "copy",
-    "getopt",
-    "hashlib",
-    "importlib.resources",
-    "io",
-    "logging",
-    "lzma",
-    "mmap",
-    "shlex",
-    "unicodedata",
-    "zlib",
-    "lz4.block",
-    "lz4.frame",
-    "zstandard",
-    "compression.zstd",
+#: What the readers import besides pygrub's own modules and TOP_LEVEL_IMPORTS: inside functions (a
+#: decompressor, a hash, when installed), or at the top of a reader a plain run may not
+#: reach. A sandboxed run that needs one asks the parent to import it, and runs again.
+IMPORTABLE_ON_REQUEST = frozenset(
+    {
+        "contextlib",
+        "copy",
+        "fnmatch",
+        "getopt",
+        "hashlib",
+        "io",
+        "logging",
+        "lzma",
+        "mmap",
+        "shlex",
+        "unicodedata",
+        "zlib",
+        "lz4",
+        "lz4.block",
+        "lz4.frame",
+        "zstandard",
+        "compression",
+        "compression.zstd",
+    }
 )
 #: Codecs the readers decode with; a codec's module is imported at its first use.
 CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
-#: Modules a non-interactive run never needs (the menu) or must not import (``__main__``).
-NOT_PRELOADED = ("pygrub.__main__", "pygrub.menu")
+#: pygrub's package directory in the sandbox, bound read-only (no image is named so: see
+#: Sandbox.inside).
+PACKAGE_INSIDE = "/.pygrub"
+#: What the readers import at their top, imported before the fork (a plain
+#: run has most of them already; tests/test_sandbox.py keeps the list whole), and mmap,
+#: which every extraction imports.
+TOP_LEVEL_IMPORTS = (
+    "abc",
+    "bisect",
+    "collections",
+    "collections.abc",
+    "contextlib",
+    "enum",
+    "errno",
+    "fnmatch",
+    "functools",
+    "importlib",
+    "itertools",
+    "mmap",
+    "os",
+    "posixpath",
+    "re",
+    "signal",
+    "stat",
+    "struct",
+    "sys",
+    "types",
+    "zlib",
+)
+#: Imported before the fork where this Python has them: zfs.label's SHA-256 without
+#: OpenSSL (the C module hashlib falls back to; _sha2 from Python 3.12 on).
+OPTIONAL_TOP_LEVEL_IMPORTS = ("_sha2", "_sha256")
 
 
 @record(frozen=True)
@@ -138,6 +195,15 @@ class Sandbox:
     keep: tuple[int, ...] = ()
     #: Tests turn this off to look at the mount namespace under it.
     landlock: bool = True
+    #: The child keeps stdout only where it prints the run's product itself (-l,
+    #: --isconfig); otherwise it gets /dev/null there: stdout may be the output (XAPI
+    #: reads it), which the parent alone writes.
+    stdout: bool = True
+    #: Not root: the child makes a user namespace of its own and keeps the caller's ids
+    #: (``uid`` and ``gid``, mapped to themselves), dropping the capabilities it had there.
+    user_namespace: bool = False
+    #: pygrub's package directory, bound read-only at PACKAGE_INSIDE; "" for none.
+    package: str = ""
 
     @property
     def inside(self) -> str:
@@ -147,7 +213,7 @@ class Sandbox:
         error naming "/guest.img" is clearer than one naming a fixed "/disk".
         """
         name = os.path.basename(self.image)
-        return "/" + (name if name not in ("", ".", "..") else "disk")
+        return "/" + (name if name not in ("", ".", "..", PACKAGE_INSIDE[1:]) else "disk")
 
 
 @record(frozen=True)
@@ -157,6 +223,8 @@ class Report:
     result: object = None
     error: str | None = None
     usage: bool = False
+    #: ``"imports": [...]``: modules it could not import, which the parent may import for it.
+    imports: tuple[str, ...] = ()
 
 
 @record(frozen=True)
@@ -189,16 +257,23 @@ class Outcome:
 # -- the --runas command ----------------------------------------------------------------
 
 
-def run_deprivileged(o: Options) -> int:
-    """The whole command under --runas: prepare as root, read in the sandbox, report."""
+def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
+    """The whole command under --runas, or without it sandboxed by default (then as
+    :func:`default_ids`, or as the caller in a ``user_namespace``): prepare, read in the
+    sandbox, report."""
     from . import cli
     from .extract import make_temp_file
+    from .limits import max_file_size
     from .output import JSON_VERSION, render, render_json, with_files
 
-    assert o.runas is not None
-    uid, gid = user_ids(o.runas)
-    require_root()
-    file_size = megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", RUNAS_FILE_MB)
+    extracts = not (o.not_really or o.list_entries or o.isconfig)
+    if o.runas is not None:
+        uid, gid = user_ids(o.runas)
+        require_root()
+        file_size = megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", RUNAS_FILE_MB)
+    else:
+        uid, gid = (os.geteuid(), os.getegid()) if user_namespace else default_ids()
+        file_size = max_file_size()
     address_space = megabytes_from_env("PYGRUB_MAX_RAM_USAGE_MB", RUNAS_RAM_MB)
     disk_fd = open_disk(o.image)
     files: dict[str, tuple[int, str]] = {}
@@ -206,20 +281,27 @@ def run_deprivileged(o: Options) -> int:
     out_fd = -1
     menu: MenuWiring | None = None
     try:
-        # As Xen: the directory is made in every mode; here it is also the root's mount point.
-        cli._make_output_directory(o.output_directory)
+        # As Xen under --runas: the directory is made in every mode, and is the root's
+        # mount point. By default it is made only when used, as without the sandbox.
+        mountpoint = o.output_directory if o.runas is not None or extracts else EMPTY_MOUNTPOINT
+        if mountpoint == o.output_directory:
+            cli._make_output_directory(o.output_directory)
         out_fd = cli._open_output(o)
-        if not (o.not_really or o.list_entries or o.isconfig):
+        if extracts:
             for prefix in ("boot_kernel.", "boot_ramdisk."):
                 files[prefix] = make_temp_file(prefix, o.output_directory)
+        printed = o.list_entries or o.isconfig
         box = Sandbox(
             uid,
             gid,
             o.image,
-            o.output_directory,
+            mountpoint,
             file_size,
             address_space,
             keep=(disk_fd, *(fd for fd, _path in files.values())),
+            stdout=printed,
+            user_namespace=user_namespace,
+            package=package_directory(),
         )
         if o.interactive:
             menu = MenuWiring()
@@ -237,12 +319,12 @@ def run_deprivileged(o: Options) -> int:
             if menu is not None:
                 menu.relay_output()
         outcome = Outcome.from_result(result)
-        printed = o.list_entries or o.isconfig
         wants_json = not printed and o.output_format == "json"
         if outcome.printed != printed or (outcome.json is not None) != wants_json:
             raise _malformed("the result is for another mode than this run's")
         if outcome.printed:
             return 0
+        _check_sizes(files, file_size)
         kernel = files["boot_kernel."][1] if files else None
         ramdisk = files["boot_ramdisk."][1] if files and outcome.ramdisk else None
         if outcome.json is not None:
@@ -267,6 +349,15 @@ def run_deprivileged(o: Options) -> int:
         os.close(disk_fd)
         if menu is not None:
             menu.close()
+
+
+def _check_sizes(files: dict[str, tuple[int, str]], limit: int) -> None:
+    """RLIMIT_FSIZE held the child's writes to ``limit``; the parent hands the files on
+    only after seeing so itself."""
+    for fd, path in files.values():
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise LimitError(f"the sandboxed reader wrote {size} bytes to {path}, over {limit}")
 
 
 def read_guest(
@@ -297,17 +388,23 @@ def _read_guest(
 ) -> dict:
     from . import cli
     from .api import Image
+    from .disk import qcow2
     from .disk.source import inherit
     from .extract import Extraction
     from .output import boot_json
 
+    if not o.isconfig:
+        # A disk is only ever read through disk_fd: by the name it was given, the errors
+        # name it as a run without the sandbox does. A config is opened by its path here.
+        image = o.image
     inherit(image, disk_fd)
+    qcow2.refuse_backing_files(BACKING_REFUSAL)
 
     if o.isconfig and chooser is not None:
         cli._run_isconfig(replace(o, image=image, runas=None), chooser)
         return asdict(Outcome(printed=True))
     if o.list_entries or o.isconfig:
-        cli.run(replace(o, image=image, runas=None))
+        cli.run(replace(o, image=image, runas=None, sandbox=False))
         return asdict(Outcome(printed=True))
     with Image(image, offset=o.offset, image_format=o.image_format) as guest:
         choice = guest._choose(
@@ -325,6 +422,91 @@ def _read_guest(
             if plan.initrds:
                 extraction.write("boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1)
         return asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args, json=document))
+
+
+def run_by_default(o: Options) -> int:
+    """A run without --runas or --no-sandbox: in the sandbox all the same.
+
+    As root, as the run's own user (:func:`default_ids`); not root, as the caller in a user
+    namespace of its own where the kernel allows one, else (one warning) unsandboxed with
+    the caller's rights, which are all the guest could reach anyway.
+    """
+    from . import cli
+
+    user_namespace = os.geteuid() != 0
+    if user_namespace:
+        refusal = user_namespace_refusal()
+        if refusal is not None:
+            log.warning("no sandbox: %s; reading the disk with your own rights", refusal)
+            return cli.run(replace(o, sandbox=False))
+    try:
+        return run_deprivileged(o, user_namespace)
+    except PygrubError as e:
+        if not str(e).startswith(SETUP_FAILED):
+            raise
+        raise type(e)(f"{e}; {NO_SANDBOX_HINT}") from None
+
+
+def default_ids() -> tuple[int, int]:
+    """The user and group a default run reads as: :data:`SANDBOX_UID_BASE` plus pygrub's pid.
+
+    libxl gives pygrub no domid, so there is no per-domain user to take (restricted mode
+    has ``bootloader_user``, else ``xen-qemuuser-range-base`` + domid). A fixed user, or
+    ``nobody``, would be shared by every domain's reader started at once and by every
+    daemon that runs as nobody: one subverted reader could signal another where Landlock
+    does not scope signals (before Linux 6.12), and a file or process of ``nobody``'s is
+    anyone's. A pid is unique among live processes and the reader dies with its parent,
+    so no two readers alive share a user, and none outlives its run. The ids are in the
+    range systemd's UIDS-GIDS leaves unassigned (between the container ranges and 2^31),
+    and refused if passwd or group name them. The reader owns nothing on the host: its
+    root is a read-only tmpfs, and the files it writes were made by root.
+    Pids repeat across pid namespaces: two containers running pygrub at once may meet.
+    """
+    uid = SANDBOX_UID_BASE + os.getpid()
+    for database, lookup in (("passwd", pwd.getpwuid), ("group", grp.getgrgid)):
+        try:
+            name = lookup(uid)[0]
+        except KeyError:
+            continue
+        raise PygrubError(
+            f"cannot sandbox the reader: id {uid}, this run's (pygrub's pid + "
+            f"{SANDBOX_UID_BASE:#x}), is {name!r} in {database}; give --runas=UID"
+        )
+    return uid, uid
+
+
+def user_namespace_refusal() -> str | None:
+    """Why this kernel gives an unprivileged process no user namespace it can mount in, or
+    None when it does: a child tries, as the sandbox will."""
+    libc = _libc()
+    _flush_std()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = _try_user_namespace(libc)
+        finally:
+            os._exit(code)
+    status = os.waitpid(pid, 0)[1]
+    number = os.WEXITSTATUS(status) if os.WIFEXITED(status) else errno.EINTR
+    if number == 0:
+        return None
+    return f"no user namespace to build the sandbox in ({os.strerror(number)})"
+
+
+def _try_user_namespace(libc: ctypes.CDLL) -> int:
+    """0, or the errno of the first step of the sandbox's user namespace that fails."""
+    try:
+        _enter_user_namespace(libc, os.geteuid(), os.getegid())
+        _check(libc.unshare(CLONE_NEWNS), "unshare")
+        _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private")
+        tmpfs = MS_NOSUID | MS_NODEV | MS_NOEXEC
+        _check(libc.mount(b"pygrub", b"/", b"tmpfs", tmpfs, ROOT_TMPFS_OPTIONS), "tmpfs")
+    except OSError as e:
+        return e.errno or errno.EPERM
+    except PygrubError:
+        return ctypes.get_errno() or errno.EPERM
+    return 0
 
 
 def user_ids(uid: int) -> tuple[int, int]:
@@ -472,6 +654,23 @@ def run_sandboxed(
     On any exception while waiting (a signal, the time budget) the child is killed first.
     """
     preload()
+    if parent_side is not None:
+        # The menu is not shown twice: whatever the child might ask for is here already
+        # (a person is looking at the screen; the milliseconds are not theirs to notice).
+        _import_requested(tuple(sorted(IMPORTABLE_ON_REQUEST)))
+    while True:
+        report, status = _run_child(box, body, parent_side)
+        # Not after a child that printed the run's product: it would be printed twice.
+        done = report is None or (report.error is None and box.stdout)
+        if done or parent_side is not None or not _import_requested(report.imports):
+            return _result(report, status)
+        # A module the child could not import, now here: again, with it. Each name is
+        # asked once (imported, or unimportable), so this ends.
+
+
+def _run_child(
+    box: Sandbox, body: Callable[[], object], parent_side: Callable[[], None] | None
+) -> tuple[Report | None, int]:
     read_fd, write_fd = os.pipe()
     _flush_std()
     parent = os.getpid()
@@ -489,7 +688,7 @@ def run_sandboxed(
         raise
     finally:
         os.close(read_fd)
-    return _result(parse_report(raw), status)
+    return parse_report(raw), status
 
 
 def _read_report(fd: int) -> bytes:
@@ -552,12 +751,19 @@ def parse_report(raw: bytes) -> Report | None:
         raise _malformed("not JSON") from None
     if not isinstance(value, dict):
         raise _malformed("not a JSON object")
+    imports = value.pop("imports", [])
+    if not (
+        isinstance(imports, list)
+        and all(isinstance(n, str) and n in IMPORTABLE_ON_REQUEST for n in imports)
+    ):
+        raise _malformed("it asks for modules it may not have")
+    asked = tuple(dict.fromkeys(imports))
     if set(value) == {"result"}:
-        return Report(result=value["result"])
+        return Report(result=value["result"], imports=asked)
     if set(value) == {"error", "usage"}:
         error, usage = value["error"], value["usage"]
         if isinstance(error, str) and isinstance(usage, bool):
-            return Report(error=_printable(error), usage=usage)
+            return Report(error=_printable(error), usage=usage, imports=asked)
     raise _malformed("neither a result nor an error")
 
 
@@ -591,49 +797,96 @@ def _flush_std() -> None:
 
 
 def preload() -> None:
-    """Import now whatever a run may import later: inside the sandbox nothing can be."""
-    import pygrub
+    """Import now what a sandboxed run cannot import later.
 
-    for name in _modules_under(pygrub.__path__, "pygrub."):
-        _try_import(name)
-    for name in LAZY_DEPENDENCIES:
-        _try_import(name)
+    Inside the sandbox only the image and pygrub's own package directory (bound read-only
+    at :data:`PACKAGE_INSIDE`) can be read: our modules are imported there as the guest
+    needs them, as in a plain run. What they import at their top is imported here, and the
+    codecs are looked up; whatever else a reader imports (IMPORTABLE_ON_REQUEST: a
+    decompressor, a hash) is imported only when a sandboxed run asks for it (run_sandboxed).
+    """
+    for name in TOP_LEVEL_IMPORTS:
+        importlib.import_module(name)
+    for name in OPTIONAL_TOP_LEVEL_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    if debugging():
+        loaded()  # --debug logs in the child, where logging could not be imported
     for name in CODECS:
         codecs.lookup(name)
     _libc()
 
 
-def _modules_under(path: list[str], prefix: str) -> Iterator[str]:
-    for info in pkgutil.iter_modules(path, prefix):
-        if info.name in NOT_PRELOADED:
+def package_directory() -> str:
+    """Where pygrub's modules are on the host: the sandbox binds it read-only."""
+    import pygrub
+
+    return os.path.dirname(os.path.abspath(pygrub.__file__))
+
+
+def _import_from_package_inside() -> None:
+    """Point the packages already imported at the package's place in the sandbox, so that
+    their modules not imported yet are found there (by Python's own path finder)."""
+    outside = package_directory()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__path__", None)
+        if not (name == "pygrub" or name.startswith("pygrub.")) or path is None:
             continue
-        yield info.name
-        if info.ispkg:
-            module = _try_import(info.name)
-            if module is not None:
-                yield from _modules_under(list(module.__path__), info.name + ".")
+        module.__path__ = [
+            PACKAGE_INSIDE + p[len(outside) :] if p.startswith(outside) else p for p in path
+        ]
+    sys.path_importer_cache.clear()
 
 
-def _try_import(name: str) -> object:
-    try:
-        return importlib.import_module(name)
-    except Exception as e:
-        # An optional decompressor (or a broken reader): a run that needs it fails on
-        # it as it would without --runas; one that does not need it goes on.
-        log.debug("not preloaded: %s: %s", name, e)
-        return None
+class Requests:
+    """Last on ``sys.meta_path`` in the child: the modules it could not import that the
+    parent may import for it (then it runs the child again)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name in IMPORTABLE_ON_REQUEST and name not in self.names:
+            self.names.append(name)
+
+
+def _import_requested(names: tuple[str, ...]) -> bool:
+    """Import what the child asked for (names parse_report let through); whether any was
+    new here, so that running the child again can help."""
+    new = False
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+            new = True
+        except ImportError as e:
+            # An optional decompressor not installed: the run fails on it as it would
+            # without the sandbox.
+            log.debug("the sandboxed reader asked for %s: %s", name, e)
+    return new
 
 
 # -- the child ---------------------------------------------------------------------------
 
 
 def _child(
-    box: Sandbox, body: Callable[[], object], read_fd: int, report_fd: int, parent: int
+    box: Sandbox,
+    body: Callable[[], object],
+    read_fd: int,
+    report_fd: int,
+    parent: int,
 ) -> NoReturn:
     code = 1
     try:
         os.close(read_fd)
+        requests = Requests()
+        sys.meta_path.append(requests)
         code, report = _child_run(box, body, report_fd, parent)
+        if requests.names:
+            report["imports"] = requests.names
         data = json.dumps(report).encode()
         view = memoryview(data)
         while view:
@@ -672,13 +925,22 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
     os.setsid()  # no controlling terminal: TIOCSTI cannot type into the caller's shell
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past RLIMIT_FSIZE: EFBIG, not death
     _stdin_from_dev_null()
+    if not box.stdout:
+        _stdout_to_dev_null()
     _close_all_but({0, 1, 2, report_fd, *box.keep, *_std_fds()})
     libc = _libc()
+    if box.user_namespace:
+        _enter_user_namespace(libc, box.uid, box.gid)
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
     _make_root(libc, box)
     _pivot_into(libc, box.mountpoint)
+    if box.package:
+        _import_from_package_inside()
     _lower_limits(box)
-    _drop_privileges(box.uid, box.gid)
+    if box.user_namespace:
+        _drop_capabilities(libc)
+    else:
+        _drop_privileges(box.uid, box.gid)
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     # After the uid change, which resets both: no ptrace by the same user, die with the parent.
     _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
@@ -686,7 +948,7 @@ def enter(box: Sandbox, report_fd: int, parent: int) -> None:
     if os.getppid() != parent:
         os._exit(1)  # the parent died before PDEATHSIG was set: nobody would read us
     if box.landlock:
-        restrict_to(libc, box.inside)
+        restrict_to(libc, box.inside, PACKAGE_INSIDE if box.package else None)
 
 
 @functools.cache
@@ -701,6 +963,45 @@ def _libc() -> ctypes.CDLL:
     libc.prctl.argtypes = [ctypes.c_int, flags, flags, flags, flags]
     libc.syscall.restype = ctypes.c_long
     return libc
+
+
+def _enter_user_namespace(libc: ctypes.CDLL, uid: int, gid: int) -> None:
+    """A user namespace of our own, in which the caller's ids are themselves and nobody
+    else exists; its capabilities let the namespaces below be made without root."""
+    _check(libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+    # setgroups must be denied before an unprivileged process may write gid_map.
+    for name, line in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(line)
+        except OSError as e:
+            raise _setup_error(f"writing /proc/self/{name}", e.errno or errno.EPERM) from None
+
+
+#: <linux/capability.h>: _LINUX_CAPABILITY_VERSION_3, and its two 32-bit data words
+CAPABILITY_VERSION_3 = 0x20080522
+CAP_HEADER = struct.Struct("=Ii")
+CAP_DATA_SIZE = 2 * 3 * 4
+
+
+def _drop_capabilities(libc: ctypes.CDLL) -> None:
+    """Lose every capability the user namespace gave: effective, permitted, inheritable
+    (and so ambient). The ids stay the caller's; root is not mapped at all."""
+    header = ctypes.create_string_buffer(CAP_HEADER.pack(CAPABILITY_VERSION_3, 0))
+    data = ctypes.create_string_buffer(CAP_DATA_SIZE)
+    _check(libc.capset(header, data), "capset")
+    _check(libc.capget(header, data), "capget")
+    if any(data.raw):
+        raise PygrubError(f"{SETUP_FAILED}capabilities remain after capset")
+    try:
+        os.setuid(0)
+    except OSError:
+        return
+    raise PygrubError(f"{SETUP_FAILED}root could be regained in the user namespace")
 
 
 def _check(result: int, what: str) -> None:
@@ -722,15 +1023,25 @@ def _stdin_from_dev_null() -> None:
         os.close(fd)
 
 
+def _stdout_to_dev_null() -> None:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.close(fd)
+    out = _fileno(sys.stdout)
+    if out not in (None, 1, 2):
+        os.dup2(1, out)  # a test's capture stands for stdout: it is the output there
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        return stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _std_fds() -> set[int]:
     """Where sys.stdout and sys.stderr write, when that is not 1 and 2 (a test's capture)."""
-    found = set()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            found.add(stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            pass
-    return found
+    return {fd for fd in (_fileno(sys.stdout), _fileno(sys.stderr)) if fd is not None}
 
 
 def _close_all_but(keep: set[int]) -> None:
@@ -770,6 +1081,12 @@ def _make_root(libc: ctypes.CDLL, box: Sandbox) -> None:
         flags |= MS_NODEV
     _check(libc.mount(image, disk, None, MS_BIND, None), f"binding {box.image}")
     _check(libc.mount(None, disk, None, MS_REMOUNT | MS_BIND | flags, None), "remounting the disk")
+    if box.package:
+        package = os.path.join(mountpoint, os.fsencode(PACKAGE_INSIDE[1:]))
+        os.mkdir(package, 0o755)
+        _check(libc.mount(os.fsencode(box.package), package, None, MS_BIND, None), "binding pygrub")
+        sealed = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+        _check(libc.mount(None, package, None, sealed, None), "remounting pygrub")
     _check(
         libc.mount(
             None, mountpoint, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None
@@ -840,6 +1157,7 @@ RULESET_ATTR = struct.Struct("=QQQ")
 #: struct landlock_path_beneath_attr, packed: allowed_access, parent_fd
 PATH_BENEATH_ATTR = struct.Struct("=Qi")
 ACCESS_FS_READ_FILE = 1 << 2
+ACCESS_FS_READ_DIR = 1 << 3
 #: ABI 1's thirteen rights (execute ... make_sym), then refer (2), truncate (3), ioctl_dev (5).
 ACCESS_FS_ABI1 = (1 << 13) - 1
 ACCESS_FS_REFER = 1 << 13
@@ -867,9 +1185,10 @@ def landlock_abi() -> int:
     return int(version)
 
 
-def restrict_to(libc: ctypes.CDLL, readable: str) -> bool:
-    """Forbid every filesystem access but reading ``readable``, and TCP and signals out as
-    far as the kernel's ABI knows them; False when the kernel has no Landlock."""
+def restrict_to(libc: ctypes.CDLL, readable: str, package: str | None = None) -> bool:
+    """Forbid every filesystem access but reading ``readable`` (and the files and
+    directories under ``package``), and TCP and signals out as far as the kernel's ABI
+    knows them; False when the kernel has no Landlock."""
     abi = landlock_abi()
     if abi == 0:
         log.debug("no Landlock in this kernel: the sandbox goes without it")
@@ -891,21 +1210,9 @@ def restrict_to(libc: ctypes.CDLL, readable: str) -> bool:
     )
     _check(ruleset, "landlock_create_ruleset")
     try:
-        target = os.open(readable, os.O_PATH | os.O_CLOEXEC)
-        try:
-            rule = ctypes.create_string_buffer(PATH_BENEATH_ATTR.pack(ACCESS_FS_READ_FILE, target))
-            _check(
-                libc.syscall(
-                    ctypes.c_long(SYS_LANDLOCK_ADD_RULE),
-                    ctypes.c_long(ruleset),
-                    ctypes.c_long(LANDLOCK_RULE_PATH_BENEATH),
-                    ctypes.c_long(ctypes.addressof(rule)),
-                    ctypes.c_long(0),
-                ),
-                "landlock_add_rule",
-            )
-        finally:
-            os.close(target)
+        _allow(libc, ruleset, readable, ACCESS_FS_READ_FILE)
+        if package is not None:
+            _allow(libc, ruleset, package, ACCESS_FS_READ_FILE | ACCESS_FS_READ_DIR)
         _check(
             libc.syscall(
                 ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)
@@ -915,3 +1222,21 @@ def restrict_to(libc: ctypes.CDLL, readable: str) -> bool:
     finally:
         os.close(ruleset)
     return True
+
+
+def _allow(libc: ctypes.CDLL, ruleset: int, path: str, access: int) -> None:
+    target = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        rule = ctypes.create_string_buffer(PATH_BENEATH_ATTR.pack(access, target))
+        _check(
+            libc.syscall(
+                ctypes.c_long(SYS_LANDLOCK_ADD_RULE),
+                ctypes.c_long(ruleset),
+                ctypes.c_long(LANDLOCK_RULE_PATH_BENEATH),
+                ctypes.c_long(ctypes.addressof(rule)),
+                ctypes.c_long(0),
+            ),
+            "landlock_add_rule",
+        )
+    finally:
+        os.close(target)

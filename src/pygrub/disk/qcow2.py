@@ -53,6 +53,17 @@ MAX_CLUSTER_BITS = 21  # QEMU's limit: 2 MiB clusters
 MAX_BACKING_NAME = 1023
 #: QEMU's limit on the L1 table: 32 MiB.
 MAX_L1_BYTES = 32 << 20
+#: Why no backing file can be read in this process, when none can (the sandboxed reader
+#: sees only the image it was handed).
+_backing_refusal: str | None = None
+
+
+def refuse_backing_files(why: str) -> None:
+    """Answer every backing file with ``why`` from now on, in this process."""
+    global _backing_refusal
+    _backing_refusal = why
+
+
 #: How deep a chain of backing files may go below the image named on the command line.
 MAX_BACKING_DEPTH = 4
 
@@ -277,6 +288,8 @@ class Qcow2Source:
                 f"{refusal}: backing files are not read "
                 "(PYGRUB_ALLOW_BACKING=1 allows one in the image's own directory)"
             )
+        if _backing_refusal is not None:
+            raise UnsupportedError(f"{refusal}: {_backing_refusal}")
         if self.path is None:
             raise UnsupportedError(f"{refusal}: the image has no directory to look in")
         directory = os.path.dirname(os.path.abspath(self.path))

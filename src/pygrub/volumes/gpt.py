@@ -10,7 +10,6 @@ empty entries leave gaps).
 from __future__ import annotations
 
 import struct
-import uuid
 import zlib
 from collections.abc import Iterator
 
@@ -249,7 +248,7 @@ def _partitions(header: GptHeader, array: bytes) -> list[Partition]:
 def _partition(header: GptHeader, index: int, raw: bytes) -> Partition | None:
     type_bytes, _unique, first, last, attributes, name = _ENTRY.unpack(raw)
     number = index + 1
-    type_guid = str(uuid.UUID(bytes_le=type_bytes))
+    type_guid = guid_text(type_bytes)
     origin = f"GPT partition {number} ({TYPE_NAMES.get(type_guid, 'type ' + type_guid)})"
     if last < first:
         log.warning("%s: ends (LBA %d) before it starts (LBA %d): skipped", origin, last, first)
@@ -272,3 +271,14 @@ def _name(raw: bytes) -> str | None:
     """PartitionName: UTF-16LE, NUL-terminated when shorter than its 36 code units."""
     name = raw.decode("utf-16-le", errors="replace").split("\x00", 1)[0]
     return name or None
+
+
+#: A GUID as stored: three little-endian fields, then eight bytes as they are.
+_GUID = struct.Struct("<IHH8s")
+
+
+def guid_text(raw: bytes) -> str:
+    """``raw`` as str(uuid.UUID(bytes_le=raw)) writes it, without importing uuid (and
+    platform with it) into every run that meets a GPT."""
+    a, b, c, rest = _GUID.unpack(raw)
+    return f"{a:08x}-{b:04x}-{c:04x}-{rest[:2].hex()}-{rest[2:].hex()}"
