@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: install the test tools (Debian packages when root, Python
-# packages in a venv), then ruff and the whole pytest suite. Extra arguments go to pytest.
+# packages in a venv), then ruff, mypy and the whole pytest suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +31,5 @@ venv=${PYGRUB_VENV:-.venv}
 "$venv/bin/pip" install -q --disable-pip-version-check -e '.[test]'
 "$venv/bin/ruff" check src tests bench
 "$venv/bin/ruff" format --check src tests bench
+"$venv/bin/mypy"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -31,6 +31,8 @@ from pygrub.fs.base import FileReader, Filesystem, NodeType, checked_extents
 
 #: Bytes compared at a time, so multi-GiB sparse files need no memory.
 CHUNK = 4 * MiB
+#: Bytes read after seeking back into a file: across a few blocks of any format.
+SEEK_READ = 70_000
 #: Where every source tree keeps the kernel that symlinks point to.
 KERNEL = "boot/vmlinuz-6.1"
 
@@ -58,6 +60,33 @@ def text_like(rng: random.Random, size: int) -> bytes:
     while len(out) < size:
         out += b" ".join(rng.choice(words) for _ in range(64)) + b"\n"
     return bytes(out[:size])
+
+
+#: A file and a directory name that are not UTF-8 (latin-1 bytes).
+LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
+LATIN1_DIR = os.fsdecode(b"dir\xff")
+#: The GRUB 2 config every source tree boots from.
+GRUB_CFG = b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n}\n"
+
+
+def write_tree(root: Path, files: Mapping[str, bytes], symlinks: Mapping[str, str]) -> Path:
+    """``root`` holding ``files`` (path -> bytes, directories made on the way), an empty
+    directory ``emptydir`` and ``symlinks`` (path -> target), in that order."""
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "emptydir").mkdir()
+    for rel, target in symlinks.items():
+        os.symlink(target, root / rel)
+    return root
+
+
+def write_many(directory: Path, names: Iterable[str]) -> None:
+    """A file per name in ``directory``, each holding its index ("0\n", "1\n", ...)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        (directory / name).write_bytes(b"%d\n" % index)
 
 
 def write_sparse(path: Path, size: int, pieces: dict[int, bytes]) -> None:
@@ -94,7 +123,8 @@ def _opened(want: Path | bytes) -> BinaryIO:
 def assert_file_matches(
     fs: Filesystem, rel: str, want: Path | bytes, mode: int | None = None
 ) -> None:
-    """``rel`` is a file holding ``want`` (a host file or its bytes), and ``mode`` if given."""
+    """``rel`` is a file holding ``want`` (a host file or its bytes), and ``mode`` if given;
+    read through, and again from a third of the way after a seek back."""
     with _opened(want) as expected:
         size = expected.seek(0, os.SEEK_END)
         expected.seek(0)
@@ -106,6 +136,9 @@ def assert_file_matches(
             for _start, length in chunks(size):
                 assert f.read(length) == expected.read(length), rel
             assert f.read(10) == b"", rel
+            expected.seek(size // 3)
+            f.seek(size // 3)
+            assert f.read(SEEK_READ) == expected.read(SEEK_READ), rel
 
 
 def assert_extents_match(

@@ -151,13 +151,16 @@ def copy_into(src: Path, disk: Path, offset: int) -> None:
 
 
 def debugfs_ls(image: Path, directory: str) -> list[str]:
-    """Names in a directory as debugfs lists them (the independent oracle for ext*)."""
+    """Names in a directory as debugfs lists them (the independent oracle for ext*).
+
+    Entries of inode 0 are left out: debugfs lists the empty slot of an inline_data
+    directory as a nameless entry.
+    """
     out = run("debugfs", "-R", f"ls -p {directory}", image).decode("utf-8", "surrogateescape")
     names = []
     for line in out.splitlines():
-        # /inode/mode/uid/gid/name/size/
-        fields = line.split("/")
-        if len(fields) >= 7 and fields[5] not in (".", ".."):
+        fields = line.split("/")  # /inode/mode/uid/gid/name/size/
+        if len(fields) >= 7 and fields[1] != "0" and fields[5] not in (".", ".."):
             names.append(fields[5])
     return names
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 from fswalk import (
+    GRUB_CFG,
     KERNEL,
+    LATIN1_FILE,
     EditedSource,
     MiB,
     assert_extents_match,
@@ -31,7 +33,9 @@ from fswalk import (
     open_and_walk,
     python_lzo,
     text_like,
+    write_many,
     write_sparse,
+    write_tree,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -111,7 +115,7 @@ def populate(root: Path, many: int = 600) -> Path:
     need several leaves, and names whose hashes collide."""
     rng = random.Random(42)
     files = {
-        "boot/grub/grub.cfg": b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n}\n",
+        "boot/grub/grub.cfg": GRUB_CFG,
         KERNEL: rng.randbytes(1_200_000),
         "boot/initrd.img-6.1": rng.randbytes(300_000),
         "empty": b"",
@@ -125,21 +129,13 @@ def populate(root: Path, many: int = 600) -> Path:
         "zeros": bytes(3 * 4096),
         "text": text_like(rng, 200_000),
         "a/b/c/d/e/deep.txt": b"deep\n",
-        os.fsdecode(b"caf\xe9.txt"): b"a latin-1 name\n",
+        LATIN1_FILE: b"a latin-1 name\n",
         "h\u00e9llo.txt": b"a UTF-8 name\n",
         "links/f": b"the f file\n",
     }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "emptydir").mkdir()
-    for rel, target in SYMLINKS.items():
-        os.symlink(target, root / rel)
+    write_tree(root, files, SYMLINKS)
     write_sparse(root / "sparse", 8 * MiB, {4 * MiB: b"middle of nowhere", 8 * MiB - 3: b"end"})
-    (root / "many").mkdir()
-    for index in range(many):
-        (root / "many" / f"entry-with-a-longish-name-{index:04d}").write_bytes(b"%d\n" % index)
+    write_many(root / "many", (f"entry-with-a-longish-name-{i:04d}" for i in range(many)))
     for name in COLLIDING[:2]:
         (root / "collide").mkdir(exist_ok=True)
         (root / "collide" / os.fsdecode(name)).write_bytes(name)

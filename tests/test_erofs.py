@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 from bounded import cpu_bounded
 from fswalk import (
+    GRUB_CFG,
     KERNEL,
+    LATIN1_FILE,
     EditedSource,
     MiB,
     assert_extents_match,
@@ -35,7 +37,9 @@ from fswalk import (
     patched,
     text_like,
     walk_nodes,
+    write_many,
     write_sparse,
+    write_tree,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,7 +84,7 @@ def populate(root: Path) -> Path:
     a deep directory, a big one, every kind of symlink and a hard link."""
     rng = random.Random(4096)
     files = {
-        "boot/grub/grub.cfg": b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n}\n",
+        "boot/grub/grub.cfg": GRUB_CFG,
         KERNEL: text_like(rng, 400_000) + rng.randbytes(120_000) + text_like(rng, 80_003),
         "boot/initrd.img-6.1": rng.randbytes(40_001) + text_like(rng, 200_000),
         "empty": b"",
@@ -90,22 +94,14 @@ def populate(root: Path) -> Path:
         "above": text_like(rng, 4097),
         "zeros": bytes(3 * 4096),
         "a/b/c/d/e/f/g/deep.txt": b"deep\n",
-        os.fsdecode(b"caf\xe9.txt"): b"a latin-1 name\n",
+        LATIN1_FILE: b"a latin-1 name\n",
         "h\u00e9llo.txt": b"a UTF-8 name\n",
         "links/f": b"the f file\n",
     }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "emptydir").mkdir()
-    for rel, target in SYMLINKS.items():
-        os.symlink(target, root / rel)
+    write_tree(root, files, SYMLINKS)
     os.link(root / "tiny", root / "tiny-hardlink")
     write_sparse(root / "sparse", 2 * MiB, {MiB: b"middle of nowhere", 2 * MiB - 3: b"end"})
-    (root / "many").mkdir()
-    for index in range(MANY):
-        (root / "many" / f"entry-with-a-rather-long-name-{index:04d}").write_bytes(b"%d\n" % index)
+    write_many(root / "many", (f"entry-with-a-rather-long-name-{i:04d}" for i in range(MANY)))
     return root
 
 

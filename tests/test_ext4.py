@@ -20,7 +20,10 @@ import fswalk
 import pytest
 from bounded import cpu_bounded
 from fswalk import (
+    GRUB_CFG,
     KERNEL,
+    LATIN1_DIR,
+    LATIN1_FILE,
     EditedSource,
     MiB,
     SparseSource,
@@ -30,11 +33,13 @@ from fswalk import (
     padded,
     patched,
     walk_nodes,
+    write_many,
     write_sparse,
+    write_tree,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imaging import require_tool, run
+from imaging import debugfs_ls, require_tool, run
 
 from pygrub.disk import ByteSource, FileSource, MemorySource
 from pygrub.errors import CorruptError, LimitError, NotFoundError, UnsupportedError
@@ -42,10 +47,6 @@ from pygrub.fs import probe
 from pygrub.fs.base import Filesystem, NodeType
 from pygrub.fs.ext4 import SUPERBLOCK_OFFSET, Ext4Filesystem, open_filesystem
 from pygrub.limits import MAX_TREE_DEPTH
-
-LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
-LATIN1_DIR = os.fsdecode(b"dir\xff")
-
 
 # -- building images ------------------------------------------------------------------
 
@@ -77,7 +78,7 @@ def populate(root: Path, block_size: int, extra_files: int = 0, tail: bytes = b"
     rng = random.Random(block_size)
     bs = block_size
     files = {
-        "boot/grub/grub.cfg": b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n}\n",
+        "boot/grub/grub.cfg": GRUB_CFG,
         KERNEL: rng.randbytes(1_200_000),
         "boot/initrd.img-6.1": rng.randbytes(300_000),
         "empty": b"",
@@ -95,23 +96,15 @@ def populate(root: Path, block_size: int, extra_files: int = 0, tail: bytes = b"
         "h\u00e9llo.txt": b"a UTF-8 name\n",
         "links/f": b"the f file\n",
     }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "emptydir").mkdir()
-    for rel, target in SYMLINKS.items():
-        os.symlink(target, root / rel)
+    write_tree(root, files, SYMLINKS)
     write_sparse(root / "sparse", 8 * MiB, {4 * MiB: b"middle of nowhere", 8 * MiB: tail})
     write_sparse(
         root / "far",
         71 * MiB,
         {0: b"head", 70 * MiB + 5: b"past the double indirect", 71 * MiB: tail},
     )
-    for index in range(extra_files):
-        path = root / "many" / f"f{index:04d}"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(b"%d\n" % index)
+    if extra_files:
+        write_many(root / "many", (f"f{index:04d}" for index in range(extra_files)))
     return root
 
 
@@ -136,20 +129,6 @@ def open_ext(image: Path) -> Ext4Filesystem:
 
 def debugfs(image: Path, command: str) -> str:
     return run("debugfs", "-R", command, image).decode("utf-8", "surrogateescape")
-
-
-def debugfs_ls(image: Path, directory: str) -> list[str]:
-    """Names in a directory as debugfs lists them, the independent oracle.
-
-    Unlike imaging.debugfs_ls this drops entries of inode 0: debugfs lists the empty
-    slot of an inline_data directory as a nameless entry.
-    """
-    names = []
-    for line in debugfs(image, f"ls -p {directory}").splitlines():
-        fields = line.split("/")  # /inode/mode/uid/gid/name/size/
-        if len(fields) >= 7 and fields[1] != "0" and fields[5] not in (".", ".."):
-            names.append(fields[5])
-    return names
 
 
 def inode_location(image: Path, path: str, block_size: int) -> tuple[int, int, int]:

@@ -36,7 +36,7 @@ from pygrub.config import LoadContext
 from pygrub.config.grub2 import session_of
 from pygrub.config.grub2.bls import expand_value, parse_entry
 from pygrub.config.grub2.blsuki import filevercmp, greatest_first, is_default_entry
-from pygrub.config.uki import load
+from pygrub.config.systemd_boot import load_ukis
 from pygrub.errors import LimitError
 
 # -- filevercmp against coreutils --------------------------------------------------------
@@ -418,7 +418,7 @@ def test_esp_with_only_ukis_in_bootctls_order(tmp_path):
     tree = efi_tree(tmp_path, None)
     root = write_tree(tmp_path / "esp", tree)
     theirs, _default = bootctl_list(root, tmp_path / "mnt")
-    menu = load(LoadContext("/EFI/Linux/", "", HostDirFilesystem(root)))
+    menu = load_ukis(LoadContext("/EFI/Linux/", "", HostDirFilesystem(root)))
     assert [e.title for e in menu.items] == [e["showTitle"] for e in theirs]
     assert menu.format == "uki"
 

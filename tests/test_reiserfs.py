@@ -160,7 +160,7 @@ def test_directories_match_debugreiserfs(images, name):
         if entry["type"] != "directory":
             continue
         obj = fs.resolve(path)
-        assert list(fs._raw_entries(obj)) == oracle[obj], path
+        assert list(fs.raw_entries(obj)) == oracle[obj], path
         checked += 1
     assert checked > 10 and len(oracle[fs.resolve("/d1000")]) == 1000
     out = run("debugreiserfs", images[name]).decode()

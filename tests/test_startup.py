@@ -90,10 +90,12 @@ CONFIG_FORMATS = {f.module for f in FORMATS}
 #: What an MBR disk of one partition in a raw image needs of the lower layers.
 PLAIN_MBR_LAYERS = {
     "pygrub.disk",
+    "pygrub.disk.base",
     "pygrub.disk.source",
     "pygrub.volumes",
     "pygrub.volumes.discovery",
     "pygrub.volumes.mbr",
+    "pygrub.volumes.volume",
 }
 INTERACTIVE_ONLY = {"curses", "_curses", "pygrub.menu"}
 #: Standard modules a quiet run leaves out: dataclasses (with inspect, ast), logging

@@ -25,7 +25,10 @@ from pathlib import Path
 import fswalk
 import pytest
 from fswalk import (
+    GRUB_CFG,
     KERNEL,
+    LATIN1_DIR,
+    LATIN1_FILE,
     EditedSource,
     MiB,
     assert_symlinks_resolve,
@@ -34,6 +37,8 @@ from fswalk import (
     overwrites,
     padded,
     walk_nodes,
+    write_many,
+    write_tree,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,10 +49,6 @@ from pygrub.errors import CorruptError, LimitError
 from pygrub.fs import probe
 from pygrub.fs.base import Filesystem, NodeType, checked_extents
 from pygrub.fs.ufs import UfsFilesystem, open_filesystem
-
-LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
-LATIN1_DIR = os.fsdecode(b"dir\xff")
-
 
 # -- building images ------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ def populate(root: Path, geo: Geometry, entries: int = 400) -> Path:
     rng = random.Random(geo.bsize + geo.fsize)
     bs, fs = geo.bsize, geo.fsize
     files = {
-        "boot/grub/grub.cfg": b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n}\n",
+        "boot/grub/grub.cfg": GRUB_CFG,
         KERNEL: rng.randbytes(1_200_000),
         "boot/initrd.img-6.1": rng.randbytes(300_000),
         "empty": b"",
@@ -113,19 +114,10 @@ def populate(root: Path, geo: Geometry, entries: int = 400) -> Path:
     }
     if geo.double_start < 20 * MiB:
         files["double"] = rng.randbytes(geo.double_start + 3 * bs + 100)
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "emptydir").mkdir()
-    for rel, target in SYMLINKS.items():
-        os.symlink(target, root / rel)
-    for index in range(entries):
+    write_tree(root, files, SYMLINKS)
+    if entries:
         # Names of many lengths, so entries end at every place in the 512-byte chunks.
-        name = f"e{index:04d}-" + "x" * (index % 37)
-        path = root / "many" / name
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(b"%d\n" % index)
+        write_many(root / "many", (f"e{i:04d}-" + "x" * (i % 37) for i in range(entries)))
     return root
 
 

@@ -19,7 +19,10 @@ from pathlib import Path
 import fswalk
 import pytest
 from fswalk import (
+    GRUB_CFG,
     KERNEL,
+    LATIN1_DIR,
+    LATIN1_FILE,
     EditedSource,
     MiB,
     assert_symlinks_resolve,
@@ -28,6 +31,7 @@ from fswalk import (
     padded,
     patched,
     walk_nodes,
+    write_tree,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,8 +47,6 @@ from pygrub.fs.xfs import XfsFilesystem, decode_extent, open_filesystem
 #: these variables say it does, so fixtures stay small.
 SMALL_FS_ENV = {"TEST_DIR": "/tmp", "TEST_DEV": "/dev/null", "QA_CHECK_FS": "xfs"}
 
-LATIN1_FILE = os.fsdecode(b"caf\xe9.txt")
-LATIN1_DIR = os.fsdecode(b"dir\xff")
 #: Directory address space: data below 32 GiB, the leaf index at 32 GiB, free index at 64.
 LEAF_OFFSET = 32 << 30
 FREE_OFFSET = 64 << 30
@@ -81,7 +83,7 @@ def populate(root: Path, block_size: int) -> tuple[Path, dict[str, Bulk]]:
     rng = random.Random(block_size)
     bs = block_size
     files = {
-        "boot/grub/grub.cfg": b"set default=0\nmenuentry 'Linux' {\n linux /boot/vmlinuz-6.1\n}\n",
+        "boot/grub/grub.cfg": GRUB_CFG,
         KERNEL: rng.randbytes(1_200_000),
         "boot/initrd.img-6.1": rng.randbytes(300_000),
         "empty": b"",
@@ -104,13 +106,7 @@ def populate(root: Path, block_size: int) -> tuple[Path, dict[str, Bulk]]:
         files[f"blockdir/entry-{index:03d}"] = b"%d\n" % index
     for index in range(300):
         files[f"leafdir/a-rather-long-entry-name-{index:04d}"] = b"%d\n" % index
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "emptydir").mkdir()
-    for rel, target in SYMLINKS.items():
-        os.symlink(target, root / rel)
+    write_tree(root, files, SYMLINKS)
     bulk = {
         "nodedir": Bulk([f"entry-with-a-longish-name-{i:05d}" for i in range(3000)], b""),
     }

@@ -43,7 +43,7 @@ def loaded() -> ModuleType:
 
     if _pending is not None:
         config, _pending = _pending, None
-        logging.basicConfig(**config)  # type: ignore[arg-type]
+        logging.basicConfig(**config)  # type: ignore[call-overload]
     return logging
 
 

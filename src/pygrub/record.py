@@ -73,7 +73,7 @@ def field(
 
 def fields(obj: object) -> tuple[Field, ...]:
     """The fields of a record class or instance, in order."""
-    return obj.__record_fields__  # type: ignore[attr-defined,no-any-return]
+    return obj.__record_fields__  # type: ignore[attr-defined]
 
 
 def replace(obj: T, **changes: Any) -> T:
@@ -211,9 +211,9 @@ def _build(cls: type, frozen: bool, eq: bool, slots: bool) -> type:
     cls.__init__ = _first_init(cls, all_fields, frozen)  # type: ignore[misc]
     cls.__record_fields__ = tuple(all_fields)  # type: ignore[attr-defined]
     cls.__record_compared__ = tuple(f.name for f in all_fields if f.compare)  # type: ignore[attr-defined]
-    cls.__match_args__ = tuple(f.name for f in all_fields if f.init)  # type: ignore[attr-defined]
+    cls.__match_args__ = tuple(f.name for f in all_fields if f.init)  # type: ignore[attr-defined,misc]
     if "__repr__" not in cls.__dict__:
-        cls.__repr__ = _repr  # type: ignore[method-assign]
+        cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
     if eq and "__eq__" not in cls.__dict__:
         cls.__eq__ = _eq  # type: ignore[method-assign,assignment]
         cls.__hash__ = _hash if frozen else None  # type: ignore[assignment,method-assign]
@@ -230,6 +230,6 @@ def record(
     """``@record``, ``@record(frozen=True)``, ...: the class with its methods, as @dataclass."""
 
     def wrap(c: type[T]) -> type[T]:
-        return _build(c, frozen, eq, slots)  # type: ignore[return-value]
+        return _build(c, frozen, eq, slots)
 
     return wrap if cls is None else wrap(cls)

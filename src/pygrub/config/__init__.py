@@ -41,9 +41,11 @@ class ConfigFormat:
     #: Absolute paths inside a filesystem, in the order they are tried; one ending in
     #: "/" is a directory that marks the format (its loader gets no text).
     paths: tuple[str, ...]
+    #: The module's function that reads the format into a menu.
+    loader: str = "load"
 
     def load(self, ctx: LoadContext) -> BootMenu:
-        return importlib.import_module(self.module).load(ctx)
+        return getattr(importlib.import_module(self.module), self.loader)(ctx)
 
 
 @record
@@ -123,7 +125,7 @@ FORMATS: list[ConfigFormat] = [
     ConfigFormat("lilo", "pygrub.config.lilo", ("/etc/lilo.conf",)),
     # An ESP holding only unified kernel images: the firmware's boot entries that name
     # them are in its NVRAM, not on the disk.
-    ConfigFormat("uki", "pygrub.config.uki", ("/EFI/Linux/",)),
+    ConfigFormat("uki", "pygrub.config.systemd_boot", ("/EFI/Linux/",), "load_ukis"),
 ]
 
 

@@ -120,7 +120,7 @@ class Lexer:
         start_line = self.line
         text = self.text
         self.pos += 1
-        out = []
+        out: list[str] = []
         while self.pos < len(text):
             char = text[self.pos]
             self.pos += 1

@@ -403,6 +403,18 @@ class Loader:
         return menu
 
 
+def load_ukis(ctx: LoadContext) -> BootMenu:
+    """The menu of the unified kernel images in ``ctx.path`` (an ESP's /EFI/Linux/ with
+    no loader): systemd-boot's type #2 entries alone."""
+    loader = Loader(ctx)
+    records = loader.type2_entries()
+    if not records:
+        ctx.notes.append(f"no unified kernel image in {ctx.path}")
+    menu = loader.menu(records, "uki")
+    menu.default_reason = "no loader on the ESP: the newest image, as systemd-boot orders them"
+    return menu
+
+
 def uki_entry(name: str, path: str, image: object) -> Entry:
     """A type #2 entry: title, version and sort key from the image's .osrel; the kernel
     and initrds are byte ranges (sections) of the image file."""

@@ -27,8 +27,6 @@ from ..record import field, record
 if TYPE_CHECKING:
     from typing import Any
 
-    from . import LoadContext
-    from .model import BootMenu
 
 # IMAGE_DOS_HEADER: e_magic "MZ", ..., e_lfanew (file offset of the PE signature) at 0x3c.
 DOS_HEADER = struct.Struct("<2s58xI")
@@ -76,19 +74,6 @@ class UnifiedKernelImage:
         """(offset, length) of each initrd section present and not empty, in load order."""
         found = (self.sections.get(name) for name in INITRD_SECTIONS)
         return [(s.offset, s.size) for s in found if s is not None and s.size]
-
-
-def load(ctx: LoadContext) -> BootMenu:
-    """The menu of the unified kernel images in ``ctx.path`` (an ESP's /EFI/Linux/)."""
-    from .systemd_boot import Loader
-
-    loader = Loader(ctx)
-    records = loader.type2_entries()
-    if not records:
-        ctx.notes.append(f"no unified kernel image in {ctx.path}")
-    menu = loader.menu(records, "uki")
-    menu.default_reason = "no loader on the ESP: the newest image, as systemd-boot orders them"
-    return menu
 
 
 def read_uki(fs: Filesystem, path: str) -> UnifiedKernelImage | None:

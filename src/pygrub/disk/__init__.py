@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from .source import ByteSource, FileSource, MemorySource, SliceSource, open_image
+from .base import ByteSource, FileSource, MemorySource, SliceSource
+from .source import open_image
 
 __all__ = ["ByteSource", "FileSource", "MemorySource", "SliceSource", "open_image"]

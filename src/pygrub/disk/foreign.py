@@ -10,7 +10,7 @@ a footer) boots as the raw disk it is.
 from __future__ import annotations
 
 from ..record import record
-from .source import ByteSource
+from .base import ByteSource
 
 SECTOR = 512
 

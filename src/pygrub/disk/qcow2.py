@@ -19,7 +19,7 @@ from .._typing import TYPE_CHECKING
 from ..compress import Decoder, inflate, zstd_decoder
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..log import get_logger
-from .source import QCOW2_MAGIC, ByteSource, FileSource, backing_refusal, check_request
+from .base import QCOW2_MAGIC, ByteSource, FileSource, backing_refusal, check_request
 
 if TYPE_CHECKING:
     from typing import Any

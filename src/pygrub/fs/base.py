@@ -10,18 +10,65 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError
 from ..limits import MAX_DIR_ENTRIES, MAX_PATH_COMPONENTS, MAX_READ, MAX_SYMLINK_HOPS
 from ..record import record
+from .directory import ListingCache, find_entry, name_bytes
 
 N = TypeVar("N")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 #: The longest symlink target we follow (Linux's PATH_MAX).
 MAX_SYMLINK_TARGET = 4096
+
+
+#: Parsed nodes (inodes, NAT blocks, tree nodes...) a driver keeps after a read: a path
+#: walk touches only a few, and meets the same ones again.
+CACHE_ENTRIES = 1024
+
+
+class NodeCache(dict[K, V]):
+    """Parsed on-disk nodes (or decoded blocks) by their address, at most ``limit`` of
+    them: the oldest goes when a new one comes, so memory stays bounded whatever a hostile
+    image makes a walk visit (a walk needs few nodes at once; a dropped one only costs
+    reading it again). Look up with ``get``, remember with ``keep``."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = CACHE_ENTRIES) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, key: K, value: V) -> V:
+        """Remember ``value`` under ``key`` and answer it."""
+        if len(self) >= self.limit:
+            del self[next(iter(self))]
+        self[key] = value
+        return value
+
+
+@record
+class BlockWalk:
+    """One walk over an inode's block map: whose, where its file ends in blocks, how far
+    the map has got, and the block reads it may yet make. A real map reads no more blocks
+    than the filesystem has; a looping one would, so ``spend`` stops it."""
+
+    inode: int
+    end_block: int
+    reads_left: int
+    #: The LimitError's message when the reads run out (each format words it its way).
+    overrun: str
+    next_block: int = 0
+
+    def spend(self, count: int = 1) -> None:
+        if self.reads_left < count:
+            raise LimitError(self.overrun)
+        self.reads_left -= count
 
 
 class NodeType(enum.Enum):
@@ -218,7 +265,7 @@ class Filesystem(ABC, Generic[N]):
         node = self.resolve(path)
         if self.node_stat(node).type is not NodeType.DIR:
             raise NotFoundError(f"{self.kind}: {path} is not a directory")
-        names = []
+        names: list[str] = []
         for name, _child in self.dir_entries(node):
             if len(names) >= MAX_DIR_ENTRIES:
                 raise LimitError(f"{self.kind}: {path} has over {MAX_DIR_ENTRIES} entries")
@@ -257,6 +304,62 @@ class Filesystem(ABC, Generic[N]):
             else:
                 span = self.source.host_span(ext.offset, ext.length)
                 yield ext.file_offset, ext.length, span if span is not None else "encoded"
+
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    #: A raw directory entry: (on-disk name, child, anything more ``entry_child`` needs).
+    RawEntry = tuple[Any, ...]
+
+
+class ByteNameFilesystem(Filesystem[N]):
+    """A filesystem whose directory entries carry byte names, as every POSIX one does.
+
+    The driver supplies ``raw_entries``; decoding names, the entry bound, lookups and the
+    listing cache that makes a directory read once are here.
+    """
+
+    def __init__(self, source: ByteSource) -> None:
+        super().__init__(source)
+        self._listings: ListingCache[Hashable, RawEntry] = ListingCache()
+
+    @abstractmethod
+    def raw_entries(self, node: N) -> Iterator[RawEntry]:
+        """``(name, child, ...)`` of every entry but ``.`` and ``..``, in on-disk order;
+        a directory's entries, or none when ``node`` is no directory."""
+
+    def entry_child(self, node: N, entry: RawEntry) -> N:
+        """The node a raw entry of directory ``node`` names (XFS checks the number here,
+        when the entry is used)."""
+        return entry[1]
+
+    def directory_name(self, node: N) -> str:
+        """Directory ``node`` as messages name it."""
+        return f"{self.kind}: directory inode {node}"
+
+    def name_matcher(self, node: N, name: str, want: bytes) -> Callable[[bytes], bool] | None:
+        """How an on-disk name is compared with ``name`` (``want`` in bytes) in directory
+        ``node``: None for byte equality, looked up through the listing cache; casefolded
+        directories answer their own comparison, which scans."""
+        return None
+
+    def dir_entries(self, node: N) -> Iterator[tuple[str, N]]:
+        for entry in self.raw_entries(node):
+            yield entry[0].decode("utf-8", "surrogateescape"), self.entry_child(node, entry)
+
+    def lookup(self, node: N, name: str) -> N | None:
+        want = name_bytes(name)
+        if want is None:
+            return None
+        directory = self.directory_name(node)
+        matches = self.name_matcher(node, name, want)
+        if matches is None:
+            found = self._listings.find_raw(node, want, lambda: self.raw_entries(node), directory)
+        else:
+            named = ((entry[0], entry) for entry in self.raw_entries(node))
+            found = find_entry(named, matches, directory)
+        return None if found is None else self.entry_child(node, found)
 
 
 def checked_extents(fs: Filesystem[N], node: N, size: int) -> Iterator[Extent]:

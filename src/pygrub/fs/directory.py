@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator
 
-from .._typing import Generic, TypeVar
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import LimitError
 from ..limits import MAX_DIR_ENTRIES
+
+if TYPE_CHECKING:
+    from typing import Any
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -58,6 +61,11 @@ def find_entry(
 
 def entry_name(entry: tuple[K, object]) -> tuple[K]:
     """The name a ``(name, ...)`` entry is found by: ``names`` for ListingCache.find."""
+    return (entry[0],)
+
+
+def _first_name(entry: Any) -> tuple[Hashable]:
+    """``entry_name`` of an entry whose type only the driver knows (a raw entry)."""
     return (entry[0],)
 
 
@@ -145,7 +153,7 @@ class ListingCache(Generic[K, T]):
     ) -> T | None:
         """The first ``(name, ...)`` entry of directory ``key`` whose on-disk name is
         ``want``; ``entries`` reads the directory, ``directory`` names it past the bound."""
-        return self.find(key, lambda: bounded(entries(), directory), want, entry_name)
+        return self.find(key, lambda: bounded(entries(), directory), want, _first_name)
 
     def _keep(self, key: K, items: list[T]) -> None:
         while self._kept and self._size + len(items) > self.budget:

@@ -34,16 +34,16 @@ from ..errors import CorruptError, LimitError, UnsupportedError
 from ..record import record, replace
 from .base import (
     MAX_SYMLINK_TARGET,
+    ByteNameFilesystem,
     Extent,
     ExtentKind,
     FileReader,
-    Filesystem,
+    NodeCache,
     NodeType,
     Stat,
     mode_type,
 )
 from .blockmap import joined_extents, merged_extents
-from .directory import ListingCache, name_bytes
 from .layout import Layout, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -128,8 +128,11 @@ CHUNK_FORMAT_48BIT = 0x40
 #: Chunk table entries read at once.
 CHUNK_BATCH = 1024
 
-# struct erofs_dirent: nid, nameoff, file_type, reserved
-_DIRENT = struct.Struct("<QHBB")
+_DIRENT = Layout(
+    "Dirent",
+    "<",
+    (("nid", 0, "Q"), ("nameoff", 8, "H"), ("file_type", 10, "B"), ("reserved", 11, "B")),
+)
 NAME_LEN = 255
 
 # struct z_erofs_map_header: h_fragmentoff (or h_reserved1, h_idata_size), h_advise,
@@ -157,8 +160,10 @@ ADVISE_FRAGMENT_PCLUSTER = 0x20
 #: h_clusterbits bit 7: the whole file is in the packed inode, at the other 63 bits.
 FRAGMENT_INODE = 0x80
 
-# struct z_erofs_lcluster_index: di_advise, di_clusterofs, di_u (blkaddr or delta[2])
-_LCLUSTER_INDEX = struct.Struct("<HHI")
+# struct z_erofs_lcluster_index: di_u is a blkaddr or delta[2]
+_LCLUSTER_INDEX = Layout(
+    "LclusterIndex", "<", (("di_advise", 0, "H"), ("di_clusterofs", 2, "H"), ("di_u", 4, "I"))
+)
 PLAIN, HEAD1, NONHEAD, HEAD2 = range(4)
 LI_PARTIAL_REF = 0x8000
 #: On the first NONHEAD lcluster of a big pcluster: its size in blocks follows.
@@ -240,7 +245,7 @@ def grub_guid(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-class ErofsFilesystem(Filesystem[int]):
+class ErofsFilesystem(ByteNameFilesystem[int]):
     kind = "erofs"
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
@@ -266,8 +271,7 @@ class ErofsFilesystem(Filesystem[int]):
         label = sb.volume_name.split(b"\0", 1)[0]
         self.label = label.decode("utf-8", "surrogateescape") or None
         self._decoders: dict[int, Decoder] = {}
-        self._inodes: dict[int, Inode] = {}
-        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
+        self._inodes: NodeCache[int, Inode] = NodeCache(INODE_CACHE)
         if self.algorithms & 1 and sb.feature_incompat & INCOMPAT_LZ4_0PADDING:
             self._decoders[0] = lz4_decoder("erofs")
         root = self.inode(self.root_nid)
@@ -290,10 +294,7 @@ class ErofsFilesystem(Filesystem[int]):
     def inode(self, nid: int) -> Inode:
         inode = self._inodes.get(nid)
         if inode is None:
-            inode = self._read_inode(nid)
-            if len(self._inodes) >= INODE_CACHE:
-                del self._inodes[next(iter(self._inodes))]
-            self._inodes[nid] = inode
+            inode = self._inodes.keep(nid, self._read_inode(nid))
         return inode
 
     def _read_inode(self, nid: int) -> Inode:
@@ -650,21 +651,13 @@ class ErofsFilesystem(Filesystem[int]):
         inode = self.inode(node)
         return Stat(inode.type, inode.size, inode.mode)
 
-    def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
+    def raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         inode = self.inode(node)
-        if inode.type is not NodeType.DIR:
-            return
-        for name, nid in self._entries(inode):
-            yield name.decode("utf-8", "surrogateescape"), nid
+        if inode.type is NodeType.DIR:
+            yield from self._entries(inode)
 
-    def lookup(self, node: int, name: str) -> int | None:
-        inode = self.inode(node)
-        want = name_bytes(name)
-        if inode.type is not NodeType.DIR or want is None:
-            return None
-        where = f"erofs: directory {node}"
-        found = self._listings.find_raw(node, want, lambda: self._entries(inode), where)
-        return None if found is None else found[1]
+    def directory_name(self, node: int) -> str:
+        return f"erofs: directory {node}"
 
     def readlink(self, node: int) -> bytes:
         inode = self.inode(node)

@@ -9,7 +9,7 @@ filesystem's own block count, so a hostile image costs at most a read of the ima
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import compress
 
 from .._typing import TYPE_CHECKING
@@ -19,17 +19,19 @@ from ..limits import MAX_TREE_DEPTH
 from ..record import record
 from .base import (
     MAX_SYMLINK_TARGET,
+    BlockWalk,
+    ByteNameFilesystem,
     Extent,
     ExtentKind,
     FileReader,
-    Filesystem,
+    NodeCache,
     NodeType,
     Stat,
     checked_extents,
     mode_type,
 )
 from .blockmap import Run, merged_extents, pointer_runs
-from .directory import ListingCache, casefold_matcher, find_entry, name_bytes
+from .directory import casefold_matcher
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -134,7 +136,8 @@ _INODE = Layout(
 )
 I_BLOCK_OFFSET = 0x28
 I_BLOCK_SIZE = 60
-_I_EXTRA_ISIZE = struct.Struct("<H")  # at 0x80, in inodes larger than 128 bytes
+# at 0x80, in inodes larger than 128 bytes
+_I_EXTRA_ISIZE = Layout("InodeExtra", "<", (("i_extra_isize", 0, "H"),))
 
 
 EXT4_ENCRYPT_FL = 0x800
@@ -143,12 +146,27 @@ EXT4_EXTENTS_FL = 0x80000
 EXT4_INLINE_DATA_FL = 0x10000000
 EXT4_CASEFOLD_FL = 0x40000000
 
-# struct ext4_extent_header: eh_magic, eh_entries, eh_max, eh_depth, eh_generation
-_EXTENT_HEADER = struct.Struct("<HHHHI")
-# struct ext4_extent_idx: ei_block, ei_leaf_lo, ei_leaf_hi, ei_unused
-_EXTENT_INDEX = struct.Struct("<IIHH")
-# struct ext4_extent: ee_block, ee_len, ee_start_hi, ee_start_lo
-_EXTENT_LEAF = struct.Struct("<IHHI")
+_EXTENT_HEADER = Layout(
+    "ExtentHeader",
+    "<",
+    (
+        ("eh_magic", 0, "H"),
+        ("eh_entries", 2, "H"),
+        ("eh_max", 4, "H"),
+        ("eh_depth", 6, "H"),
+        ("eh_generation", 8, "I"),
+    ),
+)
+_EXTENT_INDEX = Layout(
+    "ExtentIdx",
+    "<",
+    (("ei_block", 0, "I"), ("ei_leaf_lo", 4, "I"), ("ei_leaf_hi", 8, "H"), ("ei_unused", 10, "H")),
+)
+_EXTENT_LEAF = Layout(
+    "Extent",
+    "<",
+    (("ee_block", 0, "I"), ("ee_len", 4, "H"), ("ee_start_hi", 6, "H"), ("ee_start_lo", 8, "I")),
+)
 EXTENT_MAGIC = 0xF30A
 #: ee_len above this marks an uninitialized extent (it reads as zeros).
 EXT_INIT_MAX_LEN = 32768
@@ -156,21 +174,33 @@ EXT_INIT_MAX_LEN = 32768
 N_DIRECT = 12
 _BLOCK_POINTERS = struct.Struct(f"<{N_DIRECT + 3}I")  # i_block as direct, single, double, triple
 
-# struct ext4_dir_entry_2: inode, rec_len, name_len, file_type (without the filetype
-# feature, struct ext4_dir_entry has a 16-bit name_len in the same four bytes)
-_DIRENT = struct.Struct("<IHBB")
+# struct ext4_dir_entry_2 (without the filetype feature, struct ext4_dir_entry has a
+# 16-bit name_len in the last two bytes)
+_DIRENT = Layout(
+    "DirEntry2",
+    "<",
+    (("inode", 0, "I"), ("rec_len", 4, "H"), ("name_len", 6, "B"), ("file_type", 7, "B")),
+)
 MIN_REC_LEN = 12  # EXT4_DIR_REC_LEN(1)
 
-# The in-inode extended attributes: a u32 magic, then struct ext4_xattr_entry records:
-# e_name_len, e_name_index, e_value_offs, e_value_inum, e_value_size, e_hash, then the name
-_XATTR_MAGIC = struct.Struct("<I")
+# The in-inode extended attributes: struct ext4_xattr_ibody_header, then struct
+# ext4_xattr_entry records, each followed by its name
+_XATTR_MAGIC = Layout("XattrIbodyHeader", "<", (("h_magic", 0, "I"),))
 XATTR_MAGIC = 0xEA020000
-_XATTR_ENTRY = struct.Struct("<BBHIII")
+_XATTR_ENTRY = Layout(
+    "XattrEntry",
+    "<",
+    (
+        ("e_name_len", 0, "B"),
+        ("e_name_index", 1, "B"),
+        ("e_value_offs", 2, "H"),
+        ("e_value_inum", 4, "I"),
+        ("e_value_size", 8, "I"),
+        ("e_hash", 12, "I"),
+    ),
+)
 XATTR_INDEX_SYSTEM = 7
 INLINE_DATA_XATTR = b"data"  # system.data: the inline bytes past i_block
-
-#: Inodes and descriptor blocks kept after a read; a path walk touches only a few.
-CACHE_ENTRIES = 1024
 
 
 @record(frozen=True)
@@ -191,16 +221,6 @@ class Inode:
     @property
     def type(self) -> NodeType:
         return mode_type(self.mode)
-
-
-@record
-class _Walk:
-    """One walk over a block map: the inode, its block count, progress and reads left."""
-
-    inode: int
-    end_block: int
-    reads_left: int
-    next_block: int = 0
 
 
 def open_filesystem(source: ByteSource) -> Ext4Filesystem | None:
@@ -229,12 +249,11 @@ def is_power_of(n: int, base: int) -> bool:
     return n == 1
 
 
-class Ext4Filesystem(Filesystem[int]):
+class Ext4Filesystem(ByteNameFilesystem[int]):
     ROOT_INODE = 2
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
         super().__init__(source)
-        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
         self.compat = sb.s_feature_compat
         self.incompat = sb.s_feature_incompat
         self.ro_compat = sb.s_feature_ro_compat
@@ -266,8 +285,8 @@ class Ext4Filesystem(Filesystem[int]):
         self.uuid = format_uuid(sb.s_uuid)
         label = sb.s_volume_name.split(b"\0", 1)[0]
         self.label = label.decode("utf-8", "replace") if label else None
-        self._descriptor_blocks: dict[int, bytes] = {}
-        self._inodes: dict[int, Inode] = {}
+        self._descriptor_blocks: NodeCache[int, bytes] = NodeCache()
+        self._inodes: NodeCache[int, Inode] = NodeCache()
 
     # -- the superblock -----------------------------------------------------------------
 
@@ -360,10 +379,9 @@ class Ext4Filesystem(Filesystem[int]):
         index, slot = divmod(group, self.descs_per_block)
         buf = self._descriptor_blocks.get(index)
         if buf is None:
-            buf = self._block(self._descriptor_block_number(index), "group descriptor block")
-            if len(self._descriptor_blocks) >= CACHE_ENTRIES:
-                self._descriptor_blocks.clear()
-            self._descriptor_blocks[index] = buf
+            buf = self._descriptor_blocks.keep(
+                index, self._block(self._descriptor_block_number(index), "group descriptor block")
+            )
         offset = slot * self.desc_size
         if self.desc_size >= MIN_DESC_SIZE_64BIT:
             desc = _GROUP_DESC_64.read(buf, offset)
@@ -388,11 +406,7 @@ class Ext4Filesystem(Filesystem[int]):
                 f"{self.kind}: inode table of group {group} at block {table} is outside the filesystem"
             )
         raw = self._read(offset, self.inode_size, f"inode {number}")
-        inode = self._parse_inode(number, offset, raw)
-        if len(self._inodes) >= CACHE_ENTRIES:
-            self._inodes.clear()
-        self._inodes[number] = inode
-        return inode
+        return self._inodes.keep(number, self._parse_inode(number, offset, raw))
 
     def _parse_inode(self, number: int, offset: int, raw: bytes) -> Inode:
         r = _INODE.read(raw)
@@ -446,25 +460,20 @@ class Ext4Filesystem(Filesystem[int]):
 
     # -- block maps ---------------------------------------------------------------------
 
-    def _new_walk(self, inode: Inode) -> _Walk:
+    def _new_walk(self, inode: Inode) -> BlockWalk:
         end = -(-inode.size // self.block_size)
-        return _Walk(inode.number, end, reads_left=self.blocks_count)
-
-    def _spend_read(self, walk: _Walk) -> None:
-        # A real map has no more nodes than the filesystem has blocks; a looping one does.
-        if walk.reads_left <= 0:
-            raise LimitError(
-                f"{self.kind}: block map of inode {walk.inode} has more nodes "
-                "than the filesystem has blocks"
-            )
-        walk.reads_left -= 1
+        overrun = (
+            f"{self.kind}: block map of inode {inode.number} has more nodes "
+            "than the filesystem has blocks"
+        )
+        return BlockWalk(inode.number, end, self.blocks_count, overrun)
 
     def _extent_runs(self, inode: Inode) -> Iterator[Run]:
         walk = self._new_walk(inode)
         yield from self._extent_node(inode.i_block, inode.offset + I_BLOCK_OFFSET, None, walk)
 
     def _extent_node(
-        self, buf: bytes, where: int, want_depth: int | None, walk: _Walk
+        self, buf: bytes, where: int, want_depth: int | None, walk: BlockWalk
     ) -> Iterator[Run]:
         what = f"{self.kind}: extent node of inode {walk.inode} at byte {where}"
         magic, entries, most, depth, _generation = _EXTENT_HEADER.unpack_from(buf)
@@ -489,11 +498,11 @@ class Ext4Filesystem(Filesystem[int]):
             if ei_block >= walk.end_block:
                 return
             child = leaf_lo | (leaf_hi << 32)
-            self._spend_read(walk)
+            walk.spend()
             node = self._block(child, f"extent node of inode {walk.inode}")
             yield from self._extent_node(node, child * self.block_size, depth - 1, walk)
 
-    def _extent_leaf(self, body: bytes, what: str, walk: _Walk) -> Iterator[Run]:
+    def _extent_leaf(self, body: bytes, what: str, walk: BlockWalk) -> Iterator[Run]:
         for ee_block, ee_len, start_hi, start_lo in _EXTENT_LEAF.iter_unpack(body):
             if ee_block >= walk.end_block:
                 return
@@ -526,7 +535,7 @@ class Ext4Filesystem(Filesystem[int]):
                 yield from self._indirect_block(pointers[N_DIRECT + level - 1], level, first, walk)
             first += per_block**level
 
-    def _data_run(self, logical: int, physical: int, walk: _Walk, count: int = 1) -> Run:
+    def _data_run(self, logical: int, physical: int, walk: BlockWalk, count: int = 1) -> Run:
         """``count`` blocks from ``logical``, stored one after the other from ``physical``."""
         if physical + count > self.blocks_count:
             past = max(physical, self.blocks_count)
@@ -536,9 +545,11 @@ class Ext4Filesystem(Filesystem[int]):
             )
         return logical, count, physical * self.block_size
 
-    def _indirect_block(self, number: int, level: int, first: int, walk: _Walk) -> Iterator[Run]:
+    def _indirect_block(
+        self, number: int, level: int, first: int, walk: BlockWalk
+    ) -> Iterator[Run]:
         """Runs under an indirect block of ``level`` (1 single, 2 double, 3 triple)."""
-        self._spend_read(walk)
+        walk.spend()
         buf = self._block(number, f"indirect block of inode {walk.inode}")
         pointers = struct.unpack(f"<{self.block_size // 4}I", buf)
         if level == 1:
@@ -645,21 +656,12 @@ class Ext4Filesystem(Filesystem[int]):
 
     # -- directories --------------------------------------------------------------------
 
-    def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
-        for name, child in self._raw_entries(node):
-            yield name.decode("utf-8", "surrogateescape"), child
-
-    def lookup(self, node: int, name: str) -> int | None:
-        want = name_bytes(name)
-        if want is None:
-            return None
-        where = f"{self.kind}: directory inode {node}"
+    def name_matcher(self, node: int, name: str, want: bytes) -> Callable[[bytes], bool] | None:
         if self.inode(node).flags & EXT4_CASEFOLD_FL:
-            return find_entry(self._raw_entries(node), casefold_matcher(name, want), where)
-        found = self._listings.find_raw(node, want, lambda: self._raw_entries(node), where)
-        return None if found is None else found[1]
+            return casefold_matcher(name, want)
+        return None
 
-    def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
+    def raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         """(name, inode) of every live entry but . and .., in on-disk order.
 
         htree directories need no special case: the dx_root hides inside the rec_len of
@@ -686,7 +688,7 @@ class Ext4Filesystem(Filesystem[int]):
             if ext.kind is not ExtentKind.DATA:
                 continue  # a hole in a directory holds no entries
             for skip in range(0, ext.length, self.block_size):
-                self._spend_read(walk)
+                walk.spend()
                 length = min(self.block_size, ext.length - skip)
                 offset = ext.offset + skip
                 yield offset, self._read(offset, length, f"directory block of inode {inode.number}")

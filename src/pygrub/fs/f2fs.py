@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
@@ -26,17 +26,18 @@ from ..errors import CorruptError, UnsupportedError
 from ..record import record
 from .base import (
     MAX_SYMLINK_TARGET,
+    ByteNameFilesystem,
     Extent,
     ExtentKind,
     FileReader,
-    Filesystem,
+    NodeCache,
     NodeType,
     Stat,
     checked_extents,
     mode_type,
 )
 from .blockmap import Run, merged_extents, pointer_runs
-from .directory import ListingCache, casefold_matcher, find_entry, name_bytes
+from .directory import casefold_matcher
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -138,12 +139,16 @@ DATA_SUMMARIES, PERSISTENT_SUMMARIES = 3, 6
 # and nat_journal_entry {nid, f2fs_nat_entry} records), then the footer
 SUM_ENTRIES_SIZE = 7 * (BLOCK_SIZE // 8)
 SUM_JOURNAL_SIZE = BLOCK_SIZE - 5 - SUM_ENTRIES_SIZE
-_N_NATS = struct.Struct("<H")
-_NAT_JOURNAL_ENTRY = struct.Struct("<IBII")  # nid, version, ino, block_addr
+_N_NATS = Layout("JournalHead", "<", (("n_nats", 0, "H"),))
+# struct nat_journal_entry: nid, then a struct f2fs_nat_entry
+_NAT_JOURNAL_ENTRY = Layout(
+    "NatJournalEntry",
+    "<",
+    (("nid", 0, "I"), ("version", 4, "B"), ("ino", 5, "I"), ("block_addr", 9, "I")),
+)
 NAT_JOURNAL_ENTRIES = (SUM_JOURNAL_SIZE - _N_NATS.size) // _NAT_JOURNAL_ENTRY.size
 
-# struct f2fs_nat_entry: version, ino, block_addr
-_NAT_ENTRY = struct.Struct("<BII")
+_NAT_ENTRY = Layout("NatEntry", "<", (("version", 0, "B"), ("ino", 1, "I"), ("block_addr", 5, "I")))
 NAT_ENTRY_PER_BLOCK = BLOCK_SIZE // _NAT_ENTRY.size
 
 NULL_ADDR = 0
@@ -192,7 +197,7 @@ F2FS_CASEFOLD_FL = 0x40000000
 
 # struct node_footer at the end of every node block: nid, ino, flag (offset << 3 |
 # cold, fsync and dentry marks), cp_ver, next_blkaddr
-_FOOTER = struct.Struct("<III")
+_FOOTER = Layout("NodeFooter", "<", (("nid", 0, "I"), ("ino", 4, "I"), ("flag", 8, "I")))
 FOOTER_OFFSET = BLOCK_SIZE - 24
 OFFSET_BIT_SHIFT = 3
 ADDRS_PER_BLOCK = NIDS_PER_BLOCK = (BLOCK_SIZE - 24) // 4
@@ -212,13 +217,14 @@ NODE_TREE_BLOCKS = sum(ADDRS_PER_BLOCK * NIDS_PER_BLOCK ** (levels - 1) for leve
 
 # struct f2fs_dentry_block: bitmap, reserved, f2fs_dir_entry[214] (hash_code, ino,
 # name_len, file_type), then the names in 8-byte slots
-_DIR_ENTRY = struct.Struct("<IIHB")
+_DIR_ENTRY = Layout(
+    "DirEntry",
+    "<",
+    (("hash_code", 0, "I"), ("ino", 4, "I"), ("name_len", 8, "H"), ("file_type", 10, "B")),
+)
 SLOT_LEN = 8
 NAME_LEN = 255
 NR_DENTRY_IN_BLOCK = BLOCK_SIZE * 8 // ((_DIR_ENTRY.size + SLOT_LEN) * 8 + 1)
-
-#: Inodes and NAT blocks kept after a read; a path walk touches only a few.
-CACHE_ENTRIES = 1024
 
 
 @record(frozen=True)
@@ -340,7 +346,7 @@ def check_areas(sb: Any, where: str) -> None:
         raise CorruptError(f"{where}: the main area ends at block {expected}, past block_count")
 
 
-class F2fsFilesystem(Filesystem[int]):
+class F2fsFilesystem(ByteNameFilesystem[int]):
     kind = "f2fs"
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
@@ -359,9 +365,8 @@ class F2fsFilesystem(Filesystem[int]):
         self.root_ino = sb.root_ino
         self.uuid = format_uuid(sb.uuid)
         self.label = volume_name(sb.volume_name)
-        self._listings: ListingCache[int, tuple[bytes, int, int]] = ListingCache()
-        self._inodes: dict[int, Inode] = {}
-        self._nat_cache: dict[int, bytes] = {}
+        self._inodes: NodeCache[int, Inode] = NodeCache()
+        self._nat_cache: NodeCache[int, bytes] = NodeCache()
         pack, cp, start = self._valid_checkpoint(sb)
         self.nat_bitmap = self._nat_bitmap(pack, cp, start)
         self.nat_journal = self._nat_journal(cp, start)
@@ -457,7 +462,7 @@ class F2fsFilesystem(Filesystem[int]):
                 f"{self.kind}: NAT journal at block {number}: {count} entries, "
                 f"room for {NAT_JOURNAL_ENTRIES}"
             )
-        entries = {}
+        entries: dict[int, tuple[int, int]] = {}
         for index in range(count):
             nid, _version, ino, addr = _NAT_JOURNAL_ENTRY.unpack_from(
                 journal, _N_NATS.size + index * _NAT_JOURNAL_ENTRY.size
@@ -496,11 +501,7 @@ class F2fsFilesystem(Filesystem[int]):
         cached = self._nat_cache.get(index)
         if cached is not None:
             return cached
-        block = self._block(self.nat_block_number(index), "NAT block")
-        if len(self._nat_cache) >= CACHE_ENTRIES:
-            self._nat_cache.clear()
-        self._nat_cache[index] = block
-        return block
+        return self._nat_cache.keep(index, self._block(self.nat_block_number(index), "NAT block"))
 
     def nat_block_number(self, index: int) -> int:
         """Where the current copy of NAT block ``index`` is: NAT segments come in pairs,
@@ -532,11 +533,7 @@ class F2fsFilesystem(Filesystem[int]):
         if cached is not None:
             return cached
         block, offset = self._node(nid, nid, 0, f"inode {nid}")
-        inode = self._parse_inode(nid, offset, block)
-        if len(self._inodes) >= CACHE_ENTRIES:
-            self._inodes.clear()
-        self._inodes[nid] = inode
-        return inode
+        return self._inodes.keep(nid, self._parse_inode(nid, offset, block))
 
     def _parse_inode(self, nid: int, offset: int, block: bytes) -> Inode:
         r = _INODE.read(block)
@@ -681,22 +678,12 @@ class F2fsFilesystem(Filesystem[int]):
 
     # -- directories ----------------------------------------------------------------------
 
-    def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
-        for name, child, _where in self._raw_entries(node):
-            yield name.decode("utf-8", "surrogateescape"), child
-
-    def lookup(self, node: int, name: str) -> int | None:
-        want = name_bytes(name)
-        if want is None:
-            return None
-        directory = f"{self.kind}: directory inode {node}"
+    def name_matcher(self, node: int, name: str, want: bytes) -> Callable[[bytes], bool] | None:
         if self.inode(node).flags & F2FS_CASEFOLD_FL:
-            entries = ((entry, child) for entry, child, _where in self._raw_entries(node))
-            return find_entry(entries, casefold_matcher(name, want), directory)
-        raw = self._listings.find_raw(node, want, lambda: self._raw_entries(node), directory)
-        return None if raw is None else raw[1]
+            return casefold_matcher(name, want)
+        return None
 
-    def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
+    def raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
         """(name, nid, byte offset of the entry) of every entry but . and .., in on-disk
         order: the inline dentries, or those of each dentry block of every hash level."""
         inode = self.inode(node)

@@ -42,7 +42,7 @@ class HostDirFilesystem(Filesystem[str]):
         return Stat(mode_type(st.st_mode), st.st_size, stat.S_IMODE(st.st_mode))
 
     def dir_entries(self, node: str) -> Iterator[tuple[str, str]]:
-        names = []
+        names: list[str] = []
         try:
             with os.scandir(node) as entries:
                 for entry in entries:

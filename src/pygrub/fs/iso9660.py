@@ -621,7 +621,8 @@ class IsoFilesystem(Filesystem[IsoNode]):
 
 def find_descriptors(source: ByteSource) -> tuple[Descriptor, Descriptor | None] | None:
     """The primary and the first Joliet descriptor; None when sector 16 is not ISO 9660."""
-    primary = joliet = None
+    primary: Descriptor | None = None
+    joliet: Descriptor | None = None
     for index in range(MAX_DESCRIPTORS):
         offset = (FIRST_DESCRIPTOR + index) * SECTOR
         sector = source.pread(offset, SECTOR) if offset + SECTOR <= source.size else b""
@@ -647,11 +648,11 @@ def find_descriptors(source: ByteSource) -> tuple[Descriptor, Descriptor | None]
         raise LimitError(f"iso9660: no descriptor set terminator in {MAX_DESCRIPTORS} descriptors")
     if primary is None:
         raise CorruptError("iso9660: no primary volume descriptor")
-    for desc in (primary, joliet):
-        if desc is not None and desc.fields.block_size != SECTOR:
+    for found in (primary, joliet):
+        if found is not None and found.fields.block_size != SECTOR:
             raise UnsupportedError(
-                f"iso9660: logical block size {desc.fields.block_size} in the descriptor at "
-                f"{desc.offset} (only {SECTOR} is read)"
+                f"iso9660: logical block size {found.fields.block_size} in the descriptor at "
+                f"{found.offset} (only {SECTOR} is read)"
             )
     return primary, joliet
 

@@ -19,20 +19,36 @@ class Layout:
     """A C struct in one byte order ("<" or ">"), read by its spec field names.
 
     ``rows`` are (field name, byte offset, struct code) in offset order; bytes between
-    fields are skipped, so a layout names only the fields a reader needs.
+    fields are skipped, so a layout names only the fields a reader needs. ``size`` is the
+    struct's whole size where records follow each other (default: the end of the last
+    named field).
+
+    ``read`` gives a record with the field names; ``unpack_from`` gives the same values as
+    a plain tuple in row order, for the hot loops that unpack many small records.
     """
 
-    def __init__(self, name: str, order: str, rows: tuple[tuple[str, int, str], ...]) -> None:
+    def __init__(
+        self, name: str, order: str, rows: tuple[tuple[str, int, str], ...], size: int = 0
+    ) -> None:
         fmt, pos = order, 0
         for field, offset, code in rows:
             if offset < pos:
                 raise ValueError(f"{name}.{field} overlaps the field before it")
             fmt += f"{offset - pos}x{code}"
             pos = offset + struct.calcsize(order + code)
+        if size:
+            if size < pos:
+                raise ValueError(f"{name}: size {size} ends inside its fields")
+            fmt += f"{size - pos}x"
         self.struct = struct.Struct(fmt)
-        #: Bytes from the start of the struct to the end of its last named field.
-        self.size = pos
-        self.record = namedtuple(name, [row[0] for row in rows])  # type: ignore[misc]
+        #: Bytes of one record (to the end of the last named field unless given).
+        self.size = self.struct.size
+        self.fields = tuple(row[0] for row in rows)
+        self.record: Any = namedtuple(name, self.fields)  # type: ignore[misc]
+        #: The fields at an offset of a buffer, as a tuple (struct.Struct.unpack_from).
+        self.unpack_from = self.struct.unpack_from
+        #: The fields of each record of a buffer of back-to-back records, as tuples.
+        self.iter_unpack = self.struct.iter_unpack
 
     def read(self, buf: bytes, offset: int = 0) -> Any:
         """The fields at ``offset`` in ``buf``, which the caller has checked holds ``size`` bytes."""

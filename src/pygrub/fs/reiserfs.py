@@ -25,16 +25,16 @@ from ..errors import CorruptError, LimitError
 from ..record import record
 from .base import (
     MAX_SYMLINK_TARGET,
+    ByteNameFilesystem,
     Extent,
     ExtentKind,
     FileReader,
-    Filesystem,
+    NodeCache,
     NodeType,
     Stat,
     mode_type,
 )
 from .blockmap import pointer_runs
-from .directory import ListingCache, name_bytes
 from .layout import format_uuid
 
 if TYPE_CHECKING:
@@ -99,8 +99,9 @@ _KEY_V2 = struct.Struct("<IIQ")  # k_dir_id, k_objectid, offset (60 bits) | type
 ROOT_OBJECT = (1, 2)  # REISERFS_ROOT_PARENT_OBJECTID, REISERFS_ROOT_OBJECTID
 
 
-#: Parsed tree nodes kept after a read: searches start at the root every time.
-CACHE_ENTRIES = 256
+#: Parsed tree nodes (and stat data) kept after a read: searches start at the root every
+#: time. A node is a whole block, so fewer than other formats' inodes.
+NODES_KEPT = 256
 
 #: (k_dir_id, k_objectid, offset, type): comparing these orders the tree.
 Key = tuple[int, int, int, int]
@@ -187,12 +188,11 @@ def open_filesystem(source: ByteSource) -> ReiserFilesystem | None:
     return None
 
 
-class ReiserFilesystem(Filesystem[Object]):
+class ReiserFilesystem(ByteNameFilesystem[Object]):
     kind = "reiserfs"
 
     def __init__(self, source: ByteSource, sb: Any, sb_offset: int) -> None:
         super().__init__(source)
-        self._listings: ListingCache[Object, tuple[bytes, Object]] = ListingCache()
         self.sb_offset = sb_offset
         self.format = self._format(sb)
         self.block_size = self._block_size(sb)
@@ -205,8 +205,8 @@ class ReiserFilesystem(Filesystem[Object]):
             self.uuid = format_uuid(sb.s_uuid)
         label = sb.s_label.split(b"\0", 1)[0] if sb_offset == REISERFS_DISK_OFFSET else b""
         self.label = label.decode("utf-8", "replace") if label else None
-        self._nodes: dict[int, Internal | Leaf] = {}
-        self._inodes: dict[Object, Inode] = {}
+        self._nodes: NodeCache[int, Internal | Leaf] = NodeCache(NODES_KEPT)
+        self._inodes: NodeCache[Object, Inode] = NodeCache(NODES_KEPT)
 
     # -- the superblock -----------------------------------------------------------------
 
@@ -257,10 +257,7 @@ class ReiserFilesystem(Filesystem[Object]):
         search.reads_left -= 1
         node = self._nodes.get(block)
         if node is None:
-            node = self._parse_node(block)
-            if len(self._nodes) >= CACHE_ENTRIES:
-                self._nodes.clear()
-            self._nodes[block] = node
+            node = self._nodes.keep(block, self._parse_node(block))
         found = node.level if isinstance(node, Internal) else DISK_LEAF_NODE_LEVEL
         if found != level:
             raise CorruptError(
@@ -307,7 +304,7 @@ class ReiserFilesystem(Filesystem[Object]):
         heads_end = _BLOCK_HEAD.size + nr_items * _ITEM_HEAD.size
         if heads_end > len(data):
             raise CorruptError(f"{at}: {nr_items} item heads do not fit the block")
-        items = []
+        items: list[Item] = []
         for index in range(nr_items):
             raw_key, count, length, location, version = _ITEM_HEAD.unpack_from(
                 data, _BLOCK_HEAD.size + index * _ITEM_HEAD.size
@@ -367,10 +364,7 @@ class ReiserFilesystem(Filesystem[Object]):
         """What the object's stat data says (cached: a walk meets the same ones again)."""
         cached = self._inodes.get(obj)
         if cached is None:
-            cached = self._read_stat_data(obj)
-            if len(self._inodes) >= CACHE_ENTRIES:
-                self._inodes.clear()
-            self._inodes[obj] = cached
+            cached = self._inodes.keep(obj, self._read_stat_data(obj))
         return cached
 
     def _read_stat_data(self, obj: Object) -> Inode:
@@ -461,19 +455,10 @@ class ReiserFilesystem(Filesystem[Object]):
 
     # -- directories --------------------------------------------------------------------
 
-    def dir_entries(self, node: Object) -> Iterator[tuple[str, Object]]:
-        for name, child in self._raw_entries(node):
-            yield name.decode("utf-8", "surrogateescape"), child
+    def directory_name(self, node: Object) -> str:
+        return f"{self.kind}: directory {list(node)}"
 
-    def lookup(self, node: Object, name: str) -> Object | None:
-        want = name_bytes(name)
-        if want is None:
-            return None
-        where = f"{self.kind}: directory {list(node)}"
-        found = self._listings.find_raw(node, want, lambda: self._raw_entries(node), where)
-        return None if found is None else found[1]
-
-    def _raw_entries(self, node: Object) -> Iterator[tuple[bytes, Object]]:
+    def raw_entries(self, node: Object) -> Iterator[tuple[bytes, Object]]:
         """(name, object) of every visible entry but . and .., in hash order."""
         for item, body in self._object_items(node, 1):
             if item.key[3] != TYPE_DIRENTRY:

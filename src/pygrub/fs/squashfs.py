@@ -29,9 +29,16 @@ from ..compress import (
 from ..disk import ByteSource
 from ..errors import CorruptError, UnsupportedError
 from ..record import record
-from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat
+from .base import (
+    MAX_SYMLINK_TARGET,
+    ByteNameFilesystem,
+    Extent,
+    ExtentKind,
+    NodeCache,
+    NodeType,
+    Stat,
+)
 from .blockmap import joined_extents
-from .directory import ListingCache, name_bytes
 from .layout import read_exact
 
 if TYPE_CHECKING:
@@ -205,12 +212,11 @@ class MetadataCursor:
         return layout.unpack(self.read(layout.size))
 
 
-class SquashFilesystem(Filesystem[int]):
+class SquashFilesystem(ByteNameFilesystem[int]):
     kind = "squashfs"
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
         super().__init__(source)
-        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
         where = "squashfs: superblock at byte 0"
         if sb.s_major != SUPPORTED_MAJOR or sb.s_minor > SUPPORTED_MINOR:
             raise UnsupportedError(
@@ -234,9 +240,9 @@ class SquashFilesystem(Filesystem[int]):
         self.fragment_count = sb.fragments
         self.fragment_table = sb.fragment_table_start
         self._check_fragment_table(where)
-        self._metadata: dict[int, tuple[bytes, int]] = {}
-        self._inodes: dict[int, Inode] = {}
-        self._data: dict[tuple[int, int], bytes] = {}
+        self._metadata: NodeCache[int, tuple[bytes, int]] = NodeCache(METADATA_CACHE)
+        self._inodes: NodeCache[int, Inode] = NodeCache(INODE_CACHE)
+        self._data: NodeCache[tuple[int, int], bytes] = NodeCache(DATA_CACHE)
         if sb.flags & FLAG_COMP_OPT:
             self._check_compressor_options()
         self.root_ref = sb.root_inode
@@ -316,10 +322,7 @@ class SquashFilesystem(Filesystem[int]):
             data = raw if header & METADATA_UNCOMPRESSED else self.decode(raw, METADATA_SIZE, what)
             if not data:
                 raise CorruptError(f"squashfs: {what} decodes to nothing")
-            cached = (data, position + 2 + size)
-            if len(self._metadata) >= METADATA_CACHE:
-                del self._metadata[next(iter(self._metadata))]
-            self._metadata[position] = cached
+            cached = self._metadata.keep(position, (data, position + 2 + size))
         if cached[1] > end:
             raise CorruptError(
                 f"squashfs: metadata block at byte {position} runs past the end of its table at {end}"
@@ -333,10 +336,7 @@ class SquashFilesystem(Filesystem[int]):
         if data is None:
             what = f"data block at byte {position}"
             raw = self._read(position, disk_size, "data block")
-            data = self.decode(raw, self.block_size, what)
-            if len(self._data) >= DATA_CACHE:
-                del self._data[next(iter(self._data))]
-            self._data[key] = data
+            data = self._data.keep(key, self.decode(raw, self.block_size, what))
         return data
 
     def _block_disk_size(self, word: int, what: str) -> int:
@@ -357,10 +357,7 @@ class SquashFilesystem(Filesystem[int]):
     def inode(self, ref: int) -> Inode:
         inode = self._inodes.get(ref)
         if inode is None:
-            inode = self._read_inode(ref)
-            if len(self._inodes) >= INODE_CACHE:
-                del self._inodes[next(iter(self._inodes))]
-            self._inodes[ref] = inode
+            inode = self._inodes.keep(ref, self._read_inode(ref))
         return inode
 
     def _read_inode(self, ref: int) -> Inode:
@@ -527,21 +524,13 @@ class SquashFilesystem(Filesystem[int]):
         inode = self.inode(node)
         return Stat(inode.type, inode.size, inode.mode)
 
-    def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
+    def raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         inode = self.inode(node)
-        if inode.type is not NodeType.DIR:
-            return
-        for name, ref in self._entries(inode):
-            yield name.decode("utf-8", "surrogateescape"), ref
+        if inode.type is NodeType.DIR:
+            yield from self._entries(inode)
 
-    def lookup(self, node: int, name: str) -> int | None:
-        inode = self.inode(node)
-        want = name_bytes(name)
-        if inode.type is not NodeType.DIR or want is None:
-            return None
-        where = f"squashfs: directory of inode 0x{inode.ref:x}"
-        found = self._listings.find_raw(node, want, lambda: self._entries(inode), where)
-        return None if found is None else found[1]
+    def directory_name(self, node: int) -> str:
+        return f"squashfs: directory of inode 0x{node:x}"
 
     def readlink(self, node: int) -> bytes:
         return self.inode(node).target

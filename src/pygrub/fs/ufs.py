@@ -33,21 +33,22 @@ from itertools import compress
 
 from .._typing import TYPE_CHECKING
 from ..disk import ByteSource
-from ..errors import CorruptError, LimitError
+from ..errors import CorruptError
 from ..record import record
 from .base import (
     MAX_SYMLINK_TARGET,
+    BlockWalk,
+    ByteNameFilesystem,
     Extent,
     ExtentKind,
     FileReader,
-    Filesystem,
+    NodeCache,
     NodeType,
     Stat,
     checked_extents,
     mode_type,
 )
 from .blockmap import Run, merged_extents, pointer_runs
-from .directory import ListingCache, name_bytes
 from .layout import Layout, read_exact
 
 if TYPE_CHECKING:
@@ -167,19 +168,6 @@ class Inode:
         return mode_type(self.mode)
 
 
-@record
-class _Walk:
-    """One walk over a block map: the inode, its block count, and blocks it may yet name."""
-
-    inode: int
-    end_block: int
-    blocks_left: int
-
-
-#: Inodes kept after a read; a path walk touches only a few.
-CACHE_ENTRIES = 1024
-
-
 def _magic_order(raw: bytes) -> tuple[int, str] | None:
     """(magic, struct byte order) when the superblock's fs_magic is UFS1's or UFS2's."""
     for order in ("<", ">"):
@@ -217,10 +205,9 @@ def _is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-class UfsFilesystem(Filesystem[int]):
+class UfsFilesystem(ByteNameFilesystem[int]):
     def __init__(self, source: ByteSource, sb: Any, flavour: _Flavour, sb_offset: int) -> None:
         super().__init__(source)
-        self._listings: ListingCache[int, tuple[bytes, int]] = ListingCache()
         self.flavour = flavour
         self.kind = flavour.kind
         self.sb_offset = sb_offset
@@ -237,7 +224,7 @@ class UfsFilesystem(Filesystem[int]):
         self.label = self._label(sb)
         if sb.fs_id_0 or sb.fs_id_1:  # GRUB's grub_ufs_uuid spelling
             self.uuid = f"{sb.fs_id_0:08x}{sb.fs_id_1:08x}"
-        self._inodes: dict[int, Inode] = {}
+        self._inodes: NodeCache[int, Inode] = NodeCache()
 
     # -- the superblock -----------------------------------------------------------------
 
@@ -335,10 +322,7 @@ class UfsFilesystem(Filesystem[int]):
         raw = self._read(offset, self.flavour.inode_size, f"inode {number}")
         r = self.flavour.inode.read(raw)
         inode = Inode(number, offset, r.di_mode, r.di_size, r.di_blocks, r.di_blocks_area)
-        if len(self._inodes) >= CACHE_ENTRIES:
-            self._inodes.clear()
-        self._inodes[number] = inode
-        return inode
+        return self._inodes.keep(number, inode)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -354,18 +338,12 @@ class UfsFilesystem(Filesystem[int]):
 
     # -- block maps ---------------------------------------------------------------------
 
-    def _new_walk(self, inode: Inode) -> _Walk:
+    def _new_walk(self, inode: Inode) -> BlockWalk:
         end = -(-inode.size // self.block_size)
         # A real file has no more data and map blocks than the filesystem has blocks; one
         # whose pointers loop back does. Zero pointers (holes) cost nothing.
-        return _Walk(inode.number, end, blocks_left=self.frag_count // self.frags_per_block + 1)
-
-    def _spend(self, walk: _Walk, blocks: int = 1) -> None:
-        if walk.blocks_left < blocks:
-            raise LimitError(
-                f"{self.kind}: inode {walk.inode} names more blocks than the filesystem has"
-            )
-        walk.blocks_left -= blocks
+        overrun = f"{self.kind}: inode {inode.number} names more blocks than the filesystem has"
+        return BlockWalk(inode.number, end, self.frag_count // self.frags_per_block + 1, overrun)
 
     def _pointers(self, buf: bytes) -> tuple[int, ...]:
         count = len(buf) // self.flavour.pointer_size
@@ -386,9 +364,11 @@ class UfsFilesystem(Filesystem[int]):
                 yield from self._indirect(inode, pointer, level, first, walk)
             first += self.pointers_per_block**level
 
-    def _data_run(self, inode: Inode, logical: int, frag: int, walk: _Walk, count: int = 1) -> Run:
+    def _data_run(
+        self, inode: Inode, logical: int, frag: int, walk: BlockWalk, count: int = 1
+    ) -> Run:
         """``count`` blocks from ``logical``, stored one after the other from ``frag``."""
-        self._spend(walk, count)
+        walk.spend(count)
         # The last block of a small file may be only the fragments its tail needs.
         length = min(count * self.block_size, inode.size - logical * self.block_size)
         self._check_frags(
@@ -397,12 +377,12 @@ class UfsFilesystem(Filesystem[int]):
         return logical, count, frag * self.frag_size
 
     def _indirect(
-        self, inode: Inode, frag: int, level: int, first: int, walk: _Walk
+        self, inode: Inode, frag: int, level: int, first: int, walk: BlockWalk
     ) -> Iterator[Run]:
         """Runs under an indirect block of ``level`` (1 single, 2 double, 3 triple)."""
         what = f"indirect block of inode {inode.number}"
         self._check_frags(frag, self.block_size, what)
-        self._spend(walk)
+        walk.spend()
         pointers = self._pointers(self._read(frag * self.frag_size, self.block_size, what))
         if level == 1:
             for index, count, start in pointer_runs(pointers, self.frags_per_block):
@@ -450,19 +430,7 @@ class UfsFilesystem(Filesystem[int]):
 
     # -- directories --------------------------------------------------------------------
 
-    def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
-        for name, child in self._raw_entries(node):
-            yield name.decode("utf-8", "surrogateescape"), child
-
-    def lookup(self, node: int, name: str) -> int | None:
-        want = name_bytes(name)
-        if want is None:
-            return None
-        where = f"{self.kind}: directory inode {node}"
-        found = self._listings.find_raw(node, want, lambda: self._raw_entries(node), where)
-        return None if found is None else found[1]
-
-    def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
+    def raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         """(name, inode) of every live entry but . and .., in on-disk order."""
         inode = self.inode(node)
         walk = self._new_walk(inode)
@@ -470,7 +438,7 @@ class UfsFilesystem(Filesystem[int]):
             if ext.kind is not ExtentKind.DATA:
                 continue  # a hole in a directory holds no entries
             for skip in range(0, ext.length, self.block_size):
-                self._spend(walk)
+                walk.spend()
                 length = min(self.block_size, ext.length - skip)
                 offset = ext.offset + skip
                 buf = self._read(offset, length, f"directory block of inode {node}")

@@ -19,9 +19,18 @@ from ..disk import ByteSource
 from ..errors import CorruptError, LimitError, UnsupportedError
 from ..limits import MAX_TREE_DEPTH
 from ..record import record
-from .base import MAX_SYMLINK_TARGET, Extent, ExtentKind, Filesystem, NodeType, Stat, mode_type
+from .base import (
+    MAX_SYMLINK_TARGET,
+    BlockWalk,
+    ByteNameFilesystem,
+    Extent,
+    ExtentKind,
+    NodeCache,
+    NodeType,
+    Stat,
+    mode_type,
+)
 from .blockmap import Run, merged_extents
-from .directory import ListingCache, find_entry, name_bytes
 from .layout import Layout, format_uuid, read_exact, unknown_features
 
 if TYPE_CHECKING:
@@ -127,13 +136,13 @@ DIFLAG2_NREXT64 = 0x10
 
 
 # struct xfs_bmbt_rec: 128 bits, l0:l1 = extentflag:1, startoff:54, startblock:52, blockcount:21
-_EXTENT = struct.Struct(">QQ")
+_EXTENT = Layout("BmbtRec", ">", (("l0", 0, "Q"), ("l1", 8, "Q")))
 STARTOFF_MASK = (1 << 54) - 1
 BLOCKCOUNT_MASK = (1 << 21) - 1
 
 # struct xfs_bmdr_block: the B-tree root in the inode, bb_level and bb_numrecs, then
 # keys and pointers, each array as long as the fork has room for
-_BMDR = struct.Struct(">HH")
+_BMDR = Layout("BmdrBlock", ">", (("bb_level", 0, "H"), ("bb_numrecs", 2, "H")))
 # struct xfs_btree_block, long form: bb_magic, bb_level, bb_numrecs, bb_leftsib,
 # bb_rightsib; v5 adds bb_blkno, bb_lsn, bb_uuid, bb_owner, bb_crc, bb_pad
 _BMBT = Layout(
@@ -155,13 +164,13 @@ DIR_HEADER_V4, DIR_HEADER_V5 = 16, 64
 _DIR3_BLK_HDR = Layout("Dir3BlkHdr", ">", (("uuid", 24, "16s"), ("owner", 40, "Q")))
 # xfs_dir2_block_tail at the end of a single-block directory: count, stale; the leaf
 # entries (hashval, address: 8 bytes each) come just before it
-_BLOCK_TAIL = struct.Struct(">II")
+_BLOCK_TAIL = Layout("Dir2BlockTail", ">", (("count", 0, "I"), ("stale", 4, "I")))
 LEAF_ENTRY_SIZE = 8
 # xfs_dir2_data_entry: inumber, namelen, name, [ftype], tag (padded to 8 bytes);
 # xfs_dir2_data_unused: freetag (0xffff), length, ..., tag
-_DATA_ENTRY = struct.Struct(">QB")
-_UNUSED = struct.Struct(">HH")
-_TAG = struct.Struct(">H")
+_DATA_ENTRY = Layout("Dir2DataEntry", ">", (("inumber", 0, "Q"), ("namelen", 8, "B")))
+_UNUSED = Layout("Dir2DataUnused", ">", (("freetag", 0, "H"), ("length", 2, "H")))
+_TAG = Layout("Dir2DataTag", ">", (("tag", 0, "H"),))
 FREETAG = 0xFFFF
 # xfs_dir2_sf_hdr: count, i8count, parent (4 or 8 bytes); xfs_dir2_sf_entry: namelen,
 # offset[2], name, [ftype], inumber (4 or 8 bytes)
@@ -176,9 +185,6 @@ _SYMLINK_HDR = Layout(
 )
 SYMLINK_HEADER_SIZE = 56
 SYMLINK_MAGIC = b"XSLM"
-
-#: Inodes kept after a read; a path walk touches only a few.
-CACHE_ENTRIES = 1024
 
 
 @record(frozen=True)
@@ -202,14 +208,10 @@ class Inode:
 
 
 @record
-class _Walk:
-    """One walk over a block map: whose, where to stop, and the reads and records left."""
+class _Walk(BlockWalk):
+    """A walk over a block map that also counts the extent records it may yet meet."""
 
-    inode: int
-    end_block: int
-    reads_left: int
-    records_left: int
-    next_block: int = 0
+    records_left: int = 0
     #: Set when a record reached end_block: nothing further in the map is wanted.
     finished: bool = False
 
@@ -243,12 +245,11 @@ def dir_entry_size(namelen: int, ftype_len: int) -> int:
     return (_DATA_ENTRY.size + namelen + ftype_len + _TAG.size + 7) & ~7
 
 
-class XfsFilesystem(Filesystem[int]):
+class XfsFilesystem(ByteNameFilesystem[int]):
     kind = "xfs"
 
     def __init__(self, source: ByteSource, sb: Any) -> None:
         super().__init__(source)
-        self._listings: ListingCache[int, tuple[bytes, int, int]] = ListingCache()
         self.version = sb.sb_versionnum & VERSION_NUMBITS
         self._check_version(sb)
         self.v5 = self.version == 5
@@ -269,7 +270,7 @@ class XfsFilesystem(Filesystem[int]):
         self.uuid = format_uuid(sb.sb_uuid)
         label = sb.sb_fname.split(b"\0", 1)[0]
         self.label = label.decode("utf-8", "replace") if label else None
-        self._inodes: dict[int, Inode] = {}
+        self._inodes: NodeCache[int, Inode] = NodeCache()
         self.root_ino = sb.sb_rootino
         self._inode_offset(self.root_ino, "sb_rootino")
 
@@ -386,11 +387,7 @@ class XfsFilesystem(Filesystem[int]):
             return cached
         offset = self._inode_offset(number, "inode number")
         raw = self._read(offset, self.inode_size, f"inode {number}")
-        inode = self._parse_inode(number, offset, raw)
-        if len(self._inodes) >= CACHE_ENTRIES:
-            self._inodes.clear()
-        self._inodes[number] = inode
-        return inode
+        return self._inodes.keep(number, self._parse_inode(number, offset, raw))
 
     def _parse_inode(self, number: int, offset: int, raw: bytes) -> Inode:
         what = f"{self.kind}: inode {number} at byte {offset}"
@@ -435,16 +432,11 @@ class XfsFilesystem(Filesystem[int]):
     # -- block maps ---------------------------------------------------------------------
 
     def _new_walk(self, inode: Inode, end_block: int) -> _Walk:
-        return _Walk(inode.number, end_block, self.dblocks, inode.nextents)
-
-    def _spend_reads(self, walk: _Walk, count: int = 1) -> None:
-        # A real map reads no more blocks than the filesystem has; a looping one would.
-        if walk.reads_left < count:
-            raise LimitError(
-                f"{self.kind}: block map of inode {walk.inode} reads more blocks "
-                "than the filesystem has"
-            )
-        walk.reads_left -= count
+        overrun = (
+            f"{self.kind}: block map of inode {inode.number} reads more blocks "
+            "than the filesystem has"
+        )
+        return _Walk(inode.number, end_block, self.dblocks, overrun, records_left=inode.nextents)
 
     def _runs(self, inode: Inode, walk: _Walk) -> Iterator[Run]:
         """The data fork's runs in file order, up to ``walk.end_block``."""
@@ -511,7 +503,7 @@ class XfsFilesystem(Filesystem[int]):
             previous = key
             if key >= walk.end_block or walk.finished:
                 return
-            self._spend_reads(walk)
+            walk.spend()
             offset = self._fsblock_offset(ptr, 1, f"child of {what}")
             block = self._read(offset, self.block_size, f"bmbt block of inode {walk.inode}")
             yield from self._btree_block(block, offset, level, walk)
@@ -608,7 +600,7 @@ class XfsFilesystem(Filesystem[int]):
                     f"{self.kind}: symlink inode {inode.number}: no data at block {logical}"
                 )
             for index in range(min(count, walk.end_block - logical)):
-                self._spend_reads(walk)
+                walk.spend()
                 offset = where + index * bs
                 block = self._read(offset, bs, f"symlink block of inode {inode.number}")
                 take = min(per_block, inode.size - done)
@@ -635,23 +627,13 @@ class XfsFilesystem(Filesystem[int]):
 
     # -- directories --------------------------------------------------------------------
 
-    def dir_entries(self, node: int) -> Iterator[tuple[str, int]]:
-        for name, child, where in self._raw_entries(node):
-            yield name.decode("utf-8", "surrogateescape"), self._check_child(child, node, where)
+    def entry_child(self, node: int, entry: tuple[bytes, int, int]) -> int:
+        return self._check_child(entry[1], node, entry[2])
 
-    def lookup(self, node: int, name: str) -> int | None:
-        want = name_bytes(name)
-        if want is None:
-            return None
-        directory = f"{self.kind}: directory inode {node}"
-        if self.ascii_ci:
-            entries = ((entry, (child, where)) for entry, child, where in self._raw_entries(node))
-            found = find_entry(entries, ascii_ci_matcher(want), directory)
-            return None if found is None else self._check_child(found[0], node, found[1])
-        raw = self._listings.find_raw(node, want, lambda: self._raw_entries(node), directory)
-        return None if raw is None else self._check_child(raw[1], node, raw[2])
+    def name_matcher(self, node: int, name: str, want: bytes) -> Callable[[bytes], bool] | None:
+        return ascii_ci_matcher(want) if self.ascii_ci else None
 
-    def _raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
+    def raw_entries(self, node: int) -> Iterator[tuple[bytes, int, int]]:
         """(name, inode, byte offset of the entry) of every entry but . and .., in on-disk
         order; the inode number is checked only when the entry is used."""
         inode = self.inode(node)
@@ -715,7 +697,7 @@ class XfsFilesystem(Filesystem[int]):
                         raise self._dirblock_error(inode, pos, "starts inside a directory block")
                     start = offset
                 take = min(end - pos, per - pos % per)
-                self._spend_reads(walk, take)
+                walk.spend(take)
                 pieces.append(self._read(offset, take * bs, f"directory of inode {inode.number}"))
                 pos += take
                 expected = pos

@@ -29,8 +29,8 @@ from .._typing import TYPE_CHECKING
 from ..disk import ByteSource, SliceSource
 from ..errors import PygrubError
 from ..log import get_logger
-from ..record import record, replace
-from . import Volume, whole_disk
+from ..record import replace
+from .volume import Partition, Volume, md_superblock_offsets, whole_disk
 
 if TYPE_CHECKING:
     from .lvm import PhysicalVolume
@@ -46,22 +46,6 @@ LVM_LABEL_ID = b"LABELONE"
 LVM_LABEL_SECTORS = 4
 #: MD's superblock magic a92b4efc: little-endian (1.x, and 0.90 from x86) or big-endian.
 MD_MAGICS = (b"\xfc\x4e\x2b\xa9", b"\xa9\x2b\x4e\xfc")
-
-
-@record
-class Partition:
-    """One entry a table reader decoded, in bytes on the disk, before the policy above."""
-
-    start: int
-    length: int
-    grub_name: str
-    origin: str
-    number: int
-    bootable: bool = False
-    type_guid: str | None = None
-    label: str | None = None
-    #: The MBR type byte, for the Solaris VTOC check (None for GPT).
-    mbr_type: int | None = None
 
 
 def discover_volumes(disk: ByteSource) -> list[Volume]:
@@ -217,18 +201,6 @@ def _volume(disk: ByteSource, p: Partition) -> Volume:
 
 
 # ------------------------------------------------------------ MD arrays and LVM volumes
-
-
-def md_superblock_offsets(size: int) -> dict[str, int]:
-    """Where each MD metadata version keeps its superblock on a member of ``size`` bytes."""
-    sectors = size // 512
-    offsets = {"1.1": 0, "1.2": 4096}
-    if sectors >= 16:
-        offsets["1.0"] = ((sectors - 16) & ~7) * 512
-    if sectors >= 256:
-        # The last 64 KiB-aligned 64 KiB (MD_NEW_SIZE_SECTORS).
-        offsets["0.90"] = ((sectors & ~127) - 128) * 512
-    return offsets
 
 
 def _with_stacked_volumes(volumes: list[Volume]) -> list[Volume]:

@@ -17,7 +17,7 @@ from ..disk import ByteSource
 from ..limits import MAX_PARTITIONS
 from ..log import get_logger
 from ..record import record
-from .discovery import Partition
+from .volume import Partition
 
 log = get_logger(__name__)
 

@@ -30,14 +30,14 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-from .._typing import TYPE_CHECKING
+from .._typing import TYPE_CHECKING, TypeVar
 from ..disk import ByteSource
-from ..disk.source import check_request
+from ..disk.base import check_request
 from ..errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
 from ..limits import check_count
 from ..log import get_logger
 from ..record import field, record
-from . import Volume
+from .volume import Volume
 
 if TYPE_CHECKING:
     from typing import Any
@@ -172,7 +172,7 @@ def _parse_label(volume: Volume, sector: int, raw: bytes) -> PhysicalVolume:
 
 def _disk_locns(raw: bytes, pos: int, where: str) -> tuple[list[tuple[int, int]], int]:
     """One zero-ended disk_locn list at ``pos``, and where the next list starts."""
-    found = []
+    found: list[tuple[int, int]] = []
     while True:
         if pos + _DISK_LOCN.size > len(raw):
             raise CorruptError(f"{where}: area list runs past the sector's end")
@@ -421,7 +421,10 @@ def _pv_ref(key: str, section: Section, where: str) -> PvRef:
     return PvRef(key, _get(section, "id", str, where).replace("-", ""), pe_start)
 
 
-def _get(section: Section, key: str, kind: type, where: str) -> Value:
+T = TypeVar("T")
+
+
+def _get(section: Section, key: str, kind: type[T], where: str) -> T:
     value = section.get(key)
     if not isinstance(value, kind):
         raise CorruptError(f"LVM metadata: {where}: {key} missing or not a {kind.__name__}")

@@ -24,8 +24,7 @@ from ..disk import SliceSource
 from ..errors import CorruptError, UnsupportedError
 from ..log import get_logger
 from ..record import record
-from . import Volume
-from .discovery import md_superblock_offsets
+from .volume import Volume, md_superblock_offsets
 
 log = get_logger(__name__)
 

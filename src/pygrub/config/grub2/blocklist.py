@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ...disk import ByteSource
 from ...errors import CorruptError, LimitError
-from .testcmd import grub_strtoul
+from .strtoul import grub_strtoul
 
 #: GRUB_DISK_SECTOR_SIZE: the blocklist unit on every device.
 SECTOR_SIZE = 512

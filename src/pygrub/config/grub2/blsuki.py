@@ -43,7 +43,7 @@ from ...record import record
 from ..model import LINUX
 from ..uki import UnifiedKernelImage, read_uki, stub_cmdline
 from . import bls
-from .commands import directory_files, read_bls_dir
+from .blsdir import directory_files, read_bls_dir
 from .interp import (
     ERR_BAD_ARGUMENT,
     ERR_FILE_NOT_FOUND,
@@ -56,7 +56,7 @@ from .interp import (
     ScriptLimitError,
 )
 from .options import REQUIRED, Opt, first, parse_options
-from .testcmd import grub_strtoul
+from .strtoul import grub_strtoul
 
 log = get_logger(__name__)
 
@@ -163,11 +163,11 @@ def verrevcmp(a: bytes, b: bytes) -> int:
 def greatest_first(names: list[str]) -> list[int]:
     """Indexes of ``names`` in blsuki_add_entry's order: by filevercmp, greatest first; of
     names comparing equal only the first read is kept (GRUB drops the others)."""
-    order = sorted(
-        range(len(names)),
-        key=functools.cmp_to_key(lambda i, j: filevercmp(names[i], names[j])),
-        reverse=True,
-    )
+
+    def compare(i: int, j: int) -> int:
+        return filevercmp(names[i], names[j])
+
+    order = sorted(range(len(names)), key=functools.cmp_to_key(compare), reverse=True)
     kept: list[int] = []
     for index in order:
         if kept and filevercmp(names[kept[-1]], names[index]) == 0:

@@ -7,15 +7,13 @@ only drive the screen, the terminal or module loading succeed and do nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from ...errors import CorruptError, PygrubError
-from ...fs import Filesystem
-from ...limits import MAX_CONFIG_BYTES, MAX_DIR_ENTRIES
 from ...log import get_logger
-from .. import decode_config
 from ..model import CHAINLOADER, LINUX, MULTIBOOT, MULTIBOOT2, OTHER
 from . import bls
+from .blsdir import read_bls_dir
 from .devices import grub_fs_name
 from .grubenv import parse_envblk
 from .interp import (
@@ -37,11 +35,11 @@ from .interp import (
     LoopControl,
     MenuDef,
     MenuReplaced,
-    ScriptLimitError,
     StopScript,
 )
 from .options import OPTIONAL, REQUIRED, Opt, first, parse_options
-from .testcmd import cmd_test, grub_strtoul
+from .strtoul import grub_strtoul
+from .testcmd import cmd_test
 
 log = get_logger(__name__)
 
@@ -277,6 +275,7 @@ def cmd_regexp(it: Interpreter, name: str, args: list[str]) -> int:
         raise CommandError(ERR_TEST_FAILURE, str(e)) from None
     if match is None:
         return ERR_TEST_FAILURE
+    index: int | None
     for spec in found.get("set", []):
         assert spec is not None
         index_text, colon, var = spec.partition(":")
@@ -412,54 +411,6 @@ def cmd_blscfg(it: Interpreter, name: str, args: list[str]) -> int:
     for entry in bls.sort_newest_first(entries):
         _add_bls_entry(it, entry)
     return ERR_NONE
-
-
-def directory_files(
-    fs: Filesystem, directory: str, wanted: Callable[[str], bool], command: str
-) -> Iterator[tuple[str, str]]:
-    """(name, path) of each regular file in ``directory`` whose name is ``wanted``, in the
-    directory's order; what cannot be listed or looked at is logged for ``command`` and
-    passed over, as GRUB's blscfg and uki skip it."""
-    try:
-        if not directory.startswith("/") or not fs.is_dir(directory):
-            return
-        names = fs.listdir(directory)
-    except PygrubError as e:
-        log.info("%s: %s: %s", command, directory, e)
-        return
-    for file_name in names:
-        if not wanted(file_name):
-            continue
-        path = directory.rstrip("/") + "/" + file_name
-        try:
-            if fs.is_file(path):
-                yield file_name, path
-        except PygrubError as e:
-            log.info("%s: %s: %s", command, path, e)
-
-
-def read_bls_dir(
-    it: Interpreter, fs: Filesystem, directory: str, upstream: bool = False
-) -> list[bls.BlsEntry]:
-    """The entries of a directory, in its order; upstream's blscfg reads hidden files too."""
-
-    def wanted(name: str) -> bool:
-        return name.endswith(".conf") if upstream else bls.is_entry_file(name)
-
-    entries = []
-    for file_name, path in directory_files(fs, directory, wanted, "blscfg"):
-        try:
-            if fs.stat(path).size > MAX_CONFIG_BYTES:
-                continue
-            text = decode_config(fs.read_file(path, MAX_CONFIG_BYTES))
-        except PygrubError as e:
-            log.info("blscfg: %s: %s", path, e)
-            continue
-        it.session.charge_read(len(text), path)
-        entries.append(bls.parse_entry(file_name, text, upstream))
-        if len(entries) > min(MAX_DIR_ENTRIES, it.limits.max_entries):
-            raise ScriptLimitError(f"blscfg: over {it.limits.max_entries} entries in {directory}")
-    return entries
 
 
 def _add_bls_entry(it: Interpreter, entry: bls.BlsEntry) -> None:

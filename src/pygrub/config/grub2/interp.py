@@ -400,7 +400,7 @@ class Interpreter:
                     if stop_on_error:
                         raise BodySyntaxError(unit.error)
                     continue
-                commands = []
+                commands: list[Node] = []
                 for node in unit.nodes:
                     if isinstance(node, FunctionDef):
                         # GRUB defines functions while parsing, before the unit runs.

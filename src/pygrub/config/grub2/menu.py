@@ -37,7 +37,7 @@ from .interp import (
     Session,
     StopScript,
 )
-from .testcmd import grub_strtoul
+from .strtoul import grub_strtoul
 
 log = get_logger(__name__)
 
@@ -230,7 +230,7 @@ def _fallbacks(context: Context, items: list[MenuItem]) -> list[tuple[int, ...]]
     if not spec:
         return []
     defs = [d for d in context.menu if not d.hidden]
-    paths = []
+    paths: list[tuple[int, ...]] = []
     for word in spec.split():
         index, _rest, found = resolve_default(defs, word)
         if found and index < len(items) and (index,) not in paths:

@@ -32,7 +32,7 @@ def parse_options(
 ) -> tuple[Parsed, list[str]]:
     """(values given per option long name, positional arguments) or CommandError."""
     by_long = {opt.long: opt for opt in options}
-    by_short = {opt.short: opt for opt in options if opt.short}
+    by_short: dict[str | None, Opt] = {opt.short: opt for opt in options if opt.short}
     found: Parsed = {}
     positional: list[str] = []
     i = 0

@@ -20,6 +20,7 @@ from ..base import (
     ExtentKind,
     FileReader,
     Filesystem,
+    NodeCache,
     NodeType,
     Stat,
     mode_type,
@@ -58,9 +59,6 @@ from .structures import (
 )
 from .superblock import Superblock
 from .tree import Item, TreeReader, TreeRoot
-
-#: Inodes and subvolume roots kept after a read; a path walk touches only a few.
-CACHE_ENTRIES = 1024
 
 
 @record(frozen=True)
@@ -146,9 +144,9 @@ class BtrfsFilesystem(Filesystem[Node]):
         )
         self._load_chunks(chunk_tree, chunks, sb.devid)
         self.root_tree = TreeRoot("root tree", f.root, f.root_level, f.generation)
-        self._subvolumes: dict[int, Subvolume] = {}
-        self._inodes: dict[tuple[int, int], Inode] = {}
-        self._entered: dict[Node, Node] = {}
+        self._subvolumes: NodeCache[int, Subvolume] = NodeCache()
+        self._inodes: NodeCache[tuple[int, int], Inode] = NodeCache()
+        self._entered: NodeCache[Node, Node] = NodeCache()
         self._top = Node(FS_TREE_OBJECTID, self.subvolume(FS_TREE_OBJECTID).root_dirid)
 
     def _load_chunks(self, chunk_tree: TreeRoot, chunks: ChunkMap, devid: int) -> None:
@@ -182,10 +180,7 @@ class BtrfsFilesystem(Filesystem[Node]):
             raise CorruptError(f"btrfs: root item of subvolume {objectid}: level {r.level}")
         tree = TreeRoot(f"subvolume {objectid}", r.bytenr, r.level, r.generation)
         subvolume = Subvolume(tree, r.root_dirid)
-        if len(self._subvolumes) >= CACHE_ENTRIES:
-            self._subvolumes.clear()
-        self._subvolumes[objectid] = subvolume
-        return subvolume
+        return self._subvolumes.keep(objectid, subvolume)
 
     def default_subvolume_id(self) -> int:
         """The subvolume Linux mounts without subvol=: the "default" entry of the root
@@ -244,10 +239,7 @@ class BtrfsFilesystem(Filesystem[Node]):
             entered = Node(parent_tree, EMPTY_SUBVOL_DIR_OBJECTID)
         else:
             entered = Node(node.tree, self.subvolume(node.tree).root_dirid)
-        if len(self._entered) >= CACHE_ENTRIES:
-            self._entered.clear()
-        self._entered[node] = entered
-        return entered
+        return self._entered.keep(node, entered)
 
     @staticmethod
     def _ref_names(item: Item, dirid: int, name: bytes) -> bool:
@@ -273,11 +265,7 @@ class BtrfsFilesystem(Filesystem[Node]):
         if len(item.data) < INODE_ITEM_SIZE:
             raise CorruptError(f"btrfs: inode item in leaf {item.where}: truncated")
         raw = INODE_ITEM.read(item.data)
-        inode = Inode(raw.size, raw.mode)
-        if len(self._inodes) >= CACHE_ENTRIES:
-            self._inodes.clear()
-        self._inodes[key] = inode
-        return inode
+        return self._inodes.keep(key, Inode(raw.size, raw.mode))
 
     @staticmethod
     def _is_empty_stand_in(node: Node) -> bool:

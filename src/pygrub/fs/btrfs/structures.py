@@ -6,8 +6,6 @@ at the byte offsets the "On-disk Format" document gives.
 
 from __future__ import annotations
 
-import struct
-
 from ..._typing import NamedTuple
 from ..layout import Layout
 
@@ -140,11 +138,13 @@ HEADER = Layout(
         ("level", 0x64, "B"),
     ),
 )
-# struct btrfs_item: key, offset (from the end of the header), size
-ITEM = struct.Struct("<QBQII")
+# struct btrfs_disk_key: objectid, type, offset
+_KEY_ROWS = (("objectid", 0, "Q"), ("type", 8, "B"), ("offset", 9, "Q"))
+DISK_KEY = Layout("DiskKey", "<", _KEY_ROWS)
+# struct btrfs_item: key, offset (of its data, from the end of the header), size
+ITEM = Layout("Item", "<", (*_KEY_ROWS, ("data_offset", 17, "I"), ("size", 21, "I")))
 # struct btrfs_key_ptr: key, blockptr, generation
-KEY_PTR = struct.Struct("<QBQQQ")
-DISK_KEY = struct.Struct("<QBQ")
+KEY_PTR = Layout("KeyPtr", "<", (*_KEY_ROWS, ("blockptr", 17, "Q"), ("generation", 25, "Q")))
 
 # -- objectids and key types -----------------------------------------------------------
 

@@ -191,7 +191,8 @@ class ZfsFilesystem(Filesystem[int]):
         return VDEV_LABEL_START_SIZE + dva.offset
 
     def read_encoded(self, node: int, extent: Extent) -> bytes:
-        blkid, bp = extent.token  # type: ignore[misc]
+        token: tuple[int, BlockPointer] = extent.token  # type: ignore[assignment]
+        blkid, bp = token
         dnode = self.zpl.znode(node).dnode
         data = read_data(self.zpl.os.reader, dnode, bp, blkid, f"dataset {self.dataset}")
         return data[: extent.length]

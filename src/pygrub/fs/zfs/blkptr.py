@@ -257,6 +257,7 @@ _unverified_logged: set[int] = set()
 def verify_checksum(bp: BlockPointer, data: bytes) -> None:
     """Raise CorruptError when ``data`` (psize bytes) does not match the pointer's checksum."""
     kind = bp.checksum
+    got: tuple[int, ...]
     if kind == CK_FLETCHER2:
         got = fletcher2(data, bp.order)
     elif kind == CK_FLETCHER4:

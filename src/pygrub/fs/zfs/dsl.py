@@ -288,7 +288,7 @@ class Pool:
     def dataset_name(self, number: int) -> str:
         """The full name of a head dataset, found by walking its directory's parents."""
         directory = self.dsl_dir(self.dsl_dataset(number).dir)
-        parts = []
+        parts: list[str] = []
         for _ in range(MAX_TREE_DEPTH * 4):
             if directory.parent == 0:
                 return "/".join([self.name, *reversed(parts)])

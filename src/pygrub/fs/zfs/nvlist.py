@@ -15,7 +15,9 @@ from ...errors import CorruptError, LimitError, UnsupportedError
 from ...limits import MAX_TREE_DEPTH
 
 if TYPE_CHECKING:
-    NvValue = int | bool | float | str | bytes | list | "NvList"
+    from typing import TypeAlias
+
+    NvValue: TypeAlias = "int | bool | float | str | bytes | list | NvList"
     NvList = dict[str, NvValue]
 
 NV_ENCODE_XDR = 1
