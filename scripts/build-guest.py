@@ -12,7 +12,8 @@ picks the kernel: "default" (the newest), "set-default" (GRUB_DEFAULT=saved and
 grub-set-default on the older one) or "reboot" (grub-reboot the older one, once).
 
 A unit in the guest prints MARKER, the running kernel, what / and /boot are mounted
-from and /proc/cmdline on ttyS0 once multi-user.target is reached, then powers off.
+from and /proc/cmdline on its consoles (ttyS0 under QEMU, hvc0 as a Xen PV domain) once
+multi-user.target is reached, then powers off.
 
 Cache ($PYGRUB_GUEST_CACHE, else ~/.cache/pygrub-guests): the tarball is keyed by its
 recipe (suite, packages, hooks); an image by the tarball's package versions (dpkg-query)
@@ -23,6 +24,7 @@ mkfs.btrfs and Debian's archive.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -62,12 +64,16 @@ PACKAGES = (
     "lvm2",
 )
 
-#: The unit's script: one line on the serial port, then power off.
+#: The unit's script: one line on each console the guest has, then power off: ttyS0 under
+#: QEMU, hvc0 in a Xen PV domain (whose ttyS0 has no UART behind it).
 MARKER_SCRIPT = f"""#!/bin/sh
 set -- $(findmnt -no SOURCE,FSTYPE,UUID /) $(findmnt -no SOURCE,FSTYPE,UUID /boot)
-echo "{MARKER} release=$(uname -r) target=$(systemctl is-active multi-user.target)\
+line="{MARKER} release=$(uname -r) target=$(systemctl is-active multi-user.target)\
  root=$1 rootfs=$2 rootuuid=$3 boot=${{4:-}} bootfs=${{5:-}} bootuuid=${{6:-}}\
- cmdline=$(cat /proc/cmdline)" >/dev/ttyS0
+ cmdline=$(cat /proc/cmdline)"
+for console in /dev/ttyS0 /dev/hvc0; do
+    [ -c "$console" ] && echo "$line" 2>/dev/null >"$console"
+done
 systemctl --no-block poweroff
 """
 
@@ -455,7 +461,12 @@ def main() -> None:
     choice = args[2] if len(args) == 3 else "default"
     if choice not in CHOICES:
         raise SystemExit(f"build-guest: CHOICE is one of {', '.join(CHOICES)}")
-    print(json.dumps(build(args[0], args[1], choice), indent=1))
+    # Two builders (CI and a developer, or two tests) share the cache and its loop
+    # devices: one at a time.
+    with open(cache_dir() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = build(args[0], args[1], choice)
+    print(json.dumps(manifest, indent=1))
 
 
 if __name__ == "__main__":
