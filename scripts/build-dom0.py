@@ -6,9 +6,10 @@
 mmdebstrap installs the suite's Xen (bookworm: 4.17, trixie: 4.20), its kernel and
 systemd into a directory, which mke2fs -d packs into an ext4 image for dom0's root
 (/dev/vda, which dom0's own kernel mounts: the host needn't). Xen's daemons start as the
-distribution starts them (xen-utils-common's units and init scripts), xenconsoled logs
-each guest's console (XENCONSOLED_TRACE=guest in /etc/default/xen, as its comment
-there offers an administrator), and a unit runs /usr/local/sbin/pygrub-xen-cases once
+distribution starts them (xen-utils-common's /etc/init.d/xen, run by systemd), xenconsoled
+logs each guest's console to /var/log/xen/console/guest-NAME.log (XENCONSOLED_ARGS=
+"--log=guest" in /etc/default/xen, which that script passes on; it ignores the
+XENCONSOLED_TRACE the file's comments offer), and a unit runs /usr/local/sbin/pygrub-xen-cases once
 multi-user.target is reached: it unpacks the tar archive on /dev/vdb (the test's
 payload: this pygrub's .deb and what to do) and runs what it holds, its output on
 hvc0.
@@ -95,8 +96,7 @@ WantedBy=multi-user.target
 CUSTOMIZE = r"""set -eu
 echo '/dev/vda / ext4 errors=remount-ro 0 1' >/etc/fstab
 echo dom0 >/etc/hostname
-sed -i 's/^#XENCONSOLED_TRACE=.*/XENCONSOLED_TRACE=guest/' /etc/default/xen
-grep -q '^XENCONSOLED_TRACE=guest$' /etc/default/xen
+echo 'XENCONSOLED_ARGS="--log=guest"' >>/etc/default/xen
 chmod 755 /usr/local/sbin/pygrub-xen-cases
 systemctl enable pygrub-xen-cases.service
 # The payload's output owns hvc0: no login prompt on it.

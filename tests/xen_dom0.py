@@ -131,12 +131,19 @@ def marker_line(console: bytes) -> str | None:
     return None
 
 
-def newest_bootloader_log() -> str:
-    logs = sorted(glob.glob("/var/log/xen/bootloader.*.log"), key=os.path.getmtime)
-    if not logs:
+def read_tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")[-3000:]
+    except OSError:
         return ""
-    with open(logs[-1], "rb") as f:
-        return f.read().decode(errors="replace")[-3000:]
+
+
+def newest_bootloader_log() -> str:
+    """What the bootloader wrote on its pty: libxl gives it stdin, stdout AND stderr
+    there (login_tty) and logs it to /var/log/xen/bootloader.DOMID.log."""
+    logs = sorted(glob.glob("/var/log/xen/bootloader.*.log"), key=os.path.getmtime)
+    return read_tail(logs[-1]) if logs else ""
 
 
 def create(case: dict, cfg: str, env: dict[str, str]) -> dict:
@@ -210,6 +217,8 @@ def run_case(case: dict, series: str) -> dict:
     console = console_log(case["name"])
     result["marker"] = marker_line(console) or marker_line(result.get("console", "").encode())
     result["guest_console"] = console.decode(errors="replace")[-3000:]
+    # xl's own log of the domain says how it ended ("shut down, reason code 0": poweroff).
+    result["xl_log"] = read_tail(f"/var/log/xen/xl-{case['name']}.log")
     time.sleep(2)  # libxl's cleanup after the domain's death
     result["left_behind"] = sorted(paths_now() - before)
     result["user_processes"] = run("pgrep", "-u", user, "-a").stdout.splitlines()
