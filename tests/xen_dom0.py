@@ -222,6 +222,8 @@ def run_case(case: dict, series: str) -> dict:
     time.sleep(2)  # libxl's cleanup after the domain's death
     result["left_behind"] = sorted(paths_now() - before)
     result["user_processes"] = run("pgrep", "-u", user, "-a").stdout.splitlines()
+    # A bootloader killed by a signal leaves nothing in its log; the kernel says where.
+    result["dmesg"] = run("dmesg").stdout.splitlines()[-15:]
     return result
 
 
