@@ -104,8 +104,9 @@ def boot_dom0(dom0: dict, archive: Path, disks: list[Path], timeout: float, log:
     argv = [
         qemu,
         # No KVM here, and Xen faults at once under TCG with SMAP/SMEP; one vCPU (an
-        # early hang was seen with two).
-        "-accel", "tcg", "-cpu", "max,-smap,-smep,-pku,-svm", "-smp", "1", "-m", "3072",
+        # early hang was seen with two). With TCG's AVX, dom0's python3 segfaulted and
+        # libxc's XZ decoder failed on a good kernel now and then: no AVX.
+        "-accel", "tcg", "-cpu", "max,-smap,-smep,-pku,-svm,-avx,-avx2", "-smp", "1", "-m", "3072",
         "-kernel", dom0["hypervisor"], "-append", xen_args,
         "-initrd", f"{dom0['kernel']} {dom0_args},{dom0['initrd']}",
         "-drive", f"file={dom0['root']},format=raw,if=virtio,snapshot=on",

@@ -229,6 +229,8 @@ def run_case(case: dict, series: str) -> dict:
 
 def main() -> None:
     run("dmesg", "-n", "1")  # kernel messages would break into our lines
+    # xenconsoled --log=guest writes there but makes no directory (Debian ships none).
+    os.makedirs("/var/log/xen/console", exist_ok=True)
     series = xen_series()
     units = ("xen", "xenstored", "xenconsoled", "xendomains")
     say(INFO, {
