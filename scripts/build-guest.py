@@ -12,7 +12,8 @@ picks the kernel: "default" (the newest), "set-default" (GRUB_DEFAULT=saved and
 grub-set-default on the older one) or "reboot" (grub-reboot the older one, once).
 
 A unit in the guest prints MARKER, the running kernel, what / and /boot are mounted
-from and /proc/cmdline on ttyS0 once multi-user.target is reached, then powers off.
+from and /proc/cmdline on its consoles (ttyS0 under QEMU, hvc0 as a Xen PV domain) once
+multi-user.target is reached, then powers off.
 
 Cache ($PYGRUB_GUEST_CACHE, else ~/.cache/pygrub-guests): the tarball is keyed by its
 recipe (suite, packages, hooks); an image by the tarball's package versions (dpkg-query)
@@ -23,6 +24,7 @@ mkfs.btrfs and Debian's archive.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -62,12 +64,16 @@ PACKAGES = (
     "lvm2",
 )
 
-#: The unit's script: one line on the serial port, then power off.
+#: The unit's script: one line on each console the guest has, then power off: ttyS0 under
+#: QEMU, hvc0 in a Xen PV domain (whose ttyS0 has no UART behind it).
 MARKER_SCRIPT = f"""#!/bin/sh
 set -- $(findmnt -no SOURCE,FSTYPE,UUID /) $(findmnt -no SOURCE,FSTYPE,UUID /boot)
-echo "{MARKER} release=$(uname -r) target=$(systemctl is-active multi-user.target)\
+line="{MARKER} release=$(uname -r) target=$(systemctl is-active multi-user.target)\
  root=$1 rootfs=$2 rootuuid=$3 boot=${{4:-}} bootfs=${{5:-}} bootuuid=${{6:-}}\
- cmdline=$(cat /proc/cmdline)" >/dev/ttyS0
+ cmdline=$(cat /proc/cmdline)"
+for console in /dev/ttyS0 /dev/hvc0; do
+    [ -c "$console" ] && echo "$line" 2>/dev/null >"$console"
+done
 systemctl --no-block poweroff
 """
 
@@ -187,11 +193,15 @@ def mmdebstrap_argv(
     ]
 
 
+def rootfs_tarball(suite: str, extra: tuple[str, ...]) -> Path:
+    recipe = digest(json.dumps(mmdebstrap_argv(suite, Path("T"), Path("P"), extra)))
+    return cache_dir() / f"rootfs-{suite}-{recipe}.tar"
+
+
 def rootfs(suite: str, extra: tuple[str, ...]) -> tuple[Path, str]:
     """The suite's installed tree (with the ``extra`` packages) as a tarball, and its
     sorted package versions."""
-    recipe = digest(json.dumps(mmdebstrap_argv(suite, Path("T"), Path("P"), extra)))
-    tarball = cache_dir() / f"rootfs-{suite}-{recipe}.tar"
+    tarball = rootfs_tarball(suite, extra)
     packages = tarball.with_suffix(".packages")
     if os.environ.get("PYGRUB_GUEST_REFRESH") == "1" or not packages.is_file():
         with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
@@ -399,12 +409,25 @@ def choose_kernel(choice: str, older: str, root_uuid: str) -> str:
     return enable + "grub-set-default 0\n" + f"grub-reboot '{advanced}'\n"
 
 
+def image_name(suite: str, layout: str, choice: str, packages: str) -> str:
+    key = digest(packages, Path(__file__).read_bytes(), layout, choice)
+    return f"{suite}-{layout}-{choice}-{key}"
+
+
+def cached(suite: str, layout: str, choice: str) -> dict | None:
+    """The manifest of a guest already built, else None (without waiting for the lock)."""
+    packages = rootfs_tarball(suite, LAYOUTS[layout][3]).with_suffix(".packages")
+    if os.environ.get("PYGRUB_GUEST_REFRESH") == "1" or not packages.is_file():
+        return None
+    manifest = cache_dir() / f"{image_name(suite, layout, choice, packages.read_text())}.json"
+    return json.loads(manifest.read_text()) if manifest.is_file() else None
+
+
 def build(suite: str, layout: str, choice: str) -> dict:
     table, gpt, lay, extra = LAYOUTS[layout]
     tarball, packages = rootfs(suite, extra)
     older, newer = kernel_releases(packages)
-    key = digest(packages, Path(__file__).read_bytes(), layout, choice)
-    name = f"{suite}-{layout}-{choice}-{key}"
+    name = image_name(suite, layout, choice, packages)
     manifest_path = cache_dir() / f"{name}.json"
     if manifest_path.is_file():
         return json.loads(manifest_path.read_text())
@@ -455,7 +478,14 @@ def main() -> None:
     choice = args[2] if len(args) == 3 else "default"
     if choice not in CHOICES:
         raise SystemExit(f"build-guest: CHOICE is one of {', '.join(CHOICES)}")
-    print(json.dumps(build(args[0], args[1], choice), indent=1))
+    manifest = cached(args[0], args[1], choice)
+    if manifest is None:
+        # Two builders (CI and a developer, or two tests) share the cache and its loop
+        # devices: one at a time.
+        with open(cache_dir() / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            manifest = build(args[0], args[1], choice)
+    print(json.dumps(manifest, indent=1))
 
 
 if __name__ == "__main__":
