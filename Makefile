@@ -3,6 +3,10 @@
 #                                from SEED, MINUTES to time-box it, RUNAS_EVERY=N to run
 #                                every Nth mutant with --runas (root)
 # make fuzz-atheris TARGET=ext4  coverage-guided fuzzing of one parser (pip install '.[fuzz]')
+# make fuzz-long [MINUTES_PER_TARGET=5] [TARGETS=ext4,fat16]
+#                                every parser in turn, niced, its corpus grown and merged in
+#                                fuzz/corpus/TARGET (replayed in CI), a line per target in
+#                                fuzz/long.log, crashes in SAVE
 # make deb [DEB_DIR=dist]         the Debian package, dist/pygrub_VERSION_all.deb (dpkg-deb)
 # make mutation [ONLY=gpt,ext4]  mutation testing (pip install '.[mutation]'): mutmut over
 #                                the modules [tool.mutmut] names, one at a time, niced, then
@@ -26,8 +30,10 @@ DEB_DIR ?= dist
 VENV ?= .venv
 
 ONLY ?=
+MINUTES_PER_TARGET ?= 5
+TARGETS ?=
 
-.PHONY: test fuzz fuzz-atheris deb field mutation
+.PHONY: test fuzz fuzz-atheris fuzz-long deb field mutation
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -39,6 +45,10 @@ fuzz:
 fuzz-atheris:
 	$(PYTHON) fuzz/atheris_parsers.py $(TARGET) -max_total_time=$(SECONDS) \
 		-artifact_prefix=$(SAVE)/ fuzz/corpus/$(TARGET)
+
+fuzz-long:
+	nice -n 19 $(PYTHON) fuzz/long.py --minutes $(MINUTES_PER_TARGET) --targets "$(TARGETS)" \
+		--save $(SAVE)
 
 deb:
 	bash scripts/build-deb.sh $(DEB_DIR)

@@ -4,100 +4,53 @@
     pip install '.[fuzz]'
     python fuzz/atheris_parsers.py ext4 -max_total_time=300 -artifact_prefix=crashes/ corpus/
 
-TARGET is a guest of tests/hostile.py (ext4, fat16, btrfs-zstd, f2fs, qcow2-zlib, lvm, ...). A
-whole disk image is too big for libFuzzer to mutate well, so the fuzzer's input is an
-edit script applied to that guest's base image, aimed at its metadata: each 8-byte
-record is (region selector, offset in the region, operation, value). The edited image
-goes through the library's own pipeline (volumes, filesystem probe, config, entry
-choice) and its kernel and initrd are read; any exception other than pygrub's own
-errors is a crash. Crash inputs replay with ``python fuzz/atheris_parsers.py TARGET FILE``.
+TARGET is a guest of tests/hostile.py (ext4, fat16, btrfs-zstd, f2fs, qcow2-zlib, lvm, ...).
+The input is an edit script applied to that guest's base image (fuzz/edit_script.py);
+any exception other than pygrub's own errors is a crash. Crash inputs replay with
+``python fuzz/atheris_parsers.py TARGET FILE``; ``make fuzz-long`` runs every target in
+turn and keeps fuzz/corpus/TARGET, which tests/test_fuzz_corpus.py replays in CI.
 """
 
 from __future__ import annotations
 
-import struct
+import os
+import pickle
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "src"))
+import atheris
 
-import atheris  # noqa: E402
-import hostile  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Every reader and loader now, inside the context, so that coverage guides into them all.
 with atheris.instrument_imports():
-    from pygrub.boot import open_guest, plan_boot
-    from pygrub.disk import MemorySource
-    from pygrub.disk.qcow2 import Qcow2Source, is_qcow2
-    from pygrub.errors import Interrupted, PygrubError
+    import edit_script
+    import hostile
 
     hostile.warm_imports()
 
-#: One edit: region selector, offset within the region, operation, value.
-EDIT = struct.Struct("<HIBB")
-#: Bytes of the kernel and initrd read per input (what extraction would copy).
-READ_LIMIT = 64 << 20
-CHUNK = 1 << 20
 
-
-def apply_edits(base: bytes, regions: list[tuple[int, int]], script: bytes) -> bytes:
-    """The base image with the script's edits: bit flips, byte values, zeroed sectors,
-    absurd 32-bit words, and a truncation."""
-    image = bytearray(base)
-    for selector, where, op, value in EDIT.iter_unpack(
-        script[: len(script) // EDIT.size * EDIT.size]
-    ):
-        start, end = regions[selector % len(regions)]
-        at = start + where % (end - start)
-        if at >= len(image):
-            continue  # cut off by an earlier truncation
-        kind = op % 5
-        if kind == 0:
-            image[at] ^= 1 << (value % 8)
-        elif kind == 1:
-            image[at] = value
-        elif kind == 2:
-            at -= at % 512
-            image[at : at + 512] = bytes(len(image[at : at + 512]))
-        elif kind == 3:
-            word = hostile.absurd_values(4, len(base))[value % 18]
-            image[at : at + 4] = word.to_bytes(4, "little")[: len(image) - at]
-        else:
-            del image[at:]
-    return bytes(image)
-
-
-def boot_and_read(image: bytes) -> None:
-    """What the command does with an image, in-process, reading the files it would copy."""
-    source = MemorySource(image)
-    disk = Qcow2Source(source) if is_qcow2(image[:4]) else source
-    plan = plan_boot(open_guest(disk))
-    for ref in [plan.kernel, *plan.initrds]:
-        with ref.fs.open(ref.path) as f:
-            left = READ_LIMIT
-            while left > 0 and (chunk := f.read(min(CHUNK, left))):
-                left -= len(chunk)
+def cached_target(name: str) -> edit_script.Target:
+    """The target, built once per $FUZZ_TARGET_CACHE (fuzz/long.py's fuzzing and merge
+    runs share it: building a guest takes longer than a short run fuzzes)."""
+    cache = os.environ.get("FUZZ_TARGET_CACHE")
+    saved = Path(cache, f"{name}.pickle") if cache else None
+    if saved and saved.exists():
+        return pickle.loads(saved.read_bytes())
+    target = edit_script.build_target(name, Path(tempfile.mkdtemp(prefix="atheris-")))
+    if saved:
+        saved.write_bytes(pickle.dumps(target))
+    return target
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in hostile.BUILDERS:
         sys.exit(f"usage: {sys.argv[0]} TARGET [libFuzzer flags] [corpus]\n"
                  f"targets: {', '.join(hostile.BUILDERS)}")  # fmt: skip
-    target = sys.argv.pop(1)
-    guest = hostile.BUILDERS[target](Path(tempfile.mkdtemp(prefix="atheris-")), target)
-    base = guest.image.read_bytes()
-    regions = [r for r in guest.regions if r[1] > r[0]] or [(0, len(base))]
-
-    def one_input(script: bytes) -> None:
-        try:
-            boot_and_read(apply_edits(base, regions, script))
-        except (PygrubError, Interrupted):
-            pass
-
-    atheris.Setup(sys.argv, one_input)
+    name = sys.argv.pop(1)
+    target = cached_target(name)
+    atheris.Setup(sys.argv, target.run)
     atheris.Fuzz()
 
 
