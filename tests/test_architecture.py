@@ -160,3 +160,39 @@ def test_lower_layers_import_only_below(name):
     allowed = MAY_IMPORT[layer(name)] | FOUNDATION | {layer(name)}
     above = sorted(m for m in GRAPH[name] if layer(m) not in allowed)
     assert not above, f"{name} imports {above}: not below its layer"
+
+
+#: Lower-layer modules that still read the environment or raise UsageError, until the
+#: settings record of issue 18's upper half hands them their settings: PYGRUB_MAX_FILE_SIZE_MB
+#: (limits), PYGRUB_ALLOW_BACKING (qcow2), and --format checked by open_image (source).
+KNOWN_SETTINGS_READERS = {"pygrub.limits", "pygrub.disk.qcow2", "pygrub.disk.source"}
+
+
+def settings_uses(name: str) -> list[str]:
+    """What module ``name`` does that only the command line's layer may: read the
+    environment, or raise UsageError (the command line was wrong)."""
+    tree = ast.parse(MODULES[name].read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+            found.append(f"os.{node.attr} at line {node.lineno}")
+        elif isinstance(node, ast.Name) and node.id == "UsageError":
+            found.append(f"UsageError at line {node.lineno}")
+    return found
+
+
+def test_settings_are_found():
+    assert settings_uses("pygrub.disk.qcow2")
+    assert settings_uses("pygrub.disk.source")
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n in MODULES if layer(n) in MAY_IMPORT and n not in ("pygrub.errors",)),
+)
+def test_lower_layers_take_settings_as_arguments(name):
+    uses = settings_uses(name)
+    if name in KNOWN_SETTINGS_READERS:
+        assert uses, f"{name} no longer reads settings itself: drop it from the known list"
+    else:
+        assert not uses, f"{name}: {uses}"

@@ -653,8 +653,9 @@ class ErofsFilesystem(ByteNameFilesystem[int]):
 
     def raw_entries(self, node: int) -> Iterator[tuple[bytes, int]]:
         inode = self.inode(node)
-        if inode.type is NodeType.DIR:
-            yield from self._entries(inode)
+        # The entries' own generator, not one around it: a lookup in a big /boot reads
+        # every entry through here.
+        return self._entries(inode) if inode.type is NodeType.DIR else iter(())
 
     def directory_name(self, node: int) -> str:
         return f"erofs: directory {node}"
