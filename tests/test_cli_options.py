@@ -9,8 +9,9 @@ import sys
 import pytest
 
 import pygrub
-from pygrub.cli import DEFAULT_OUTPUT_DIRECTORY, HelpRequested, main, parse_args
+from pygrub.cli import HelpRequested, main, parse_args
 from pygrub.errors import UsageError
+from pygrub.settings import DEFAULT_OUTPUT_DIRECTORY
 
 
 def test_defaults_are_xens():

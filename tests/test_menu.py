@@ -20,7 +20,7 @@ from imaging import run
 
 from pygrub.config.model import LINUX, OTHER, BootEntry, BootMenu, Password, Submenu
 from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
-from pygrub.menu import keys, max_wait, password, unattended_wait
+from pygrub.menu import keys, password, unattended_wait
 from pygrub.menu.app import Choice, MenuApp, frame
 from pygrub.menu.entries import evaluate_lines, kernel_line, plain_entry, plain_lines
 from pygrub.menu.keys import KeyDecoder
@@ -35,6 +35,7 @@ from pygrub.menu.remote import (
     drawing_of,
 )
 from pygrub.menu.text import Canvas, cell
+from pygrub.settings import menu_max_wait
 
 # Keys ---------------------------------------------------------------------------------
 
@@ -520,12 +521,10 @@ def test_unattended_wait(timeout, style, expected):
 
 
 def test_max_wait_from_the_environment(monkeypatch):
-    monkeypatch.setenv("PYGRUB_MENU_MAX_WAIT", "2.5")
-    assert max_wait() == 2.5
+    assert menu_max_wait({"PYGRUB_MENU_MAX_WAIT": "2.5"}) == 2.5
     for bad in ("-1", "soon", "inf", "nan"):
-        monkeypatch.setenv("PYGRUB_MENU_MAX_WAIT", bad)
         with pytest.raises(PygrubError, match="PYGRUB_MENU_MAX_WAIT"):
-            max_wait()
+            menu_max_wait({"PYGRUB_MENU_MAX_WAIT": bad})
 
 
 def test_non_interactive_when_stdin_is_not_a_terminal(tmp_path):

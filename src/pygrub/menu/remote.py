@@ -38,7 +38,7 @@ from ..config.model import BootEntry, BootMenu
 from ..errors import LimitError, PygrubError
 from ..log import get_logger
 from ..record import asdict, fields, record
-from . import max_wait, unattended_wait
+from . import unattended_wait
 from .app import MenuApp, WhyNot
 from .terminal import ConsoleInput, Screen, ScreenUnavailable, automatic, held_log_records, prelude
 from .text import NORMAL, REVERSE, Canvas, cell
@@ -283,19 +283,20 @@ def _wait_until(readers: list[int], writers: list[int], deadline: float) -> None
 
 
 def choose_remotely(
-    channel: Channel, menu: BootMenu, why_not: WhyNot
+    channel: Channel, menu: BootMenu, why_not: WhyNot, max_wait: float
 ) -> tuple[tuple[int, ...], BootEntry]:
-    """The chooser inside the sandbox: the menu's path and entry, maybe edited.
+    """The chooser inside the sandbox: the menu's path and entry, maybe edited; no
+    unattended wait is longer than ``max_wait`` seconds.
 
     Raises NotFoundError, as the terminal's menu does, when the countdown runs out and
     neither the default nor a fallback can boot.
     """
-    wait, style = unattended_wait(menu, max_wait())
+    wait, style = unattended_wait(menu, max_wait)
     channel.send(Start(wait, style))
     event = _next_event(channel)
     if not event.show:
-        choice = automatic(menu, why_not)
-        return choice.path, choice.entry
+        chosen = automatic(menu, why_not)
+        return chosen.path, chosen.entry
     app = MenuApp(menu, why_not, event.wait, time.monotonic())
     while (choice := app.feed(list(event.keys), event.closed, time.monotonic())) is None:
         canvas = app.draw(event.rows, event.cols, event.encoding)
@@ -321,13 +322,13 @@ def wait_for_start(channel: Channel) -> Start | None:
     return None if value is None else Start.from_json(value)
 
 
-def host(channel: Channel, start: Start, answer_seconds: float) -> None:
+def host(channel: Channel, start: Start, answer_seconds: float, max_wait: float) -> None:
     """Run the console (fds 0 and 1) for the child's menu until the child stops asking.
 
     Returns when the child has closed its ends: its report says what came of it.
     """
     # As the menu on this terminal: no unattended wait past PYGRUB_MENU_MAX_WAIT.
-    wait = None if start.wait is None else min(start.wait, max_wait())
+    wait = None if start.wait is None else min(start.wait, max_wait)
     with ConsoleInput(0) as console:
         show, wait = prelude(console, wait, start.style)
         if show:
