@@ -453,7 +453,7 @@ class MenuView:
 
     def draw(self, canvas: Canvas) -> None:
         app = self.app
-        help_lines = LOCKED_HELP if app.needs_password() else MENU_HELP
+        help_lines: tuple[str, ...] = LOCKED_HELP if app.needs_password() else MENU_HELP
         if self.path:
             help_lines = help_lines + (SUBMENU_HELP,)
         f = frame(canvas.rows, canvas.cols, len(help_lines))

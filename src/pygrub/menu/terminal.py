@@ -237,7 +237,7 @@ def raw_mode(attrs: list[Any]) -> list[Any]:
 
     Output processing stays on: only curses writes, and it expects it.
     """
-    mode = [list(a) if isinstance(a, list) else a for a in attrs]
+    mode: list[Any] = [list(a) if isinstance(a, list) else a for a in attrs]
     input_flags = termios.BRKINT | termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON
     mode[0] &= ~(input_flags | termios.ISTRIP)
     mode[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)
@@ -411,7 +411,8 @@ class Screen:
 
 def runs(row: list[tuple[str, int]]) -> Iterator[tuple[int, str, int]]:
     """(x, text, attribute) for each stretch of cells that share an attribute."""
-    start, parts, attr = 0, [], None
+    start, attr = 0, None
+    parts: list[str] = []
     for x, (text, cell_attr) in enumerate(row):
         if cell_attr != attr:
             if parts:
