@@ -196,7 +196,12 @@ def _plan_xenkernel(guest: GuestDisk, args: str) -> BootPlan | None:
             initrds = [FileRef(fs, initrd, home_name)] if _holds_file(fs, initrd) else []
             report = VolumeReport(volume, fs.kind)
             return BootPlan(
-                FileRef(fs, kernel, home_name), initrds, args, volume=volume, reports=[report]
+                FileRef(fs, kernel, home_name),
+                initrds,
+                args,
+                volume=volume,
+                reports=[report],
+                xenkernel=True,
             )
     return None
 
