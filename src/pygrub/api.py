@@ -35,8 +35,7 @@ from .extract import CHUNK, Extraction, FileRef, concatenation
 from .formats import IMAGE_FORMATS
 from .fs import Filesystem
 from .record import field, record
-from .select import choose as _choose_by_rules
-from .select import find_entry, first_entry_under
+from .select import default_choice, first_entry_under
 from .settings import backing_allowed, file_size_limit
 from .volumes import Volume
 
@@ -358,15 +357,11 @@ class Image:
         assert fs is not None
         volume = self._volume_info(plan.volume)
         menu, public_entry = plan.menu, None
+        how = list(plan.trace)
         if menu is not None:
             assert plan.entry is not None
             public_entry = _entry_at(menu, plan.path, plan.entry, _default_leaf(menu), None)
-            why_not = self._why_not(menu, plan.volume, fs)
-            how = _how_chosen(menu, plan.path, entry_spec, chooser is not None, why_not)
-        elif plan.xenkernel:
-            how = [f"{plan.kernel.path} found (--default_args, XCP-ng's rule): no config read"]
-        else:
-            how = [f"kernel {kernel} given: no bootloader config read"]
+            how.insert(0, f"config {menu.config_path} ({menu.format})")
         if plan.entry is not None and plan.entry.device_name is not None:
             how.append(f"the entry's ({plan.entry.device_name}) is {plan.kernel.where}")
         lines = [
@@ -468,16 +463,13 @@ class Image:
     ) -> Menu:
         why_not = self._why_not(menu, volume, fs)
         default_leaf = _default_leaf(menu)
-        try:
-            chosen: tuple[int, ...] | None = _choose_by_rules(menu, None, why_not)[0]
-        except NotFoundError:
-            chosen = None
+        chosen, how = default_choice(menu, why_not)
         info = self._volume_info(volume)
         lines = [
             *skipped,
             f"volume {_describe_volume(info)}",
             f"config {menu.config_path} ({menu.format})",
-            *_default_story(menu, why_not),
+            *how,
         ]
         return Menu(
             bootloader=menu.format,
@@ -582,52 +574,6 @@ def _titles_above(menu: BootMenu, path: tuple[int, ...]) -> tuple[str, ...]:
         item = menu.item_at(path[:depth])
         titles.append(item.title if item is not None else "")
     return tuple(titles)
-
-
-def _how_chosen(
-    menu: BootMenu,
-    path: tuple[int, ...],
-    entry_spec: str | None,
-    by_person: bool,
-    why_not: WhyNot,
-) -> list[str]:
-    lines = [f"config {menu.config_path} ({menu.format})"]
-    if by_person:
-        return [*lines, "picked on the menu"]
-    if entry_spec is not None and find_entry(menu, entry_spec) is not None:
-        return [*lines, f"entry {entry_spec!r} names {_dotted(path)}"]
-    if entry_spec is not None:
-        lines.append(f"entry {entry_spec!r} names no entry: the default rule applies")
-    return lines + _default_story(menu, why_not)
-
-
-def _default_story(menu: BootMenu, why_not: WhyNot) -> list[str]:
-    """How select.choose walks default then fallbacks, told step by step."""
-    lines = [f"default rule: {menu.default_reason or 'not stated by the loader'}"]
-    candidates = [menu.default, *menu.fallback]
-    if menu.item_at(menu.default) is None:
-        lines.append(f"the default {_dotted(menu.default)} names no item: the first one")
-        candidates[0] = (0,)
-    for number, path in enumerate(candidates):
-        role = "default" if number == 0 else "fallback"
-        leaf = first_entry_under(menu, path)
-        if leaf is None:
-            lines.append(f"{role} {_dotted(path)} names no entry")
-            continue
-        entry = menu.item_at(leaf)
-        assert isinstance(entry, BootEntry)
-        reason = why_not(entry)
-        if reason is None:
-            lines.append(f"{role} {_dotted(leaf)} {entry.title!r} boots")
-            return lines
-        lines.append(f"{role} {_dotted(leaf)} {entry.title!r} cannot boot here: {reason}")
-    lines.append("no fallback left: nothing on this menu boots")
-    return lines
-
-
-def _dotted(path: tuple[int, ...]) -> str:
-    """An index path as --entry accepts it: "1>0"."""
-    return ">".join(map(str, path)) or "(none)"
 
 
 def _describe_volume(volume: VolumeInfo) -> str:

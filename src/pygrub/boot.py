@@ -41,6 +41,8 @@ class BootPlan:
     reports: list[VolumeReport] = field(default_factory=list)
     #: Booted by XCP-ng's /xenkernel rule (--default_args).
     xenkernel: bool = False
+    #: How the entry (or the kernel) was chosen, one line per step, for people.
+    trace: tuple[str, ...] = ()
 
 
 @record
@@ -202,6 +204,7 @@ def _plan_xenkernel(guest: GuestDisk, args: str) -> BootPlan | None:
                 volume=volume,
                 reports=[report],
                 xenkernel=True,
+                trace=(f"{kernel} found (--default_args, XCP-ng's rule): no config read",),
             )
     return None
 
@@ -245,7 +248,8 @@ def _plan_given_kernel(
     if not fs.is_file(kernel):
         raise NotFoundError(f"--kernel {kernel} not found")
     initrds = [FileRef(fs, ramdisk, home_name)] if ramdisk else []
-    return BootPlan(FileRef(fs, kernel, home_name), initrds, args)
+    how = (f"kernel {kernel} given: no bootloader config read",)
+    return BootPlan(FileRef(fs, kernel, home_name), initrds, args, trace=how)
 
 
 def _plan_from_config(
@@ -272,14 +276,16 @@ def _plan_from_config(
 
     if chooser is not None:
         path, entry = chooser(menu, why_not)
+        how: tuple[str, ...] = ("picked on the menu",)
     else:
-        path, entry = choose(menu, entry_spec, why_not)
+        chosen = choose(menu, entry_spec, why_not)
+        path, entry, how = chosen.path, chosen.entry, chosen.trace
     kernel_ref, initrd_refs = entry_files(guest, fs, home_name, entry)
     args = entry.args
     if extra_args:
         args += " " + extra_args
     args = solaris_zfs_args(kernel_ref, args)
-    return BootPlan(kernel_ref, initrd_refs, args, menu, entry, path)
+    return BootPlan(kernel_ref, initrd_refs, args, menu, entry, path, trace=how)
 
 
 def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:
@@ -293,9 +299,12 @@ def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPl
         if fs.is_file(kernel):
             ref = FileRef(fs, kernel, home_name)
             args = solaris_zfs_args(ref, solaris.sniffed_args(kernel, extra_args))
-            return BootPlan(ref, [FileRef(fs, ramdisk, home_name)], args)
+            how = (f"no bootloader config: {kernel} found, as Xen's pygrub looks for it",)
+            return BootPlan(ref, [FileRef(fs, ramdisk, home_name)], args, trace=how)
     if fs.is_file(solaris.NETWARE_LOADER):
-        return BootPlan(FileRef(fs, solaris.NETWARE_LOADER, home_name), [], extra_args)
+        ref = FileRef(fs, solaris.NETWARE_LOADER, home_name)
+        how = (f"no bootloader config: {ref.path} found, as Xen's pygrub looks for it",)
+        return BootPlan(ref, [], extra_args, trace=how)
     return None
 
 

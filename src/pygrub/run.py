@@ -423,7 +423,7 @@ def _print_host_config(s: Settings, chooser: Chooser | None) -> None:
     if chooser is not None:
         _path, entry = chooser(menu, why_not)
     else:
-        _path, entry = choose(menu, s.entry, why_not)
+        entry = choose(menu, s.entry, why_not).entry
     args = entry.args + (" " + s.args if s.args else "")
     print(f"  kernel: {entry.kernel}")
     if entry.initrds:

@@ -124,8 +124,8 @@ class MenuApp:
         """
         self.now = now
         if self.deadline is not None and now >= self.deadline and self.result is None:
-            path, entry = choose(self.menu, None, self.why_not)
-            self.result = Choice(path, entry)
+            chosen = choose(self.menu, None, self.why_not)
+            self.result = Choice(chosen.path, chosen.entry)
 
     def feed(self, typed: list[str], hung_up: bool, now: float) -> Choice | None:
         """The keys typed since the last call, whether the console has hung up, and the

@@ -87,7 +87,8 @@ def prelude(console: ConsoleInput, wait: float | None, style: str) -> tuple[bool
 
 
 def automatic(menu: BootMenu, why_not: WhyNot) -> Choice:
-    return Choice(*choose(menu, None, why_not))
+    chosen = choose(menu, None, why_not)
+    return Choice(chosen.path, chosen.entry)
 
 
 def drive(app: MenuApp, console: ConsoleInput, screen: Screen) -> Choice:
