@@ -17,6 +17,7 @@ from pygrub.boot import NothingBootable, open_guest, plan_boot, why_not_bootable
 from pygrub.config.model import BootEntry
 from pygrub.disk import FileSource
 from pygrub.guest import GuestDisk
+from pygrub.select import Chosen
 
 KERNEL_A = os.urandom(40_000)
 KERNEL_B = os.urandom(30_001)
@@ -132,12 +133,14 @@ def test_a_chooser_picks_instead_of_the_rules(disk):
 
     def chooser(menu, why_not):
         seen.append([why_not(entry) for _path, entry in menu.entries()])
-        return (1,), BootEntry("edited", kernel="/vmlinuz-b", device="hd0,3", args="edited")
+        edited = BootEntry("edited", kernel="/vmlinuz-b", device="hd0,3", args="edited")
+        return Chosen((1,), edited, ("picked on the menu",))
 
     with guest_of(disk) as guest:
         plan = plan_boot(guest, "A", chooser=chooser)
     assert seen == [[None, None]], "the chooser is told what can boot"
     assert (plan.entry.title, plan.path, plan.args) == ("edited", (1,), "edited")
+    assert plan.trace == ("picked on the menu",)
     assert plan.kernel.where == "(hd0,msdos3)"
 
 

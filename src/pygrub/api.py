@@ -4,6 +4,11 @@ This is the stable surface for tools built on pygrub (the README's "Python API" 
 what is promised). Everything here is read-only on the image; the objects handed out
 are frozen snapshots, so they stay valid after the image is closed, but choosing and
 extracting need the image open.
+
+The objects are views of the internal model, made here and nowhere else: a Menu and its
+MenuEntry and MenuSubmenu items of config.model's BootMenu, BootEntry and Submenu (with
+their paths, the default marked and why an entry cannot boot), a Choice of boot's
+BootPlan (which it keeps, as ``plan``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from .boot import (
     VolumeReport,
     open_guest,
     plan_boot,
+    tried_volumes,
     why_not_bootable,
 )
 from .config import find_menu
@@ -302,15 +308,8 @@ class Image:
         Raises NothingBootable (a NotFoundError) saying what each volume held.
         """
         self._check_open()
-        reports = []
-        for volume in self._guest.volumes:
-            report = VolumeReport(volume)
-            reports.append(report)
-            fs = self._guest.filesystem(volume)
-            if fs is None:
-                report.problem = self._guest.probe_error(volume)
-                continue
-            report.filesystem = fs.kind
+        reports: list[VolumeReport] = []
+        for volume, fs, report in tried_volumes(self._guest, reports):
             menu, report.attempts = find_menu(self._guest, volume, fs, args)
             if menu is not None:
                 skipped = tuple(f"skipped {r}" for r in reports[:-1])

@@ -5,7 +5,7 @@ This is the library entry point the CLI uses; it knows nothing of argv or exit c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ._typing import TYPE_CHECKING
 from .config import Attempt, find_menu
@@ -17,7 +17,7 @@ from .fs import Filesystem
 from .guest import GuestDisk
 from .log import get_logger
 from .record import field, record
-from .select import choose
+from .select import Chosen, choose
 from .volumes import Volume, discover, volume_at_offset
 
 if TYPE_CHECKING:
@@ -152,10 +152,8 @@ def why_not_bootable(
 
 
 #: Picks the entry of a menu instead of the default rules (the interactive menu): given
-#: the menu and why_not(entry), returns (path, entry), the entry possibly edited.
-Chooser = Callable[
-    [BootMenu, Callable[[BootEntry], "str | None"]], tuple[tuple[int, ...], BootEntry]
-]
+#: the menu and why_not(entry), what to boot (the entry possibly edited).
+Chooser = Callable[[BootMenu, Callable[[BootEntry], "str | None"]], Chosen]
 
 
 def plan_boot(
@@ -209,15 +207,12 @@ def _plan_xenkernel(guest: GuestDisk, args: str) -> BootPlan | None:
     return None
 
 
-def _plan_first_bootable(
-    guest: GuestDisk,
-    entry_spec: str | None,
-    extra_args: str,
-    kernel: str | None,
-    ramdisk: str | None,
-    chooser: Chooser | None,
-) -> BootPlan:
-    reports = []
+def tried_volumes(
+    guest: GuestDisk, reports: list[VolumeReport]
+) -> Iterator[tuple[Volume, Filesystem, VolumeReport]]:
+    """Each volume that holds a filesystem, in the order they are tried, with its report;
+    every volume's report is appended to ``reports`` (one without a filesystem says why),
+    for NothingBootable and --explain."""
     for volume in guest.volumes:
         report = VolumeReport(volume)
         reports.append(report)
@@ -226,6 +221,19 @@ def _plan_first_bootable(
             report.problem = guest.probe_error(volume)
             continue
         report.filesystem = fs.kind
+        yield volume, fs, report
+
+
+def _plan_first_bootable(
+    guest: GuestDisk,
+    entry_spec: str | None,
+    extra_args: str,
+    kernel: str | None,
+    ramdisk: str | None,
+    chooser: Chooser | None,
+) -> BootPlan:
+    reports: list[VolumeReport] = []
+    for volume, fs, report in tried_volumes(guest, reports):
         home_name = f"({volume.grub_name})"
         try:
             if kernel is not None:
@@ -275,17 +283,16 @@ def _plan_from_config(
         return why_not_bootable(guest, fs, home_name, e)
 
     if chooser is not None:
-        path, entry = chooser(menu, why_not)
-        how: tuple[str, ...] = ("picked on the menu",)
+        chosen = chooser(menu, why_not)
     else:
         chosen = choose(menu, entry_spec, why_not)
-        path, entry, how = chosen.path, chosen.entry, chosen.trace
+    entry = chosen.entry
     kernel_ref, initrd_refs = entry_files(guest, fs, home_name, entry)
     args = entry.args
     if extra_args:
         args += " " + extra_args
     args = solaris_zfs_args(kernel_ref, args)
-    return BootPlan(kernel_ref, initrd_refs, args, menu, entry, path, trace=how)
+    return BootPlan(kernel_ref, initrd_refs, args, menu, entry, chosen.path, trace=chosen.trace)
 
 
 def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:

@@ -36,9 +36,8 @@ if TYPE_CHECKING:
     from .boot import BootPlan, Chooser
     from .config.model import BootEntry, BootMenu
     from .sandbox import MenuWiring
+    from .select import Chosen
     from .settings import Settings
-
-    MenuChoice = tuple[tuple[int, ...], BootEntry]
 
 log = get_logger(__name__)
 
@@ -122,7 +121,7 @@ def _menu_chooser(s: Settings) -> Chooser:
     """The menu on this terminal as the chooser, the run's budget paused while it shows."""
     from .menu import choose_interactively
 
-    def chooser(menu: BootMenu, why_not: Callable[[BootEntry], str | None]) -> MenuChoice:
+    def chooser(menu: BootMenu, why_not: Callable[[BootEntry], str | None]) -> Chosen:
         with clock.paused(s.timeout):
             return choose_interactively(menu, why_not, s.menu_max_wait)
 
@@ -420,10 +419,8 @@ def _print_host_config(s: Settings, chooser: Chooser | None) -> None:
     def why_not(e: BootEntry) -> str | None:
         return None if e.kernel else "no kernel"
 
-    if chooser is not None:
-        _path, entry = chooser(menu, why_not)
-    else:
-        entry = choose(menu, s.entry, why_not).entry
+    chosen = chooser(menu, why_not) if chooser is not None else choose(menu, s.entry, why_not)
+    entry = chosen.entry
     args = entry.args + (" " + s.args if s.args else "")
     print(f"  kernel: {entry.kernel}")
     if entry.initrds:

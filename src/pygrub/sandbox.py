@@ -61,8 +61,9 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from .boot import Chooser
-    from .config.model import BootEntry, BootMenu
+    from .config.model import BootMenu
     from .menu.app import WhyNot
+    from .select import Chosen
 
 log = get_logger(__name__)
 
@@ -456,7 +457,7 @@ class MenuWiring:
         os.dup2(self.stderr, 2)
         channel = self.child
 
-        def chooser(menu: BootMenu, why_not: WhyNot) -> tuple[tuple[int, ...], BootEntry]:
+        def chooser(menu: BootMenu, why_not: WhyNot) -> Chosen:
             try:
                 return choose_remotely(channel, menu, why_not, max_wait)
             finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config.model import BootEntry, BootMenu, MenuItem, Submenu
+from .config.model import BootEntry, BootItem, BootMenu, Submenu
 from .errors import NotFoundError
 from .log import get_logger
 from .record import record
@@ -68,7 +68,7 @@ def _nth_entry(menu: BootMenu, number: int) -> tuple[int, ...] | None:
     return None
 
 
-def _match_level(items: list[MenuItem], spec: str) -> int | None:
+def _match_level(items: list[BootItem], spec: str) -> int | None:
     if spec.strip().isdigit():
         index = int(spec)
         return index if index < len(items) else None
@@ -81,7 +81,7 @@ def _match_level(items: list[MenuItem], spec: str) -> int | None:
     return None
 
 
-def _follow_path(items: list[MenuItem], parts: list[str]) -> tuple[int, ...] | None:
+def _follow_path(items: list[BootItem], parts: list[str]) -> tuple[int, ...] | None:
     path: list[int] = []
     for depth, part in enumerate(parts):
         index = _match_level(items, part)

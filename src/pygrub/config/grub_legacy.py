@@ -49,7 +49,7 @@ from ..limits import MAX_MENU_ENTRIES, check_count
 from ..log import get_logger
 from ..record import field, record
 from . import solaris
-from .model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, MenuItem, Password
+from .model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, BootItem, BootMenu, Password
 
 if TYPE_CHECKING:
     from ..fs import Filesystem
@@ -148,7 +148,7 @@ class Unbootable(Exception):
 def load(ctx: LoadContext) -> BootMenu:
     """The menu GRUB legacy builds from ``ctx.text`` and the entry it boots by default."""
     settings = MenuSettings()
-    items: list[MenuItem] = []
+    items: list[BootItem] = []
     unknown = UnknownCommands()
     builder: EntryBuilder | None = None
     disk = SolarisDisk(ctx)
@@ -178,7 +178,7 @@ def load(ctx: LoadContext) -> BootMenu:
 
 
 def build_menu(
-    items: list[MenuItem], settings: MenuSettings, path: str, disk: SolarisDisk | None = None
+    items: list[BootItem], settings: MenuSettings, path: str, disk: SolarisDisk | None = None
 ) -> BootMenu:
     """The BootMenu, with the default GRUB picks when the configured one does not exist."""
     count = len(items)
@@ -235,7 +235,7 @@ def evaluate_entry(
     return builder.finish()
 
 
-def add_entry(items: list[MenuItem], builder: EntryBuilder | None, path: str) -> None:
+def add_entry(items: list[BootItem], builder: EntryBuilder | None, path: str) -> None:
     """Append the entry ``builder`` read, unless GRUB would drop it (no known command)."""
     if builder is None:
         return

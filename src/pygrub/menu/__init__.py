@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 
 from ..config.model import BootEntry, BootMenu
+from ..select import Chosen
 
 __all__ = ["choose_interactively", "unattended_wait"]
 
@@ -37,7 +38,7 @@ def unattended_wait(menu: BootMenu, cap: float) -> tuple[float, str]:
 
 def choose_interactively(
     menu: BootMenu, why_not: Callable[[BootEntry], str | None], max_wait: float
-) -> tuple[tuple[int, ...], BootEntry]:
+) -> Chosen:
     """Show ``menu`` on the console (fds 0 and 1); the path and entry to boot, waiting
     ``max_wait`` seconds at most for a person who never comes.
 
@@ -47,5 +48,4 @@ def choose_interactively(
     from .terminal import run
 
     wait, style = unattended_wait(menu, max_wait)
-    choice = run(menu, why_not, wait, style)
-    return choice.path, choice.entry
+    return run(menu, why_not, wait, style)

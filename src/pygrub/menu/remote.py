@@ -34,10 +34,11 @@ import os
 import select
 import time
 
-from ..config.model import BootEntry, BootMenu
+from ..config.model import BootMenu
 from ..errors import LimitError, PygrubError
 from ..log import get_logger
 from ..record import asdict, fields, record
+from ..select import Chosen
 from . import unattended_wait
 from .app import MenuApp, WhyNot
 from .terminal import ConsoleInput, Screen, ScreenUnavailable, automatic, held_log_records, prelude
@@ -282,9 +283,7 @@ def _wait_until(readers: list[int], writers: list[int], deadline: float) -> None
 # -- the child's side ---------------------------------------------------------------------
 
 
-def choose_remotely(
-    channel: Channel, menu: BootMenu, why_not: WhyNot, max_wait: float
-) -> tuple[tuple[int, ...], BootEntry]:
+def choose_remotely(channel: Channel, menu: BootMenu, why_not: WhyNot, max_wait: float) -> Chosen:
     """The chooser inside the sandbox: the menu's path and entry, maybe edited; no
     unattended wait is longer than ``max_wait`` seconds.
 
@@ -295,15 +294,14 @@ def choose_remotely(
     channel.send(Start(wait, style))
     event = _next_event(channel)
     if not event.show:
-        chosen = automatic(menu, why_not)
-        return chosen.path, chosen.entry
+        return automatic(menu, why_not)
     app = MenuApp(menu, why_not, event.wait, time.monotonic())
-    while (choice := app.feed(list(event.keys), event.closed, time.monotonic())) is None:
+    while (chosen := app.feed(list(event.keys), event.closed, time.monotonic())) is None:
         canvas = app.draw(event.rows, event.cols, event.encoding)
         if not channel.send(drawing_of(canvas, app.next_tick())):
             raise PygrubError("the terminal's side of the menu is gone")
         event = _next_event(channel)
-    return choice.path, choice.entry
+    return chosen
 
 
 def _next_event(channel: Channel) -> Event:

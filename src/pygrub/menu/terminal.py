@@ -25,9 +25,9 @@ from types import FrameType, TracebackType
 from .._typing import TYPE_CHECKING
 from ..config.model import BootMenu
 from ..log import loaded
-from ..select import choose
+from ..select import Chosen, choose
 from . import keys
-from .app import Choice, MenuApp, WhyNot
+from .app import MenuApp, WhyNot
 from .keys import KeyDecoder
 from .text import REVERSE, Canvas
 
@@ -51,7 +51,7 @@ class ScreenUnavailable(Exception):
     """curses cannot drive this terminal (unknown TERM, no cursor addressing)."""
 
 
-def run(menu: BootMenu, why_not: WhyNot, wait: float | None, style: str) -> Choice:
+def run(menu: BootMenu, why_not: WhyNot, wait: float | None, style: str) -> Chosen:
     """Show the menu on fds 0/1 and return the person's choice (or the default's).
 
     ``wait`` is the seconds before the default boots by itself (None: not at all) and
@@ -86,12 +86,11 @@ def prelude(console: ConsoleInput, wait: float | None, style: str) -> tuple[bool
     return True, wait
 
 
-def automatic(menu: BootMenu, why_not: WhyNot) -> Choice:
-    chosen = choose(menu, None, why_not)
-    return Choice(chosen.path, chosen.entry)
+def automatic(menu: BootMenu, why_not: WhyNot) -> Chosen:
+    return choose(menu, None, why_not)
 
 
-def drive(app: MenuApp, console: ConsoleInput, screen: Screen) -> Choice:
+def drive(app: MenuApp, console: ConsoleInput, screen: Screen) -> Chosen:
     """Paint, read keys, tell the time, until the app has a choice."""
     while True:
         if console.take_resize():
