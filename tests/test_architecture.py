@@ -182,3 +182,20 @@ def test_settings_are_found():
 def test_lower_layers_take_settings_as_arguments(name):
     uses = settings_uses(name)
     assert not uses, f"{name}: {uses}"
+
+
+#: The upper layers, bottom up (docs/ARCHITECTURE.md, "One run"): each may import the lower
+#: layers and those before it here, never one after it.
+UPPER = ["settings", "clock", "boot", "api", "menu", "sandbox", "run", "cli", "manpage"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if layer(n) in UPPER))
+def test_upper_layers_import_only_downward(name):
+    below = set(UPPER[: UPPER.index(layer(name)) + 1])
+    above = sorted(m for m in GRAPH[name] if layer(m) in UPPER and layer(m) not in below)
+    assert not above, f"{name} imports {above}: a layer above it"
+
+
+def test_every_module_has_a_layer():
+    known = set(MAY_IMPORT) | set(UPPER) | {"", "__main__", "dropin"}
+    assert {layer(n) for n in MODULES} <= known, "a new module: give it a row in ARCHITECTURE.md"
