@@ -6,11 +6,11 @@
     render    output: sxp, simple, simple0 or JSON, written whole to the output file
 
 Two transports carry the same steps. In this process for ``--no-sandbox`` and
-``--isconfig`` (:func:`run_here`). In the sandbox for every other run
-(:func:`run_sandboxed`): this process, root, opens the disk and makes every file the run
-may write; :func:`read_guest` plans, chooses and extracts in the sandboxed child and
-reports a sandbox.Outcome, from which this process renders the output with the names of
-its own files, whatever the child says. ``-l`` and ``--isconfig`` print their listing
+``--isconfig`` (:func:`run_here`). Across the sandbox for every other run
+(:func:`run_across_sandbox`): this process, root, opens the disk and makes every file
+the run may write; :func:`read_guest` plans, chooses and extracts in the sandboxed child
+and reports a sandbox.Outcome, from which this process renders the output with the names
+of its own files, whatever the child says. ``-l`` and ``--isconfig`` print their listing
 themselves, wherever they run.
 """
 
@@ -48,9 +48,9 @@ BOOT_FILES = ("boot_kernel.", "boot_ramdisk.")
 def run(s: Settings) -> int:
     """The command after its arguments: 0, or the exception the command reports."""
     if s.runas is not None:
-        return run_sandboxed(s)
+        return run_across_sandbox(s)
     if s.sandboxed:
-        return _run_sandboxed_by_default(s)
+        return _run_across_sandbox_by_default(s)
     return run_here(s)
 
 
@@ -131,7 +131,7 @@ def _menu_chooser(s: Settings) -> Chooser:
 # -- in the sandbox ----------------------------------------------------------------------
 
 
-def _run_sandboxed_by_default(s: Settings) -> int:
+def _run_across_sandbox_by_default(s: Settings) -> int:
     """A run without --runas or --no-sandbox: in the sandbox all the same.
 
     As root, as the run's own user (sandbox.default_ids); not root, as the caller in a user
@@ -147,14 +147,14 @@ def _run_sandboxed_by_default(s: Settings) -> int:
             log.warning("no sandbox: %s; reading the disk with your own rights", refusal)
             return run_here(replace(s, sandbox=False))
     try:
-        return run_sandboxed(s, user_namespace)
+        return run_across_sandbox(s, user_namespace)
     except PygrubError as e:
         if not str(e).startswith(sandbox.SETUP_FAILED):
             raise
         raise type(e)(f"{e}; {sandbox.NO_SANDBOX_HINT}") from None
 
 
-def run_sandboxed(s: Settings, user_namespace: bool = False) -> int:
+def run_across_sandbox(s: Settings, user_namespace: bool = False) -> int:
     """The run with the guest read in the sandbox: as --runas's user, else as
     sandbox.default_ids, or as the caller in a ``user_namespace``. This process prepares
     the files, the child reads, this process writes the output."""

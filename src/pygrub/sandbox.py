@@ -4,8 +4,8 @@ Since XSA-443 Xen supports pygrub only run this way (libxl's restricted mode:
 ``LIBXL_BOOTLOADER_RESTRICT`` in xl's environment, and from Xen 4.20 on also xl.cfg's
 ``bootloader_restrict=1``), which libxl adds ``--runas`` for. Here every run that reads
 a disk is sandboxed, the menu's included, ``--runas`` or not. What the run does on
-either side of the walls is run.py's (``run_sandboxed``, ``read_guest``); this module
-builds the walls, forks, and carries the child's report.
+either side of the walls is run.py's (``run_across_sandbox``, ``read_guest``); this
+module builds the walls, forks, and carries the child's report.
 
 The parent, still root, makes every file the run may write: the output directory,
 ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its mount, IPC and
