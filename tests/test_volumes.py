@@ -732,6 +732,52 @@ def test_solaris_root_slice_clipped_to_its_partition(tmp_path):
     assert spans(discover_file(disk))["hd0,msdos1,sunpc1"] == (3072 * SECTOR, 3072 * SECTOR)
 
 
+def test_solaris_label_checksum_mismatch_is_read_with_a_warning(tmp_path, caplog):
+    """A label whose dkl_cksum does not match is still read, as Xen's pygrub reads it
+    (GRUB refuses it), and the administrator is told; an intact label raises no warning."""
+    disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=bf"], size_mb=8)
+    label = vtoc_label({0: (2, 1024, 2048)})
+    assert label[510:512] != b"\0\0"  # a checksum that is not 0 itself
+    poke(disk, 2048 * SECTOR + SECTOR, label)
+    expected = {"hd0,msdos1,sunpc1": (3072 * SECTOR, 2048 * SECTOR)}
+    for damaged in (False, True):
+        if damaged:
+            poke(disk, 2048 * SECTOR + SECTOR + 400, b"\x01")  # in v_reserved, covered by it
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+            volumes = discover_file(disk)
+        assert {k: v for k, v in spans(volumes).items() if "sunpc" in k} == expected
+        assert ("label checksum mismatch" in caplog.text) is damaged
+        assert xen_module().get_solaris_slice(str(disk), 2048 * SECTOR) == 1024 * SECTOR
+
+
+def test_solaris_partition_without_label_magic_has_no_slices(tmp_path):
+    """Slice entries without dkl_magic are no VTOC (a wiped label, or a Linux swap partition,
+    type 0x82, whose sector 1 happens to hold such bytes): the partition is read as it is."""
+    disk = sfdisk_table(
+        tmp_path / "disk.img",
+        ["start=2048, size=8192, type=bf", "start=10240, size=4096, type=82"],
+        size_mb=8,
+    )
+    label = bytearray(vtoc_label({0: (2, 1024, 2048)}))
+    label[508:510] = b"\0\0"
+    poke(disk, 2048 * SECTOR + SECTOR, label)
+    poke(disk, 10240 * SECTOR + SECTOR, label)
+    assert names(discover_file(disk)) == ["hd0,msdos1", "hd0,msdos2"]
+    with pytest.raises(RuntimeError, match="magic"):
+        xen_module().get_solaris_slice(str(disk), 2048 * SECTOR)
+
+
+def test_solaris_empty_root_slice_is_passed_over(tmp_path):
+    """A V_ROOT slot of 0 sectors (a slice deleted with format(1M), tag left) holds nothing:
+    the next V_ROOT slice is the root. (Xen's pygrub takes the empty one and fails.)"""
+    disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=bf"], size_mb=8)
+    poke(disk, 2048 * SECTOR + SECTOR, vtoc_label({0: (2, 64, 0), 3: (2, 1024, 2048)}))
+    volumes = discover_file(disk)
+    assert names(volumes) == ["hd0,msdos1,sunpc4", "hd0,msdos1"]
+    assert spans(volumes)["hd0,msdos1,sunpc4"] == (3072 * SECTOR, 2048 * SECTOR)
+
+
 def test_solaris_partition_on_a_truncated_disk(tmp_path):
     """Found by the fuzzer: the root slice lies in the part of the partition the disk lacks."""
     disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=bf"], size_mb=8)
