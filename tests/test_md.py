@@ -136,6 +136,48 @@ def test_raid1_member_on_a_partition(tmp_path, guest_fs, version):
     )
 
 
+@pytest.mark.parametrize(
+    ("version", "sectors"),
+    [
+        ("0.90", 256),  # the smallest 0.90 member: 64 KiB of data, the 64 KiB reserved
+        ("0.90", 1124),  # not a multiple of 64 KiB: the superblock is below the last one
+        ("1.0", 1053),  # not a multiple of 4 KiB: 8 to 12 KiB from the end, 4 KiB aligned
+    ],
+)
+def test_superblock_at_the_end_of_a_member_of_odd_size(tmp_path, version, sectors):
+    """Partitions are not all a whole number of 64 KiB (CHS-era tables, hand-made ones):
+    the superblocks kept at the end of a member sit where mdadm rounds down to, which
+    ``mdadm --examine`` and GRUB find there."""
+    if version == "0.90":
+        sb_sector = (sectors & ~127) - 128
+        data = os.urandom(min(sb_sector * SECTOR, 256 * 1024))
+        sb = superblock_090(sb_sector * SECTOR, len(data))
+    else:
+        sb_sector = (sectors - 16) & ~7
+        data = os.urandom(256 * 1024)
+        sb = superblock_1x(sb_sector, 0, sb_sector, len(data) // SECTOR)
+    image = bytearray(sectors * SECTOR)
+    image[: len(data)] = data
+    image[sb_sector * SECTOR : sb_sector * SECTOR + len(sb)] = sb
+    part = tmp_path / "member.img"
+    part.write_bytes(image)
+    info = examine(part)
+    assert info["Version"].startswith(version) and info["Checksum"].endswith("correct")
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(2 * MiB + sectors * SECTOR)
+    table = f"label: dos\nunit: sectors\nstart=2048, size={sectors}, type=fd\n"
+    run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk, input=table.encode())
+    with open(disk, "r+b") as f:
+        f.seek(1 * MiB)
+        f.write(image)
+    volumes = discover(FileSource(str(disk)))
+    array = ARRAY_NAME[version]
+    assert names(volumes) == ["hd0,msdos1", array]
+    assert by_name(volumes)[array].source.pread(0, 1 << 20) == data
+    assert grub_read(disk, array, len(data), tmp_path) == data
+
+
 @pytest.mark.parametrize("version", ["0.90", "1.2"])
 def test_a_raid1_member_alone_boots(tmp_path, guest_fs, version):
     disk = tmp_path / "disk.img"

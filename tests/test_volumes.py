@@ -29,7 +29,7 @@ from xen import xen_module
 
 from pygrub.disk import ByteSource, FileSource, MemorySource, SliceSource
 from pygrub.limits import MAX_LOGICAL_PARTITIONS, MAX_PARTITIONS
-from pygrub.volumes import Volume, discover
+from pygrub.volumes import Volume, discover, volume_at_offset
 from pygrub.volumes.gpt import ESP_TYPE, LINUX_FILESYSTEM_TYPE, MAX_ENTRY_ARRAY_BYTES
 
 SECTOR = 512
@@ -358,6 +358,18 @@ def test_whole_disk_ext4(tmp_path):
         ("hd0", 0, 8 * MiB, "whole disk")
     ]
     assert xen_offsets(disk) == [0]
+
+
+def test_offset_names_a_window_to_the_end_of_the_disk(tmp_path):
+    """--offset skips discovery, as in Xen's pygrub: the volume is (hd0) from that byte to
+    the disk's end, whatever the table says (here a partition smaller than that)."""
+    image = make_ext(tmp_path, {"hello": "hi\n"}, size_mb=2)
+    disk = make_partitioned(tmp_path, [(image, "83")])
+    volume = volume_at_offset(FileSource(str(disk)), 1 * MiB)
+    assert (volume.grub_name, volume.names, volume.number) == ("hd0", ("hd0",), None)
+    assert (volume.offset, volume.source.size) == (1 * MiB, disk.stat().st_size - 1 * MiB)
+    assert volume.source.pread(0, 2 * MiB) == image.read_bytes()
+    assert str(volume) == f"(hd0) offset {1 * MiB}"
 
 
 @pytest.mark.parametrize("fat_bits,size_kib", [("12", 4096), ("16", 16384), ("32", 40960)])
