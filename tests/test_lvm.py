@@ -421,6 +421,29 @@ def test_newest_metadata_wins_across_pvs():
     assert [v.grub_name for v in discover_bytes(image)] == ["lvm/vg-new"]
 
 
+def test_boot_partition_then_a_pv(tmp_path):
+    """The usual installer layout: a plain /boot partition, then a PV holding the root LV."""
+    boot_fs = make_ext(tmp_path, {"grub2/grub.cfg": "linux /vmlinuz\n"}, size_mb=1, fstype="ext2")
+    text = vg_text("rhel", 2, [(uuid_of(1), 128)], [lv_section("root", [linear(0, 4)])])
+    image = bytearray(3 * MiB)
+    image[:SECTOR] = mbr([(2048, 2048, 0x83), (4096, 2048, 0x8E)])
+    image[1 * MiB : 2 * MiB] = boot_fs.read_bytes()
+    image[2 * MiB : 3 * MiB] = hand_pv(text, size=1 * MiB)
+    volumes = discover_bytes(image)
+    assert [v.grub_name for v in volumes] == ["hd0,msdos1", "lvm/rhel-root"]
+    assert volumes[0].source.pread(0x438, 2) == b"\x53\xef"
+
+
+def test_a_pv_without_a_logical_volume_leaves_the_whole_disk(caplog):
+    """A whole-disk PV whose group has no LV yet: nothing else to try than the disk itself."""
+    image = hand_pv(vg_text("empty", 1, [(uuid_of(1), 128)], []))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        (volume,) = discover_bytes(image)
+    assert (volume.grub_name, volume.source.size) == ("hd0", len(image))
+    assert volume.source.pread(SECTOR, 8) == b"LABELONE"
+    assert caplog.text == ""
+
+
 def mbr(entries: list[tuple[int, int, int]]) -> bytes:
     raw = b"".join(
         struct.pack("<B3sB3sII", 0, b"\0" * 3, t, b"\0" * 3, lba, n) for lba, n, t in entries

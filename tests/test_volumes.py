@@ -433,6 +433,30 @@ def test_active_logical_partition_and_solaris_in_a_logical_one(tmp_path):
     assert spans(volumes)["hd0,msdos6,sunpc1"] == ((16384 + 1024) * SECTOR, 2048 * SECTOR)
 
 
+def test_empty_entry_skipped_and_a_partition_to_the_last_sector_kept_quietly(tmp_path, caplog):
+    """An entry with a type but 0 sectors is skipped with a warning, and the partitions
+    after it are read; one that ends on the disk's last sector is whole, not "clipped"."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(4 * MiB)  # 8192 sectors
+    poke(disk, 0, mbr_sector([mbr_entry(0, 0x83, 2048, 0), mbr_entry(0, 0x83, 4096, 4096)]))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    assert spans(volumes) == {"hd0,msdos2": (2 * MiB, 2 * MiB)}
+    assert [r.getMessage() for r in caplog.records] == [
+        "MBR partition 1 (type 0x83): empty (0 sectors): skipped"
+    ]
+
+
+def test_stale_vtoc_in_a_linux_partition_is_not_read(tmp_path):
+    """Only Solaris partition types (0xbf, 0x82) are looked into for a VTOC, as in Xen's
+    pygrub: a partition retyped to Linux keeps the old label in its sector 1, unread."""
+    disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=83"], size_mb=8)
+    poke(disk, 2048 * SECTOR + SECTOR, vtoc_label({0: (2, 1024, 2048)}))
+    assert names(discover_file(disk)) == ["hd0,msdos1"]
+    assert xen_offsets(disk) == [2048 * SECTOR]
+
+
 def test_overlapping_and_out_of_disk_partitions(tmp_path, caplog):
     disk = tmp_path / "disk.img"
     with open(disk, "wb") as f:
