@@ -509,12 +509,12 @@ def test_the_most_recent_090_member_is_read(tmp_path):
     old, new = os.urandom(128 * 1024), os.urandom(128 * 1024)
     a = tmp_path / "a.img"
     b = tmp_path / "b.img"
-    a.write_bytes(member(new, "0.90", events=9, role=0))
-    b.write_bytes(member(old, "0.90", events=7, role=1))
+    a.write_bytes(member(old, "0.90", events=7, role=0))
+    b.write_bytes(member(new, "0.90", events=2**32 + 1, role=1))  # both halves count
     disk = make_partitioned(tmp_path, [(a, "fd"), (b, "fd")])
     (array,) = [v for v in discover(FileSource(str(disk))) if v.grub_name == "md/md3"]
     assert array.source.pread(0, len(new)) == new
-    assert array.origin.endswith("on hd0,msdos1")
+    assert array.origin.endswith("on hd0,msdos2")
 
 
 @pytest.mark.parametrize(("level", "disks"), [(-1, 1), (-4, 2)])
