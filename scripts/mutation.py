@@ -85,6 +85,7 @@ def main() -> int:
         names = [n for w in args.only.split(",") for n in names if n.endswith(w)]
     mutmut = Path(sys.executable).with_name("mutmut")
     if not args.summary:
+        (ROOT / "mutants").mkdir(exist_ok=True)
         for name in names:
             began = time.monotonic()
             # Mutant names are module.x_function__mutmut_N (a package's: package.x_...).

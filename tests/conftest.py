@@ -60,3 +60,14 @@ def without_package(monkeypatch):
             monkeypatch.setattr(compress, "_stdlib_zstd", lambda: None)
 
     return remove
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A test module with slow work to do outside the tests (the Xen runs of
+    test_xen_field.py) starts it as soon as the session's tests are known."""
+    seen = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is not None and module not in seen and hasattr(module, "start_early"):
+            seen.add(module)
+            module.start_early([i for i in session.items if getattr(i, "module", None) is module])

@@ -421,6 +421,29 @@ def test_newest_metadata_wins_across_pvs():
     assert [v.grub_name for v in discover_bytes(image)] == ["lvm/vg-new"]
 
 
+def test_boot_partition_then_a_pv(tmp_path):
+    """The usual installer layout: a plain /boot partition, then a PV holding the root LV."""
+    boot_fs = make_ext(tmp_path, {"grub2/grub.cfg": "linux /vmlinuz\n"}, size_mb=1, fstype="ext2")
+    text = vg_text("rhel", 2, [(uuid_of(1), 128)], [lv_section("root", [linear(0, 4)])])
+    image = bytearray(3 * MiB)
+    image[:SECTOR] = mbr([(2048, 2048, 0x83), (4096, 2048, 0x8E)])
+    image[1 * MiB : 2 * MiB] = boot_fs.read_bytes()
+    image[2 * MiB : 3 * MiB] = hand_pv(text, size=1 * MiB)
+    volumes = discover_bytes(image)
+    assert [v.grub_name for v in volumes] == ["hd0,msdos1", "lvm/rhel-root"]
+    assert volumes[0].source.pread(0x438, 2) == b"\x53\xef"
+
+
+def test_a_pv_without_a_logical_volume_leaves_the_whole_disk(caplog):
+    """A whole-disk PV whose group has no LV yet: nothing else to try than the disk itself."""
+    image = hand_pv(vg_text("empty", 1, [(uuid_of(1), 128)], []))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        (volume,) = discover_bytes(image)
+    assert (volume.grub_name, volume.source.size) == ("hd0", len(image))
+    assert volume.source.pread(SECTOR, 8) == b"LABELONE"
+    assert caplog.text == ""
+
+
 def mbr(entries: list[tuple[int, int, int]]) -> bytes:
     raw = b"".join(
         struct.pack("<B3sB3sII", 0, b"\0" * 3, t, b"\0" * 3, lba, n) for lba, n, t in entries
@@ -443,6 +466,182 @@ def test_damaged_label_or_metadata_leaves_the_volume_alone(caplog):
     with caplog.at_level(logging.WARNING, "pygrub.volumes"):
         assert [v.grub_name for v in discover_bytes(bad_text)] == ["hd0"]
     assert "LVM metadata area at byte 4096 of hd0: metadata text: checksum mismatch" in caplog.text
+
+
+LV_TEXT = vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv", [linear(0, 1)])])
+
+
+def relabel(image: bytearray, at: int, fmt: str, value: object) -> bytearray:
+    """``image`` (a hand_pv) with a field of its label rewritten, the label CRC fixed."""
+    struct.pack_into(fmt, image, SECTOR + at, value)
+    struct.pack_into("<I", image, SECTOR + 16, lvm_crc(bytes(image[SECTOR + 20 : 2 * SECTOR])))
+    return image
+
+
+def remda(image: bytearray, at: int, fmt: str, value: object) -> bytearray:
+    """``image`` (a hand_pv) with a field of its mda_header rewritten, its CRC fixed."""
+    struct.pack_into(fmt, image, 4096 + at, value)
+    struct.pack_into("<I", image, 4096, lvm_crc(bytes(image[4096 + 4 : 4096 + SECTOR])))
+    return image
+
+
+def big_area_pv() -> bytearray:
+    """A PV whose one metadata area is 5 MiB, its raw_locn saying the text is 4 MiB + 1."""
+    image = bytearray(6 * MiB)
+    image[SECTOR : 2 * SECTOR] = pv_label(uuid_of(1), len(image), 5 * MiB, [(4096, 5 * MiB)])
+    write_mda(image, 4096, 5 * MiB, LV_TEXT)
+    return remda(image, 48, "<Q", 4 * MiB + 1)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda i: relabel(i, 8, "<Q", 2), "LVM label at sector 1: says it is at sector 2"),
+        (lambda i: relabel(i, 24, "8s", b"LVM2 002"),
+         "LVM label at sector 1: type b'LVM2 002' is not b'LVM2 001'"),
+        (lambda i: relabel(i, 20, "<I", 500), "pv_header offset 500 outside the sector"),
+        (lambda i: relabel(i, 20, "<I", 473), "pv_header offset 473 outside the sector"),
+        (lambda i: relabel(i, 20, "<I", 472),
+         "LVM label at sector 1: area list runs past the sector's end"),
+        # The metadata area list: an area no bigger than its header, one past the PV's end.
+        (lambda i: relabel(i, 32 + 40 + 32 + 8, "<Q", 512), "area of 512 bytes does not fit"),
+        (lambda i: relabel(i, 32 + 40 + 32 + 8, "<Q", MiB), f"area of {MiB} bytes does not fit"),
+        (lambda i: remda(i, 4, "16s", b"x" * 16), "mda_header: bad magic or version"),
+        (lambda i: remda(i, 20, "<I", 2), "mda_header: bad magic or version"),
+        (lambda i: struct.pack_into("<I", i, 4096, 1) or i, "mda_header: checksum mismatch"),
+        (lambda i: remda(i, 24, "<Q", 8192), "mda_header: start 8192 or size"),
+        (lambda i: remda(i, 32, "<Q", 512), "mda_header: start 4096 or size 512 disagrees"),
+        (lambda i: remda(i, 32, "<Q", 64 * 1024), "or size 65536 disagrees with the label"),
+        (lambda i: remda(i, 40, "<Q", 60 * 1024), "metadata text at 61440 of"),
+        (lambda i: remda(i, 48, "<Q", 60 * 1024), "of 61440 bytes is outside the area"),
+        (lambda i: big_area_pv(), "LVM metadata text bytes"),
+    ],
+)  # fmt: skip
+def test_damaged_pv_label_and_metadata_area_are_named(caplog, damage, message):
+    """Every field LVM2 checks in the label and the mda_header, wrong with its checksum
+    right: the PV is no PV (nothing else holds its metadata), with a warning saying why."""
+    image = damage(hand_pv(LV_TEXT))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert [v.grub_name for v in discover_bytes(image)] == ["hd0"]
+    assert message in caplog.text
+
+
+def test_metadata_area_at_the_end_of_the_pv(caplog):
+    """pvcreate --pvmetadatacopies 2 puts the second area on the PV's last bytes."""
+    image = hand_pv(LV_TEXT)
+    tail = 60 * 1024
+    image[SECTOR : 2 * SECTOR] = pv_label(
+        uuid_of(1), len(image), 64 * 1024, [(4096, 60 * 1024), (len(image) - tail, tail)]
+    )
+    write_mda(image, len(image) - tail, tail, LV_TEXT)
+    image[4096 : 4096 + SECTOR] = bytes(SECTOR)  # only the copy at the end is readable
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert [v.grub_name for v in discover_bytes(image)] == ["lvm/vg-lv"]
+    assert "mda_header: bad magic or version" in caplog.text
+
+
+def test_pv_uuid_that_is_not_ascii(caplog):
+    """A label whose UUID bytes are not ASCII (CRC right): read, and matching no PV the
+    metadata lists, its LVs are skipped by name."""
+    image = relabel(hand_pv(LV_TEXT), 32, "32s", b"\xff" * 32)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert [v.grub_name for v in discover_bytes(image)] == ["hd0"]
+    assert "LV vg/lv segment1: PV pv0 is not on this disk" in caplog.text
+
+
+def test_lv_of_three_segments_reads_byte_for_byte(tmp_path):
+    """An LV extended twice (three segments, out of order on the PV, the second on the PV's
+    last extent): every read, one byte or across segments, is the bytes where lvs puts
+    them; host_span gives a window of the disk only inside one segment and the LV."""
+    segments = [linear(0, 2, pe=10), linear(2, 1, pe=239), linear(3, 1, pe=0)]
+    text = vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv", segments)])
+    image = hand_pv(text)
+    image[64 * 1024 :] = os.urandom(len(image) - 64 * 1024)
+    extent = 4096
+    pe = [64 * 1024 + n * extent for n in (10, 11, 239, 0)]
+    expected = b"".join(bytes(image[at : at + extent]) for at in pe)
+    disk = tmp_path / "pv.img"
+    disk.write_bytes(image)
+    (lv,) = discover(FileSource(str(disk)))
+    source = lv.source
+    assert source.size == len(expected) == 4 * extent
+    for offset in (0, 1, extent - 1, 2 * extent - 1, 3 * extent - 1, 4 * extent - 1):
+        for length in (1, 2, 3, extent + 1):
+            assert source.pread(offset, length) == expected[offset : offset + length]
+    assert source.pread(0, 5 * extent) == expected
+    # (descriptor, byte offset on the disk)
+    assert source.host_span(extent, extent)[1] == pe[1]  # type: ignore[index]
+    assert source.host_span(4 * extent - 10, 10)[1] == pe[3] + extent - 10  # type: ignore[index]
+    for offset, length in ((4 * extent - 10, 11), (0, 0), (-1, 2), (2 * extent - 1, 2)):
+        assert source.host_span(offset, length) is None
+
+
+def lv_with(segment: str) -> str:
+    return lv_section("lv", [segment])
+
+
+def seg(body: str, start: int = 0, count: int = 2) -> str:
+    return f'start_extent = {start}\nextent_count = {count}\ntype = "striped"\n{body}'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"contents = \"Text Format Volume Group\"\nversion = 1\n",
+         "LVM metadata: no volume group section"),
+        (vg_text("-vg", 1, [(uuid_of(1), 128)], []),
+         "LVM metadata: volume group name '-vg' is not a valid name"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [], extent=0),
+         "LVM metadata: volume group vg: extent_size 0"),
+        (vg_text("vg", 1, [(uuid_of(1), -1)], []),
+         "LVM metadata: volume group vg, PV pv0: pe_start -1"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], []).replace(b"seqno = 1", b"seqno = x"),
+         "LVM metadata: volume group vg: seqno missing or not a int"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], []).replace(b"id = \"A", b"xid = \"A", 1),
+         "LVM metadata: volume group vg: id missing or not a str"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], []).replace(b"physical_volumes", b"pvs"),
+         "LVM metadata: volume group vg: physical_volumes missing or not a dict"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [])
+         .replace(b"logical_volumes {\n}", b"logical_volumes = 3"),
+         "LVM metadata: volume group vg: logical_volumes is not a section"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv", [linear(0, 1)])])
+         .replace(b"segment_count = 1", b"segment_count = 0"),
+         "LV vg/lv: segment_count 0 but"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv", [linear(0, 1)])])
+         .replace(b"segment_count = 1", b"segment_count = 2"),
+         "LV vg/lv: segment2 missing"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv", [linear(0, 1), linear(2, 1)])]),
+         "LV vg/lv segment2: starts at extent 2, not 1"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv-", [linear(0, 1)])])
+         .replace(b"lv- {", b"-lv {"),
+         "LV vg/-lv: not a valid LV name"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_with(linear(0, 0))]),
+         "LV vg/lv segment1: start_extent 0, extent_count 0"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_with(seg("stripe_count = 0\nstripes = []"))]),
+         "LV vg/lv segment1: 0 stripes for 2 extents"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_with(seg("stripe_count = 3\nstripes = []"))]),
+         "LV vg/lv segment1: 3 stripes for 2 extents"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)],
+                 [lv_with(seg('stripe_count = 2\nstripe_size = 0\nstripes = ["pv0", 0, "pv0", 9]'))]),
+         "LV vg/lv segment1: stripe_size 0"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)],
+                 [lv_with(seg('stripe_count = 1\nstripes = ["pv0", 0, "pv0", 9]'))]),
+         "LV vg/lv segment1: stripes lists 4 items for 1 stripes"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_with(seg('stripe_count = 1\nstripes = ["pv0", -1]'))]),
+         "LV vg/lv segment1: stripe ('pv0', -1) is not (PV name, extent)"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_with(seg("stripe_count = 1\nstripes = [5, 0]"))]),
+         "LV vg/lv segment1: stripe (5, 0) is not (PV name, extent)"),
+        (vg_text("vg", 1, [(uuid_of(1), 128)], [lv_with(seg('stripe_count = 1\nstripes = ["pv9", 0]'))]),
+         "LV vg/lv segment1: PV pv9 is not on this disk"),
+    ],
+)  # fmt: skip
+def test_metadata_that_does_not_add_up_is_named(caplog, text, message):
+    """Metadata text that parses but describes no volume group or LV LVM2 would activate:
+    skipped, with a warning naming the group, the LV, the segment and the field."""
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_bytes(hand_pv(text))
+    assert [v.grub_name for v in volumes] == ["hd0"]
+    assert message in caplog.text
 
 
 def test_segment_past_the_end_of_a_truncated_pv_cuts_the_lv(caplog):

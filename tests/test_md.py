@@ -136,6 +136,48 @@ def test_raid1_member_on_a_partition(tmp_path, guest_fs, version):
     )
 
 
+@pytest.mark.parametrize(
+    ("version", "sectors"),
+    [
+        ("0.90", 256),  # the smallest 0.90 member: 64 KiB of data, the 64 KiB reserved
+        ("0.90", 1124),  # not a multiple of 64 KiB: the superblock is below the last one
+        ("1.0", 1053),  # not a multiple of 4 KiB: 8 to 12 KiB from the end, 4 KiB aligned
+    ],
+)
+def test_superblock_at_the_end_of_a_member_of_odd_size(tmp_path, version, sectors):
+    """Partitions are not all a whole number of 64 KiB (CHS-era tables, hand-made ones):
+    the superblocks kept at the end of a member sit where mdadm rounds down to, which
+    ``mdadm --examine`` and GRUB find there."""
+    if version == "0.90":
+        sb_sector = (sectors & ~127) - 128
+        data = os.urandom(min(sb_sector * SECTOR, 256 * 1024))
+        sb = superblock_090(sb_sector * SECTOR, len(data))
+    else:
+        sb_sector = (sectors - 16) & ~7
+        data = os.urandom(256 * 1024)
+        sb = superblock_1x(sb_sector, 0, sb_sector, len(data) // SECTOR)
+    image = bytearray(sectors * SECTOR)
+    image[: len(data)] = data
+    image[sb_sector * SECTOR : sb_sector * SECTOR + len(sb)] = sb
+    part = tmp_path / "member.img"
+    part.write_bytes(image)
+    info = examine(part)
+    assert info["Version"].startswith(version) and info["Checksum"].endswith("correct")
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(2 * MiB + sectors * SECTOR)
+    table = f"label: dos\nunit: sectors\nstart=2048, size={sectors}, type=fd\n"
+    run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk, input=table.encode())
+    with open(disk, "r+b") as f:
+        f.seek(1 * MiB)
+        f.write(image)
+    volumes = discover(FileSource(str(disk)))
+    array = ARRAY_NAME[version]
+    assert names(volumes) == ["hd0,msdos1", array]
+    assert by_name(volumes)[array].source.pread(0, 1 << 20) == data
+    assert grub_read(disk, array, len(data), tmp_path) == data
+
+
 @pytest.mark.parametrize("version", ["0.90", "1.2"])
 def test_a_raid1_member_alone_boots(tmp_path, guest_fs, version):
     disk = tmp_path / "disk.img"
@@ -258,8 +300,9 @@ def test_damaged_or_unread_superblocks_leave_a_plain_volume(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.2"])
-def test_lvm_on_a_raid1_array(tmp_path, version):
-    """A PV made by LVM2 inside the array's data: read through the array, not the member."""
+def test_lvm_on_a_raid1_array(tmp_path, caplog, version):
+    """A PV made by LVM2 inside the array's data: read through the array, not the member
+    (with 1.0 the member shows the PV at its start too: not read twice, nothing to warn)."""
     array_bytes = 16 * MiB
     part = tmp_path / "member.img"
     part.write_bytes(member(bytes(array_bytes), version))
@@ -273,7 +316,9 @@ def test_lvm_on_a_raid1_array(tmp_path, version):
         [("lvcreate", "-an", "-Zn", "-L", "8M", "-n", "root", "vg-md")],
     )
     write_lv(d, "root", make_ext(tmp_path, GUEST, size_mb=8, name="lv.img").read_bytes())
-    volumes = discover(FileSource(str(disk)))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover(FileSource(str(disk)))
+    assert caplog.text == ""
     assert names(volumes) == ["lvm/vg--md-root"]
     assert volumes[0].source.pread(0, 8 * MiB) == d.contents["root"]
     assert grub_read(disk, "lvm/vg--md-root", 8 * MiB, tmp_path) == d.contents["root"]
@@ -368,3 +413,169 @@ def test_fuzz_bit_flips_and_truncation(flips, cut):
         image[offset] ^= 1 << bit
     fix_1x_checksum(memoryview(image)[4096 : 4096 + 4096])  # type: ignore[arg-type]
     check_volumes(discover(MemorySource(bytes(image[:cut]))))
+
+
+# ---------------------------------------------------------------- fields at their bounds
+
+
+def patched_1x(image: bytes, sb_offset: int, fields: dict[int, tuple[str, int]]) -> bytes:
+    """``image`` with fields of its 1.x superblock (byte -> (format, value)) rewritten."""
+    raw = bytearray(image)
+    for at, (fmt, value) in fields.items():
+        struct.pack_into(fmt, raw, sb_offset + at, value)
+    fix_1x_checksum(memoryview(raw)[sb_offset : sb_offset + 4096])  # type: ignore[arg-type]
+    return bytes(raw)
+
+
+def patched_090(image: bytes, words: dict[int, int]) -> bytes:
+    """``image`` (a 0.90 member) with words of its superblock rewritten, checksum fixed."""
+    raw = bytearray(image)
+    at = len(raw) - 64 * 1024
+    for index, value in words.items():
+        struct.pack_into("<I", raw, at + 4 * index, value)
+    struct.pack_into("<I", raw, at + 38 * 4, 0)
+    struct.pack_into("<I", raw, at + 38 * 4, folded(sum(struct.unpack_from("<1024I", raw, at))))
+    return bytes(raw)
+
+
+SB12 = 4096  # where a 1.2 superblock sits
+DATA_64K = os.urandom(64 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        # dev_number 2 of max_dev 2: its role would be read past the roles.
+        (patched_1x(member(DATA_64K, "1.2"), SB12, {160: ("<I", 2)}), "device 2 of max_dev 2"),
+        (patched_1x(member(DATA_64K, "1.2"), SB12, {4: ("<I", 2)}), "major version 2"),
+        # data_offset at the member's very end; size and data_size both 0.
+        (patched_1x(member(DATA_64K, "1.2"), SB12, {128: ("<Q", 2 * MiB // SECTOR)}),
+         "is not on the member"),
+        (patched_1x(member(DATA_64K, "1.2"), SB12, {80: ("<Q", 0), 136: ("<Q", 0)}),
+         "data at byte 1048576, 0 bytes, is not on the member"),
+        (patched_090(member(DATA_64K, "0.90"), {2: 91}), "version 0.91"),
+        # size (KiB) past the superblock 64 KiB before the end: the data would run over it.
+        (patched_090(member(DATA_64K, "0.90"), {8: 1024}), "size 1048576 runs over the superblock"),
+    ],
+)  # fmt: skip
+def test_superblock_fields_out_of_range_are_refused_by_name(caplog, image, message):
+    """A superblock whose checksum is right but whose fields cannot be is refused with a
+    warning that says what is wrong; the volume is then read as a plain one."""
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert names(discover(MemorySource(image))) == ["hd0"]
+    assert message in caplog.text
+
+
+def test_most_devices_a_1x_superblock_holds(tmp_path):
+    """max_dev up to 1920, the roles that fit in the superblock's 4 KiB (mdadm's limit)."""
+    roles = (0, 1, *[0xFFFF] * 1918)
+    part = tmp_path / "m.img"
+    part.write_bytes(member(DATA_64K, "1.2", roles=roles))
+    assert examine(part)["Device Role"] == "Active device 0"
+    (array,) = discover(FileSource(str(part)))
+    assert array.source.pread(0, len(DATA_64K)) == DATA_64K
+    image = patched_1x(part.read_bytes(), SB12, {220: ("<I", 1921)})
+    assert names(discover(MemorySource(image))) == ["hd0"]
+
+
+def test_a_role_past_raid_disks_is_not_a_data_role(caplog):
+    """Role 2 of a 2-device RAID1 (a device a reshape would add): not in sync, not read."""
+    image = member(DATA_64K, "1.2", roles=(2, 1))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert names(discover(MemorySource(image))) == ["hd0"]
+    assert "needs members not read alone" in caplog.text
+
+
+def test_a_superblock_from_another_place_is_not_read():
+    """A 1.x superblock whose super_offset names another place (one copied with its
+    member's first sectors, as dd'ing a 1.1 member 4 KiB in would) is not this member's."""
+    image = patched_1x(member(DATA_64K, "1.2"), SB12, {144: ("<Q", 0)})
+    assert names(discover(MemorySource(image))) == ["hd0"]
+
+
+def test_090_uuid_with_its_high_bits_set(tmp_path):
+    """Random UUIDs have the top bit of a 32-bit word set half the time."""
+    uuid = bytes.fromhex("fedcba9876543210f0e1d2c3b4a59687")
+    part = tmp_path / "m.img"
+    part.write_bytes(member(DATA_64K, "0.90", uuid=uuid))
+    assert examine(part)["UUID"] == "98badcfe:10325476:c3d2e1f0:8796a5b4"
+    disk = make_partitioned(tmp_path, [(part, "fd")])
+    volumes = discover(FileSource(str(disk)))
+    assert volumes[1].names == ("md/md3", "mduuid/98badcfe10325476c3d2e1f08796a5b4")
+    assert grub_read(disk, volumes[1].names[1], len(DATA_64K), tmp_path) == DATA_64K
+
+
+def test_the_most_recent_090_member_is_read(tmp_path):
+    old, new = os.urandom(128 * 1024), os.urandom(128 * 1024)
+    a = tmp_path / "a.img"
+    b = tmp_path / "b.img"
+    a.write_bytes(member(old, "0.90", events=7, role=0))
+    b.write_bytes(member(new, "0.90", events=2**32 + 1, role=1))  # both halves count
+    disk = make_partitioned(tmp_path, [(a, "fd"), (b, "fd")])
+    (array,) = [v for v in discover(FileSource(str(disk))) if v.grub_name == "md/md3"]
+    assert array.source.pread(0, len(new)) == new
+    assert array.origin.endswith("on hd0,msdos2")
+
+
+@pytest.mark.parametrize(("level", "disks"), [(-1, 1), (-4, 2)])
+def test_090_linear_and_multipath(level, disks):
+    """0.90 keeps the level as a signed word: a one-device linear array, a multipath one."""
+    image = member(DATA_64K, "0.90", level=level, raid_disks=disks)
+    volumes = discover(MemorySource(image))
+    assert names(volumes) == ["hd0", "md/md3"]
+    assert volumes[1].source.pread(0, len(DATA_64K)) == DATA_64K
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (b"", None),
+        (b"host:", None),
+        (b"a\x01b", None),
+        (b"Xen", "md/Xen"),
+        (b"host:\xff\xfe", "md/\ufffd\ufffd"),  # not UTF-8: read all the same
+    ],
+)
+def test_odd_array_names(tmp_path, name, expected):
+    """An empty or unprintable name gives the array its mduuid/ name alone."""
+    image = member(DATA_64K, "1.2", name=name)
+    (array,) = discover(MemorySource(image))
+    by_uuid = "mduuid/" + UUID.hex()
+    assert array.names == ((expected, by_uuid) if expected else (by_uuid,))
+    assert array.source.pread(0, len(DATA_64K)) == DATA_64K
+    if expected == "md/Xen":
+        disk = tmp_path / "m.img"
+        disk.write_bytes(image)
+        assert grub_read(disk, expected, len(DATA_64K), tmp_path) == DATA_64K
+
+
+def test_a_truncated_member_clips_its_array(caplog):
+    """A member image cut short inside its array's data (a partial copy): the array is
+    read up to the cut, with a warning."""
+    data = os.urandom(512 * 1024)
+    image = member(data, "1.2")[: 1 * MiB + 256 * 1024]
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        (array,) = discover(MemorySource(image))
+    assert array.source.size == 256 * 1024
+    assert array.source.pread(0, 1 * MiB) == data[: 256 * 1024]
+    assert "MD array md/boot: runs past the end of hd0: clipped" in caplog.text
+
+
+def test_arrays_of_one_name_are_numbered(tmp_path, caplog):
+    """Arrays named alike on one disk (members from several hosts: "a:boot" and "b:boot"
+    are both md/boot) get "_1", "_2"... as GRUB's diskfilter names them, with a warning."""
+    uuids = [bytes([n]) * 16 for n in (1, 2, 3)]
+    datas = [os.urandom(64 * 1024) for _ in uuids]
+    parts = []
+    for n, (uuid, data) in enumerate(zip(uuids, datas, strict=True)):
+        part = tmp_path / f"m{n}.img"
+        part.write_bytes(member(data, "1.2", name=f"host{n}:boot".encode(), uuid=uuid))
+        parts.append((part, "fd"))
+    disk = make_partitioned(tmp_path, parts)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover(FileSource(str(disk)))
+    assert names(volumes) == ["md/boot", "md/boot_1", "md/boot_2"]
+    for volume, data, uuid in zip(volumes, datas, uuids, strict=True):
+        assert volume.source.pread(0, len(data)) == data
+        assert volume.names[1] == "mduuid/" + uuid.hex()
+    assert "name already in use: (md/boot_2)" in caplog.text

@@ -29,7 +29,7 @@ from xen import xen_module
 
 from pygrub.disk import ByteSource, FileSource, MemorySource, SliceSource
 from pygrub.limits import MAX_LOGICAL_PARTITIONS, MAX_PARTITIONS
-from pygrub.volumes import Volume, discover
+from pygrub.volumes import Volume, discover, volume_at_offset
 from pygrub.volumes.gpt import ESP_TYPE, LINUX_FILESYSTEM_TYPE, MAX_ENTRY_ARRAY_BYTES
 
 SECTOR = 512
@@ -300,6 +300,163 @@ def test_ebr_chain_loop_is_cut(tmp_path, caplog):
     assert "loop" in caplog.text
 
 
+def test_partition_2_alone_keeps_its_number(tmp_path):
+    """Partition 1 deleted (slot 1 empty): partition 2 is still found, still (hd0,msdos2)."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(8 * MiB)
+    script = f"label: dos\nunit: sectors\n{disk}2 : start=2048, size=4096, type=83\n"
+    run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk, input=script.encode())
+    volumes = discover_file(disk)
+    assert spans(volumes) == sfdisk_spans(disk, "msdos") == {"hd0,msdos2": (1 * MiB, 2 * MiB)}
+    assert [v.offset for v in volumes] == xen_offsets(disk)
+
+
+def test_extended_partition_at_sector_0_is_not_followed(tmp_path, caplog):
+    """An extended entry at LBA 0 would make the MBR its own first EBR: refused by name."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(4 * MiB)
+    poke(disk, 0, mbr_sector([mbr_entry(0, 0x83, 2048, 2048), mbr_entry(0, 0x05, 0, 8192)]))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    assert names(volumes) == ["hd0,msdos1"]
+    assert "MBR partition 2: extended, at sector 0 (the MBR): skipped" in caplog.text
+    assert "overlaps" not in caplog.text
+
+
+@pytest.mark.parametrize("extended", [1, 2])
+def test_only_the_first_extended_partition_is_followed(tmp_path, caplog, extended):
+    """Two extended partitions (invalid: GRUB and Linux follow one) would number their
+    logical partitions twice over: the first one's are read, with a warning naming it."""
+    lines = ["start=2048, size=8192, type=5", "start=4096, size=2048, type=83"]
+    disk = sfdisk_table(tmp_path / "disk.img", lines, size_mb=16)
+    if extended == 2:
+        # A second extended partition whose EBR holds one more logical partition.
+        poke(disk, 446 + 16, mbr_entry(0, 0x0F, 12288, 4096))
+        poke(disk, 12288 * SECTOR, mbr_sector([mbr_entry(0, 0x83, 2048, 1024)]))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    assert spans(volumes) == {"hd0,msdos5": (4096 * SECTOR, 2048 * SECTOR)}
+    assert ("extended partitions: following only partition 1" in caplog.text) is (extended == 2)
+    assert ("MBR: 2 extended partitions" in caplog.text) is (extended == 2)
+
+
+def test_ebr_without_signature_ends_the_chain(tmp_path, caplog):
+    """An EBR that lost its 55 AA is no EBR (Linux's msdos partition code and GRUB stop
+    there too; libfdisk reads on and offers to fix it): its entries are not read as
+    partitions, and the chain ends with a warning."""
+    disk = sfdisk_table(
+        tmp_path / "disk.img",
+        [
+            "start=2048, size=30720, type=5",
+            "start=4096, size=2048, type=83",
+            "start=8192, size=2048, type=83",
+            "start=12288, size=2048, type=83",
+        ],
+        size_mb=16,
+    )
+    first_ebr = disk.read_bytes()[2048 * SECTOR : 2049 * SECTOR]
+    (link,) = struct.unpack_from("<I", first_ebr, 446 + 16 + 8)
+    poke(disk, (2048 + link) * SECTOR + 510, b"\0\0")
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    assert spans(volumes) == {"hd0,msdos5": (4096 * SECTOR, 2048 * SECTOR)}
+    assert f"EBR at sector {2048 + link}: missing or without 55 AA signature" in caplog.text
+
+
+def test_ebr_entries_in_any_slot(tmp_path):
+    """An EBR whose link comes before its data entry (its first slot left empty by some
+    partitioners): every slot is read, as GRUB, Linux and sfdisk read them."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(16 * MiB)
+    poke(disk, 0, mbr_sector([mbr_entry(0, 0x05, 2048, 30720)]))
+    poke(
+        disk,
+        2048 * SECTOR,
+        mbr_sector([bytes(16), mbr_entry(0, 0x05, 6144, 4096), mbr_entry(0, 0x83, 2048, 2048)]),
+    )
+    poke(disk, (2048 + 6144) * SECTOR, mbr_sector([mbr_entry(0, 0x83, 2048, 2048)]))
+    volumes = discover_file(disk)
+    assert spans(volumes) == {
+        "hd0,msdos5": (4096 * SECTOR, 2048 * SECTOR),
+        "hd0,msdos6": (10240 * SECTOR, 2048 * SECTOR),
+    }
+    assert spans(volumes) == sfdisk_spans(disk, "msdos")
+
+
+@pytest.mark.parametrize("per_ebr", [1, 2])
+@pytest.mark.parametrize("used", [MAX_LOGICAL_PARTITIONS, MAX_LOGICAL_PARTITIONS + 1])
+def test_logical_partitions_are_bounded(caplog, per_ebr, used):
+    """Up to MAX_LOGICAL_PARTITIONS logical partitions are read, however many EBRs hold
+    them (Linux and GRUB read every data entry of an EBR); past it the rest are ignored."""
+    ebrs = -(-used // per_ebr)
+    step = 1 + per_ebr  # each EBR, then its one-sector partitions
+    regions = {0: mbr_sector([mbr_entry(0, 0x05, 64, ebrs * step)])}
+    left = used
+    for i in range(ebrs):
+        data = [mbr_entry(0, 0x83, 1 + j, 1) for j in range(min(per_ebr, left))]
+        left -= len(data)
+        link = [mbr_entry(0, 0x05, (i + 1) * step, step)] if i + 1 < ebrs else []
+        regions[(64 + i * step) * SECTOR] = mbr_sector(data + link)
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = check_discovery(SparseSource(1 * MiB, regions))
+    assert len(volumes) == MAX_LOGICAL_PARTITIONS
+    assert volumes[-1].grub_name == f"hd0,msdos{4 + MAX_LOGICAL_PARTITIONS}"
+    assert ("rest ignored" in caplog.text) is (used > MAX_LOGICAL_PARTITIONS)
+
+
+def test_active_logical_partition_and_solaris_in_a_logical_one(tmp_path):
+    """A logical partition keeps its boot flag (it goes first, as an active primary would)
+    and its type (a Solaris one in the chain is looked into for its VTOC)."""
+    disk = sfdisk_table(
+        tmp_path / "disk.img",
+        [
+            "start=2048, size=4096, type=83",
+            "start=8192, size=40960, type=5",
+            "start=10240, size=4096, type=83",
+            "start=16384, size=8192, type=bf, bootable",
+        ],
+        size_mb=32,
+    )
+    assert sfdisk_partitions(disk)[6]["bootable"]
+    poke(disk, 16384 * SECTOR + SECTOR, vtoc_label({0: (2, 1024, 2048)}))
+    volumes = discover_file(disk)
+    assert names(volumes) == [
+        "hd0,msdos6,sunpc1",
+        "hd0,msdos6",
+        "hd0,msdos1",
+        "hd0,msdos5",
+    ]
+    assert volumes[0].bootable and volumes[1].bootable
+    assert spans(volumes)["hd0,msdos6,sunpc1"] == ((16384 + 1024) * SECTOR, 2048 * SECTOR)
+
+
+def test_empty_entry_skipped_and_a_partition_to_the_last_sector_kept_quietly(tmp_path, caplog):
+    """An entry with a type but 0 sectors is skipped with a warning, and the partitions
+    after it are read; one that ends on the disk's last sector is whole, not "clipped"."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(4 * MiB)  # 8192 sectors
+    poke(disk, 0, mbr_sector([mbr_entry(0, 0x83, 2048, 0), mbr_entry(0, 0x83, 4096, 4096)]))
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        volumes = discover_file(disk)
+    assert spans(volumes) == {"hd0,msdos2": (2 * MiB, 2 * MiB)}
+    assert [r.getMessage() for r in caplog.records] == [
+        "MBR partition 1 (type 0x83): empty (0 sectors): skipped"
+    ]
+
+
+def test_stale_vtoc_in_a_linux_partition_is_not_read(tmp_path):
+    """Only Solaris partition types (0xbf, 0x82) are looked into for a VTOC, as in Xen's
+    pygrub: a partition retyped to Linux keeps the old label in its sector 1, unread."""
+    disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=83"], size_mb=8)
+    poke(disk, 2048 * SECTOR + SECTOR, vtoc_label({0: (2, 1024, 2048)}))
+    assert names(discover_file(disk)) == ["hd0,msdos1"]
+    assert xen_offsets(disk) == [2048 * SECTOR]
+
+
 def test_overlapping_and_out_of_disk_partitions(tmp_path, caplog):
     disk = tmp_path / "disk.img"
     with open(disk, "wb") as f:
@@ -360,6 +517,18 @@ def test_whole_disk_ext4(tmp_path):
     assert xen_offsets(disk) == [0]
 
 
+def test_offset_names_a_window_to_the_end_of_the_disk(tmp_path):
+    """--offset skips discovery, as in Xen's pygrub: the volume is (hd0) from that byte to
+    the disk's end, whatever the table says (here a partition smaller than that)."""
+    image = make_ext(tmp_path, {"hello": "hi\n"}, size_mb=2)
+    disk = make_partitioned(tmp_path, [(image, "83")])
+    volume = volume_at_offset(FileSource(str(disk)), 1 * MiB)
+    assert (volume.grub_name, volume.names, volume.number) == ("hd0", ("hd0",), None)
+    assert (volume.offset, volume.source.size) == (1 * MiB, disk.stat().st_size - 1 * MiB)
+    assert volume.source.pread(0, 2 * MiB) == image.read_bytes()
+    assert str(volume) == f"(hd0) offset {1 * MiB}"
+
+
 @pytest.mark.parametrize("fat_bits,size_kib", [("12", 4096), ("16", 16384), ("32", 40960)])
 def test_fat_boot_sector_is_not_an_mbr(tmp_path, fat_bits, size_kib):
     disk = tmp_path / "fat.img"
@@ -371,10 +540,31 @@ def test_fat_boot_sector_is_not_an_mbr(tmp_path, fat_bits, size_kib):
     ]
 
 
-def test_fat_boot_sector_with_an_entry_still_tries_the_whole_disk_first(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "size_kib", "jump"),
+    [
+        (("-F", "16"), 16384, None),
+        (("-F", "16"), 16384, b"\xe9\x3b\x00"),
+        (("-F", "12", "-s", "1"), 1024, None),
+        (("-F", "16", "-S", "1024", "-s", "1"), 16384, None),
+        (("-F", "16", "-S", "2048", "-s", "2"), 16384, None),
+        (("-F", "16", "-S", "4096", "-s", "1"), 16384, None),
+        *((("-F", "12", "-s", str(n)), 8192, None) for n in (8, 16, 32, 64, 128)),
+        (("-F", "12", "-f", "1"), 4096, None),  # one FAT
+        (("-F", "12", "-M", "0xf0"), 4096, None),  # the media byte of removable disks
+    ],
+)
+def test_fat_boot_sector_with_an_entry_still_tries_the_whole_disk_first(
+    tmp_path, options, size_kib, jump
+):
+    """A whole-disk FAT whose boot code reads as a partition entry: whatever mkfs.fat's
+    sector size (4Kn disks), cluster size, FAT count and media byte; with mkfs.fat's short
+    jump (EB 3C 90) or the near jump (E9) the FAT specification also allows."""
     disk = tmp_path / "fat.img"
-    run("mkfs.fat", "-C", "-F", "16", disk, "16384")
-    poke(disk, 446, mbr_entry(0, 0x83, 8192, 2048))
+    run("mkfs.fat", "-C", *options, disk, str(size_kib))
+    if jump is not None:
+        poke(disk, 0, jump)
+    poke(disk, 446, mbr_entry(0, 0x83, size_kib, size_kib // 2))
     volumes = discover_file(disk)
     assert names(volumes) == ["hd0", "hd0,msdos1"]
     assert volumes[0].origin == "whole disk (FAT boot sector)"
@@ -730,6 +920,52 @@ def test_solaris_root_slice_clipped_to_its_partition(tmp_path):
     disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=4096, type=bf"], size_mb=8)
     poke(disk, 2048 * SECTOR + SECTOR, vtoc_label({0: (2, 1024, 999999)}))
     assert spans(discover_file(disk))["hd0,msdos1,sunpc1"] == (3072 * SECTOR, 3072 * SECTOR)
+
+
+def test_solaris_label_checksum_mismatch_is_read_with_a_warning(tmp_path, caplog):
+    """A label whose dkl_cksum does not match is still read, as Xen's pygrub reads it
+    (GRUB refuses it), and the administrator is told; an intact label raises no warning."""
+    disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=bf"], size_mb=8)
+    label = vtoc_label({0: (2, 1024, 2048)})
+    assert label[510:512] != b"\0\0"  # a checksum that is not 0 itself
+    poke(disk, 2048 * SECTOR + SECTOR, label)
+    expected = {"hd0,msdos1,sunpc1": (3072 * SECTOR, 2048 * SECTOR)}
+    for damaged in (False, True):
+        if damaged:
+            poke(disk, 2048 * SECTOR + SECTOR + 400, b"\x01")  # in v_reserved, covered by it
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+            volumes = discover_file(disk)
+        assert {k: v for k, v in spans(volumes).items() if "sunpc" in k} == expected
+        assert ("label checksum mismatch" in caplog.text) is damaged
+        assert xen_module().get_solaris_slice(str(disk), 2048 * SECTOR) == 1024 * SECTOR
+
+
+def test_solaris_partition_without_label_magic_has_no_slices(tmp_path):
+    """Slice entries without dkl_magic are no VTOC (a wiped label, or a Linux swap partition,
+    type 0x82, whose sector 1 happens to hold such bytes): the partition is read as it is."""
+    disk = sfdisk_table(
+        tmp_path / "disk.img",
+        ["start=2048, size=8192, type=bf", "start=10240, size=4096, type=82"],
+        size_mb=8,
+    )
+    label = bytearray(vtoc_label({0: (2, 1024, 2048)}))
+    label[508:510] = b"\0\0"
+    poke(disk, 2048 * SECTOR + SECTOR, label)
+    poke(disk, 10240 * SECTOR + SECTOR, label)
+    assert names(discover_file(disk)) == ["hd0,msdos1", "hd0,msdos2"]
+    with pytest.raises(RuntimeError, match="magic"):
+        xen_module().get_solaris_slice(str(disk), 2048 * SECTOR)
+
+
+def test_solaris_empty_root_slice_is_passed_over(tmp_path):
+    """A V_ROOT slot of 0 sectors (a slice deleted with format(1M), tag left) holds nothing:
+    the next V_ROOT slice is the root. (Xen's pygrub takes the empty one and fails.)"""
+    disk = sfdisk_table(tmp_path / "disk.img", ["start=2048, size=8192, type=bf"], size_mb=8)
+    poke(disk, 2048 * SECTOR + SECTOR, vtoc_label({0: (2, 64, 0), 3: (2, 1024, 2048)}))
+    volumes = discover_file(disk)
+    assert names(volumes) == ["hd0,msdos1,sunpc4", "hd0,msdos1"]
+    assert spans(volumes)["hd0,msdos1,sunpc4"] == (3072 * SECTOR, 2048 * SECTOR)
 
 
 def test_solaris_partition_on_a_truncated_disk(tmp_path):

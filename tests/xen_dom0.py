@@ -24,6 +24,7 @@ import glob
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -36,6 +37,8 @@ BOOT_TIMEOUT = 1500
 #: Where libxl and pygrub may leave files behind (XEN_RUN_DIR, XEN_LIB_DIR, temp dirs).
 WATCHED = ("/run/xen", "/var/lib/xen", "/tmp", "/var/tmp")
 UP, ENTER = b"\x1b[A", b"\r"
+#: What xl -vvv adds to xl's own stderr: libxl's debug lines, libxc's details.
+VERBOSE = re.compile(r": (debug|detail|verbose): ")
 
 
 def say(tag: str, value: object) -> None:
@@ -146,13 +149,62 @@ def newest_bootloader_log() -> str:
     return read_tail(logs[-1]) if logs else ""
 
 
+def bootloader_args(verbose: str) -> list[str]:
+    """The bootloader's argv as libxl logs it under xl -vvv ("  bootloader arg: ...")."""
+    return [
+        line.split("bootloader arg: ", 1)[1]
+        for line in verbose.splitlines()
+        if "bootloader arg: " in line
+    ]
+
+
+def guest_journal(disk: str) -> list[str]:
+    """How the guest's boot went, from its own journal (its disk is free again once the
+    domain is gone): the lines that say where boot time went."""
+    os.makedirs("/mnt/guest", exist_ok=True)
+    for part in sorted(glob.glob(f"{disk}[0-9]*")):
+        if run("mount", "-o", "ro", part, "/mnt/guest").returncode != 0:
+            continue
+        try:
+            if os.path.isdir("/mnt/guest/var/log/journal"):
+                shown = run(
+                    "journalctl",
+                    "-D",
+                    "/mnt/guest/var/log/journal",
+                    "-b",
+                    "-o",
+                    "short-monotonic",
+                    "--no-pager",
+                )
+                keep = (
+                    "Startup finished",
+                    "timed out",
+                    "Timed out",
+                    "Reached target",
+                    "Failed",
+                    "PYGRUB",
+                )
+                return [line for line in shown.stdout.splitlines() if any(k in line for k in keep)][
+                    -40:
+                ]
+        finally:
+            run("umount", "/mnt/guest")
+    return ["no journal found on " + disk]
+
+
 def create(case: dict, cfg: str, env: dict[str, str]) -> dict:
     """xl create, timed until it returns (the bootloader ran and the domain was built),
     then the domain's whole life until the guest powers it off."""
     start = time.monotonic()
-    proc = run("xl", "create", cfg, env=env, timeout=BOOT_TIMEOUT)
+    proc = run("xl", "-vvv", "create", cfg, env=env, timeout=BOOT_TIMEOUT)
     created = time.monotonic() - start
-    result = {"rc": proc.returncode, "stdout": proc.stdout[-3000:], "stderr": proc.stderr[-3000:]}
+    said = [line for line in proc.stderr.splitlines() if not VERBOSE.search(line)]
+    result = {
+        "rc": proc.returncode,
+        "stdout": proc.stdout[-3000:],
+        "stderr": "\n".join(said)[-3000:],
+    }
+    result["bootloader_args"] = bootloader_args(proc.stderr)
     result["create_seconds"] = round(created, 1)
     if proc.returncode == 0:
         result["died"] = wait_for_death(case["name"], start + BOOT_TIMEOUT)
@@ -187,15 +239,21 @@ def create_on_console(case: dict, cfg: str, env: dict[str, str]) -> dict:
             time.sleep(1)
             os.write(fd, ENTER)
             keyed_at = round(time.monotonic() - start, 1)
-        if GUEST_MARKER in seen and b"\n" in seen[seen.rindex(GUEST_MARKER) :]:
+        if GUEST_MARKER in seen and not domain_exists(case["name"]):
             break
-    try:
+    # xl's console client should end by itself once the guest has powered its domain off;
+    # killed, it exits with -15 and the case fails.
+    for _ in range(30):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(1)
+    else:
         os.kill(pid, 15)
-    except ProcessLookupError:
-        pass
-    _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(pid, 0)
     os.close(fd)
-    result = {"rc": status, "keyed_at": keyed_at, "console": seen.decode(errors="replace")[-6000:]}
+    result = {"rc": os.waitstatus_to_exitcode(status), "keyed_at": keyed_at}
+    result["console"] = seen.decode(errors="replace")[-6000:]
     result["died"] = wait_for_death(case["name"], start + BOOT_TIMEOUT)
     result["run_seconds"] = round(time.monotonic() - start, 1)
     return result
@@ -203,7 +261,9 @@ def create_on_console(case: dict, cfg: str, env: dict[str, str]) -> dict:
 
 def run_case(case: dict, series: str) -> dict:
     user = f"xbl-{case['name']}"[:32]
-    run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user)
+    # A system user per domain, as libxl's restricted mode wants (trixie's minimal dom0 has
+    # no useradd; systemd-sysusers is in both).
+    run("systemd-sysusers", "--inline", f'u {user} - "pygrub for {case["name"]}"')
     cfg = f"/etc/xen/{case['name']}.cfg"
     with open(cfg, "w") as f:
         f.write(config(case, series, user))
@@ -214,6 +274,7 @@ def run_case(case: dict, series: str) -> dict:
     else:
         result = create(case, cfg, env)
     result.update(case, series=series, config=config(case, series, user))
+    result["bootloader_uid"] = int(run("id", "-u", user).stdout)
     console = console_log(case["name"])
     result["marker"] = marker_line(console) or marker_line(result.get("console", "").encode())
     result["guest_console"] = console.decode(errors="replace")[-3000:]
@@ -224,6 +285,8 @@ def run_case(case: dict, series: str) -> dict:
     result["user_processes"] = run("pgrep", "-u", user, "-a").stdout.splitlines()
     # A bootloader killed by a signal leaves nothing in its log; the kernel says where.
     result["dmesg"] = run("dmesg").stdout.splitlines()[-15:]
+    if case["kind"] != "fail":
+        result["journal"] = guest_journal(case["disk"])
     return result
 
 
