@@ -644,6 +644,13 @@ def test_metadata_that_does_not_add_up_is_named(caplog, text, message):
     assert message in caplog.text
 
 
+def test_lv_wholly_past_the_end_of_a_truncated_pv_is_skipped(caplog):
+    text = vg_text("vg", 1, [(uuid_of(1), 128)], [lv_section("lv", [linear(0, 4, pe=500)])])
+    with caplog.at_level(logging.WARNING, "pygrub.volumes"):
+        assert [v.grub_name for v in discover_bytes(hand_pv(text))] == ["hd0"]
+    assert "LV vg/lv: no extent on this disk: skipped" in caplog.text
+
+
 def test_segment_past_the_end_of_a_truncated_pv_cuts_the_lv(caplog):
     text = vg_text(
         "vg", 1, [(uuid_of(1), 128)], [lv_section("lv", [linear(0, 4), linear(4, 100, pe=10)])]
