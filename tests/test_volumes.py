@@ -100,6 +100,15 @@ def xen_offsets(disk: Path) -> list[int]:
     return xen_module().get_partition_offsets(str(disk))
 
 
+def second_ebr_sector(disk: Path, extended_start: int) -> int:
+    """Where the EBR at ``extended_start`` says the next one is (its second entry's start
+    counts from the extended partition's start)."""
+    with open(disk, "rb") as f:
+        f.seek(extended_start * SECTOR + 446 + 16 + 8)
+        (link,) = struct.unpack("<I", f.read(4))
+    return extended_start + link
+
+
 def poke(disk: Path, offset: int, data: bytes) -> None:
     with open(disk, "r+b") as f:
         f.seek(offset)
@@ -291,9 +300,7 @@ def test_ebr_chain_loop_is_cut(tmp_path, caplog):
         size_mb=16,
     )
     # The first EBR (at the extended start) links to the second; make the second link back.
-    first_ebr = disk.read_bytes()[2048 * SECTOR : 2049 * SECTOR]
-    (link,) = struct.unpack_from("<I", first_ebr, 446 + 16 + 8)
-    poke(disk, (2048 + link) * SECTOR + 446 + 16, mbr_entry(0, 0x05, 0, 2048))
+    poke(disk, second_ebr_sector(disk, 2048) * SECTOR + 446 + 16, mbr_entry(0, 0x05, 0, 2048))
     with caplog.at_level(logging.WARNING, "pygrub.volumes"):
         volumes = discover_file(disk)
     assert names(volumes) == ["hd0,msdos5", "hd0,msdos6"]
@@ -356,13 +363,12 @@ def test_ebr_without_signature_ends_the_chain(tmp_path, caplog):
         ],
         size_mb=16,
     )
-    first_ebr = disk.read_bytes()[2048 * SECTOR : 2049 * SECTOR]
-    (link,) = struct.unpack_from("<I", first_ebr, 446 + 16 + 8)
-    poke(disk, (2048 + link) * SECTOR + 510, b"\0\0")
+    second = second_ebr_sector(disk, 2048)
+    poke(disk, second * SECTOR + 510, b"\0\0")
     with caplog.at_level(logging.WARNING, "pygrub.volumes"):
         volumes = discover_file(disk)
     assert spans(volumes) == {"hd0,msdos5": (4096 * SECTOR, 2048 * SECTOR)}
-    assert f"EBR at sector {2048 + link}: missing or without 55 AA signature" in caplog.text
+    assert f"EBR at sector {second}: missing or without 55 AA signature" in caplog.text
 
 
 def test_ebr_entries_in_any_slot(tmp_path):

@@ -39,6 +39,8 @@ WATCHED = ("/run/xen", "/var/lib/xen", "/tmp", "/var/tmp")
 UP, ENTER = b"\x1b[A", b"\r"
 #: What xl -vvv adds to xl's own stderr: libxl's debug lines, libxc's details.
 VERBOSE = re.compile(r": (debug|detail|verbose): ")
+#: The guest journal's lines that say where its boot time went.
+JOURNAL_KEPT = re.compile(r"Startup finished|[Tt]imed out|Reached target|Failed|PYGRUB")
 
 
 def say(tag: str, value: object) -> None:
@@ -166,30 +168,14 @@ def guest_journal(disk: str) -> list[str]:
         if run("mount", "-o", "ro", part, "/mnt/guest").returncode != 0:
             continue
         try:
-            if os.path.isdir("/mnt/guest/var/log/journal"):
-                shown = run(
-                    "journalctl",
-                    "-D",
-                    "/mnt/guest/var/log/journal",
-                    "-b",
-                    "-o",
-                    "short-monotonic",
-                    "--no-pager",
-                )
-                keep = (
-                    "Startup finished",
-                    "timed out",
-                    "Timed out",
-                    "Reached target",
-                    "Failed",
-                    "PYGRUB",
-                )
-                return [line for line in shown.stdout.splitlines() if any(k in line for k in keep)][
-                    -40:
-                ]
+            journal = "/mnt/guest/var/log/journal"
+            if os.path.isdir(journal):
+                argv = ("journalctl", "-D", journal, "-b", "-o", "short-monotonic", "--no-pager")
+                lines = run(*argv).stdout.splitlines()
+                return [line for line in lines if JOURNAL_KEPT.search(line)][-40:]
         finally:
             run("umount", "/mnt/guest")
-    return ["no journal found on " + disk]
+    return [f"no journal found on {disk}"]
 
 
 def create(case: dict, cfg: str, env: dict[str, str]) -> dict:
