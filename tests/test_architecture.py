@@ -28,8 +28,7 @@ MAY_IMPORT = {
     "volumes": {"disk"},
     "fs": {"disk"},
     "extract": {"fs"},
-    "guest": {"disk", "fs", "volumes"},
-    "config": {"disk", "fs", "volumes", "guest"},
+    "config": {"disk", "fs", "volumes"},
     "select": {"config"},
 }
 

@@ -14,9 +14,9 @@ from imaging import make_ext, make_partitioned
 
 from pygrub.api import Image
 from pygrub.boot import NothingBootable, open_guest, plan_boot, why_not_bootable
+from pygrub.config.guest import GuestDisk
 from pygrub.config.model import BootEntry
 from pygrub.disk import FileSource
-from pygrub.guest import GuestDisk
 from pygrub.select import Chosen
 
 KERNEL_A = os.urandom(40_000)

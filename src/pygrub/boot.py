@@ -7,21 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from ._typing import TYPE_CHECKING
-from .config import Attempt, find_menu
+from .config import Attempt, find_menu, solaris
+from .config.guest import GuestDisk
 from .config.model import LINUX, BootEntry, BootMenu
 from .disk import ByteSource
 from .errors import NotFoundError, PygrubError
 from .extract import FileRef
 from .fs import Filesystem
-from .guest import GuestDisk
 from .log import get_logger
 from .record import field, record
 from .select import Chosen, choose
 from .volumes import Volume, discover, volume_at_offset
-
-if TYPE_CHECKING:
-    from .fs.zfs import ZfsFilesystem
 
 log = get_logger(__name__)
 
@@ -100,29 +96,15 @@ def entry_files(
 
 def file_ref(fs: Filesystem, path: str, where: str, span: tuple[int, int] | None = None) -> FileRef:
     """A config's file, or the byte range ``span`` (offset, length) of it (a UKI section)."""
-    fs, path = dataset_path(fs, path)
+    fs, path = fs.grub_path(path)
     if span is None:
         return FileRef(fs, path, where)
     return FileRef(fs, path, where, span[0], span[1])
 
 
-def dataset_path(fs: Filesystem, path: str) -> tuple[Filesystem, str]:
-    """On ZFS, GRUB's ``/dataset@/path`` names a file in another dataset of the pool."""
-    if fs.kind != "zfs" or "@" not in path:
-        return fs, path
-    return _as_zfs(fs).grub_path(path)
-
-
-def _as_zfs(fs: Filesystem) -> ZfsFilesystem:
-    from .fs.zfs import ZfsFilesystem
-
-    assert isinstance(fs, ZfsFilesystem)
-    return fs
-
-
 def _holds_file(fs: Filesystem, path: str) -> bool:
     try:
-        fs, path = dataset_path(fs, path)
+        fs, path = fs.grub_path(path)
         return fs.is_file(path)
     except PygrubError:
         return False
@@ -291,40 +273,16 @@ def _plan_from_config(
     args = entry.args
     if extra_args:
         args += " " + extra_args
-    args = solaris_zfs_args(kernel_ref, args)
+    args = solaris.boot_args(kernel_ref.fs, kernel_ref.path, args)
     return BootPlan(kernel_ref, initrd_refs, args, menu, entry, chosen.path, trace=chosen.trace)
 
 
 def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:
     """Xen's pygrub without a config: a Solaris PV kernel, else a NetWare loader, by path."""
-    from .config import solaris
-
-    dataset = solaris.zfs_bootfs_option(extra_args) if fs.kind == "zfs" else None
-    if dataset is not None:
-        fs = _as_zfs(fs).with_dataset(dataset)
-    for kernel, ramdisk in solaris.SNIFFED_KERNELS:
-        if fs.is_file(kernel):
-            ref = FileRef(fs, kernel, home_name)
-            args = solaris_zfs_args(ref, solaris.sniffed_args(kernel, extra_args))
-            how = (f"no bootloader config: {kernel} found, as Xen's pygrub looks for it",)
-            return BootPlan(ref, [FileRef(fs, ramdisk, home_name)], args, trace=how)
-    if fs.is_file(solaris.NETWARE_LOADER):
-        ref = FileRef(fs, solaris.NETWARE_LOADER, home_name)
-        how = (f"no bootloader config: {ref.path} found, as Xen's pygrub looks for it",)
-        return BootPlan(ref, [], extra_args, trace=how)
-    return None
-
-
-def solaris_zfs_args(kernel: FileRef, args: str) -> str:
-    """The command line with the ZFS pool's boot string, as Xen's pygrub gives it.
-
-    Xen does this for whatever it boots from ZFS; only a Solaris kernel reads it, so a
-    Linux command line on ZFS is left as its config wrote it.
-    """
-    if kernel.fs.kind != "zfs":
-        return args
-    from .config import solaris
-
-    if not solaris.is_solaris_kernel(kernel.path):
-        return args
-    return solaris.with_boot_string(args, _as_zfs(kernel.fs).bootstring())
+    found = solaris.sniff(fs, extra_args)
+    if found is None:
+        return None
+    fs, kernel, ramdisk, args = found
+    how = (f"no bootloader config: {kernel} found, as Xen's pygrub looks for it",)
+    initrds = [] if ramdisk is None else [FileRef(fs, ramdisk, home_name)]
+    return BootPlan(FileRef(fs, kernel, home_name), initrds, args, trace=how)
