@@ -89,6 +89,21 @@ def test_usage_errors(argv):
         parse_args(argv)
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "--runas=0 is root: give the unprivileged user id to read the image as"),
+        ("-1", "--runas=-1 is not a user id (1 to 4294967294)"),
+        ("4294967295", "--runas=4294967295 is not a user id (1 to 4294967294)"),
+        (str(1 << 40), f"--runas={1 << 40} is not a user id (1 to 4294967294)"),
+    ],
+)
+def test_runas_refuses_root_and_what_is_no_user_id(value, message):
+    with pytest.raises(UsageError, match=f"^{re.escape(message)}$"):
+        parse_args([f"--runas={value}", "-q", "d"])
+    assert parse_args(["--runas=4294967294", "-q", "d"]).runas == 4294967294
+
+
 def test_usage_error_exit_status_and_one_line(capsys):
     assert main(["--output-format=bad", "disk"]) == 2
     err = capsys.readouterr().err.splitlines()

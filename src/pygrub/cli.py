@@ -19,7 +19,7 @@ from ._typing import TYPE_CHECKING
 from .errors import Interrupted, PygrubError, UsageError, status_and_message
 from .formats import IMAGE_FORMATS, OUTPUT_FORMATS
 from .record import record
-from .settings import Settings, with_environment
+from .settings import MAX_USER_ID, Settings, with_environment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -301,7 +301,7 @@ def parse_args(argv: list[str]) -> Settings:
         elif name == "--output":
             o.output = None if value == "-" else value
         elif name == "--runas":
-            o.runas = _integer("--runas", value)
+            o.runas = _user_id(value)
         elif name == "--kernel":
             o.kernel = value
         elif name == "--ramdisk":
@@ -359,6 +359,16 @@ def _integer(flag: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise UsageError(f"{flag} value must be an integer") from None
+
+
+def _user_id(value: str) -> int:
+    """--runas's uid: the user the sandboxed reader runs as, never root."""
+    uid = _integer("--runas", value)
+    if uid == 0:
+        raise UsageError("--runas=0 is root: give the unprivileged user id to read the image as")
+    if not 0 < uid <= MAX_USER_ID:
+        raise UsageError(f"--runas={uid} is not a user id (1 to {MAX_USER_ID})")
+    return uid
 
 
 def _interrupter(budget: float) -> Callable[[int, FrameType | None], None]:

@@ -56,6 +56,7 @@ from .disk.base import inherit, refuse_backing_files
 from .errors import LimitError, NotFoundError, PygrubError, UsageError, status_and_message
 from .log import debugging, get_logger, loaded
 from .record import fields, record
+from .settings import MAX_USER_ID
 
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -73,8 +74,6 @@ MAX_REPORT_BYTES = 4 << 20
 MAX_ERROR_CHARS = 4096
 #: Bytes of what an interactive run's child printed that the parent repeats, per stream.
 MAX_RELAYED_BYTES = 1 << 20
-#: The largest user or group id; (uid_t)-1 means "leave unchanged" to setresuid.
-MAX_ID = 0xFFFFFFFE
 #: The largest value setrlimit takes from Python (a signed 64-bit number).
 MAX_RLIMIT = (1 << 63) - 1
 #: The default sandbox's ids are this plus pygrub's pid (below 2^22, PID_MAX_LIMIT):
@@ -363,17 +362,14 @@ def _try_user_namespace(libc: ctypes.CDLL) -> int:
 
 
 def user_ids(uid: int) -> tuple[int, int]:
-    """(uid, gid) to run as: the user's primary group from passwd, else the uid."""
-    if uid == 0:
-        raise UsageError("--runas=0 is root: give the unprivileged user id to read the image as")
-    if not 0 < uid <= MAX_ID:
-        raise UsageError(f"--runas={uid} is not a user id (1 to {MAX_ID})")
+    """(uid, gid) to run as: the user's primary group from passwd, else the uid (which the
+    command line checked is no root and a user id)."""
     try:
         gid = pwd.getpwuid(uid).pw_gid
     except KeyError:
         gid = uid
-    if not 0 < gid <= MAX_ID:
-        raise UsageError(f"--runas={uid}: the user's primary group {gid} is root or invalid")
+    if not 0 < gid <= MAX_USER_ID:
+        raise PygrubError(f"--runas={uid}: the user's primary group {gid} is root or invalid")
     return uid, gid
 
 

@@ -26,6 +26,8 @@ RUNAS_FILE_MB = 128
 DEFAULT_MAX_RAM_MB = 256
 #: Seconds the menu waits for a person who never comes (PYGRUB_MENU_MAX_WAIT).
 DEFAULT_MENU_MAX_WAIT = 30.0
+#: The largest user or group id; (uid_t)-1 means "leave unchanged" to setresuid.
+MAX_USER_ID = 0xFFFFFFFE
 
 
 @record
