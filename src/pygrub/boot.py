@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from .config import Attempt, find_menu, solaris
+from .config import Attempt, find_menu
 from .config.guest import GuestDisk
 from .config.model import LINUX, BootEntry, BootMenu
 from .disk import ByteSource
@@ -273,12 +273,24 @@ def _plan_from_config(
     args = entry.args
     if extra_args:
         args += " " + extra_args
-    args = solaris.boot_args(kernel_ref.fs, kernel_ref.path, args)
+    args = _with_boot_string(kernel_ref, args)
     return BootPlan(kernel_ref, initrd_refs, args, menu, entry, chosen.path, trace=chosen.trace)
+
+
+def _with_boot_string(kernel: FileRef, args: str) -> str:
+    """The command line, with the boot string of the kernel's filesystem if it has one (ZFS)
+    and the kernel reads it (Solaris)."""
+    if kernel.fs.bootstring() is None:
+        return args  # without importing config.solaris: its patterns cost 2 ms to compile
+    from .config import solaris
+
+    return solaris.boot_args(kernel.fs, kernel.path, args)
 
 
 def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:
     """Xen's pygrub without a config: a Solaris PV kernel, else a NetWare loader, by path."""
+    from .config import solaris
+
     found = solaris.sniff(fs, extra_args)
     if found is None:
         return None
