@@ -97,7 +97,7 @@ def our_pick(case: Path) -> str:
         if menu is None:
             continue
         try:
-            _path, entry = choose(menu, None, why_not)
+            entry = choose(menu, None, why_not).entry
         except PygrubError as e:
             return f"refuses: {str(e)[:70]}"
         return f"{entry.title} ({entry.kernel})"

@@ -29,7 +29,7 @@ fi
 venv=${PYGRUB_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -e '.[test]'
-"$venv/bin/ruff" check src tests bench
-"$venv/bin/ruff" format --check src tests bench
+"$venv/bin/ruff" check src tests bench scripts fuzz
+"$venv/bin/ruff" format --check src tests bench scripts fuzz
 "$venv/bin/mypy"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -1,4 +1,4 @@
-"""A sandboxed reader taken over by the guest: attacker code in place of ``read_guest``.
+"""A sandboxed reader taken over by the guest: attacker code in place of ``run.read_guest``.
 
 A guest disk that found a bug in a parser runs whatever it likes where the parser runs:
 in the sandboxed child, after every wall is up. Nothing in pygrub can load this module.
@@ -49,7 +49,6 @@ class Reader:
     image: str
     disk_fd: int
     files: dict[str, tuple[int, str]]
-    limit: int
     params: dict
     #: The real reader's run: a forgery may start from what it reports.
     real: Callable[[], dict]
@@ -64,20 +63,18 @@ def attack(function: Callable[[Reader], object]) -> Callable[[Reader], object]:
 
 
 def install(name: str, params: dict) -> None:
-    from pygrub import sandbox
+    from pygrub import run
 
-    real = sandbox.read_guest
+    real = run.read_guest
 
-    def captured(
-        o: Any, image: str, disk_fd: int, files: dict, limit: int, menu: Any = None
-    ) -> object:
+    def captured(o: Any, image: str, disk_fd: int, files: dict, menu: Any = None) -> object:
         def run_real() -> dict:
-            return real(o, image, disk_fd, files, limit, menu)
+            return real(o, image, disk_fd, files, menu)
 
-        forged = ATTACKS[name](Reader(o, image, disk_fd, files, limit, params, run_real))
+        forged = ATTACKS[name](Reader(o, image, disk_fd, files, params, run_real))
         return run_real() if forged is None else forged
 
-    sandbox.read_guest = captured
+    run.read_guest = captured
 
 
 def seen(**facts: object) -> None:

@@ -21,11 +21,11 @@ def sandbox_room_above_pytest(monkeypatch):
     """Runs in this process are sandboxed by default too, in a fork of pytest: its address
     space is several times a fresh pygrub's (about 96 MiB), so the reader's default limit
     (256 MiB, RLIMIT_AS) counts from what pytest maps. A ``python -m pygrub`` keeps 256."""
-    from pygrub import sandbox
+    from pygrub import settings
 
     status = Path("/proc/self/status").read_text()
     mapped_mb = int(status.split("VmSize:")[1].split()[0]) >> 10
-    monkeypatch.setattr(sandbox, "RUNAS_RAM_MB", mapped_mb + sandbox.RUNAS_RAM_MB)
+    monkeypatch.setattr(settings, "DEFAULT_MAX_RAM_MB", mapped_mb + settings.DEFAULT_MAX_RAM_MB)
 
 
 @pytest.fixture(params=["zstandard", "compression.zstd"])

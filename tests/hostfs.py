@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pygrub.config.guest import GuestDisk
 from pygrub.disk import MemorySource
 from pygrub.fs.hostdir import HostDirFilesystem
-from pygrub.guest import GuestDisk
 from pygrub.volumes import Volume
 
 __all__ = ["HostDirFilesystem", "guest_of_dirs"]

@@ -323,20 +323,20 @@ def test_format_flag(layout, qcow2, capfd):
 
 
 def test_cli_flags_agree_with_the_readers():
-    from pygrub import cli
+    from pygrub import formats
 
-    assert cli.IMAGE_FORMATS == pygrub.IMAGE_FORMATS
+    assert formats.IMAGE_FORMATS == pygrub.IMAGE_FORMATS
 
 
 def test_cli_boots_through_the_api(layout, monkeypatch, capfd):
     calls = []
-    original = api.Image._choose
+    original = api.Image.choose
 
-    def spy(self, *args):
+    def spy(self, *args, **kwargs):
         calls.append(args[0])
-        return original(self, *args)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(api.Image, "_choose", spy)
+    monkeypatch.setattr(api.Image, "choose", spy)
     # Unsandboxed: the spy's list is this process's, and a sandboxed reader is a fork.
     assert main(["-qn", "--no-sandbox", "--entry=single", str(layout["disk"])]) == 0
     assert calls == ["single"]

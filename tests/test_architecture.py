@@ -15,12 +15,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "pygrub"
 
-#: Cycles that exist and are being removed elsewhere: issue 18's upper half gives a run
-#: one driver, after which cli and sandbox no longer import each other.
-KNOWN_CYCLES = [{"pygrub.cli", "pygrub.sandbox"}]
-
 #: The modules every layer may use: no pygrub imports of their own but among these.
-FOUNDATION = {"_typing", "errors", "log", "record", "limits", "compress"}
+FOUNDATION = {"_typing", "errors", "log", "record", "limits", "compress", "formats"}
 
 #: Lower layers (first component under pygrub) and what each may import besides itself
 #: and FOUNDATION. The upper layers (api, boot, cli, sandbox, menu, dropin, manpage) may
@@ -32,8 +28,7 @@ MAY_IMPORT = {
     "volumes": {"disk"},
     "fs": {"disk"},
     "extract": {"fs"},
-    "guest": {"disk", "fs", "volumes"},
-    "config": {"disk", "fs", "volumes", "guest"},
+    "config": {"disk", "fs", "volumes"},
     "select": {"config"},
 }
 
@@ -149,10 +144,8 @@ def test_cycles_are_found():
 
 
 def test_no_import_cycles():
-    unexpected = [c for c in cycles(GRAPH) if c not in KNOWN_CYCLES]
-    assert not unexpected, "import cycles: " + "; ".join(
-        " <-> ".join(sorted(c)) for c in unexpected
-    )
+    found = cycles(GRAPH)
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in found)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if layer(n) in MAY_IMPORT))
@@ -160,12 +153,6 @@ def test_lower_layers_import_only_below(name):
     allowed = MAY_IMPORT[layer(name)] | FOUNDATION | {layer(name)}
     above = sorted(m for m in GRAPH[name] if layer(m) not in allowed)
     assert not above, f"{name} imports {above}: not below its layer"
-
-
-#: Lower-layer modules that still read the environment or raise UsageError, until the
-#: settings record of issue 18's upper half hands them their settings: PYGRUB_MAX_FILE_SIZE_MB
-#: (limits), PYGRUB_ALLOW_BACKING (qcow2), and --format checked by open_image (source).
-KNOWN_SETTINGS_READERS = {"pygrub.limits", "pygrub.disk.qcow2", "pygrub.disk.source"}
 
 
 def settings_uses(name: str) -> list[str]:
@@ -182,8 +169,9 @@ def settings_uses(name: str) -> list[str]:
 
 
 def test_settings_are_found():
-    assert settings_uses("pygrub.disk.qcow2")
-    assert settings_uses("pygrub.disk.source")
+    uses = settings_uses("pygrub.cli")
+    assert any(use.startswith("os.environ") for use in uses)
+    assert any(use.startswith("UsageError") for use in uses)
 
 
 @pytest.mark.parametrize(
@@ -192,7 +180,21 @@ def test_settings_are_found():
 )
 def test_lower_layers_take_settings_as_arguments(name):
     uses = settings_uses(name)
-    if name in KNOWN_SETTINGS_READERS:
-        assert uses, f"{name} no longer reads settings itself: drop it from the known list"
-    else:
-        assert not uses, f"{name}: {uses}"
+    assert not uses, f"{name}: {uses}"
+
+
+#: The upper layers, bottom up (docs/ARCHITECTURE.md, "One run"): each may import the lower
+#: layers and those before it here, never one after it.
+UPPER = ["settings", "clock", "boot", "api", "menu", "sandbox", "run", "cli", "manpage"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if layer(n) in UPPER))
+def test_upper_layers_import_only_downward(name):
+    below = set(UPPER[: UPPER.index(layer(name)) + 1])
+    above = sorted(m for m in GRAPH[name] if layer(m) in UPPER and layer(m) not in below)
+    assert not above, f"{name} imports {above}: a layer above it"
+
+
+def test_every_module_has_a_layer():
+    known = set(MAY_IMPORT) | set(UPPER) | {"", "__main__", "dropin"}
+    assert {layer(n) for n in MODULES} <= known, "a new module: give it a row in ARCHITECTURE.md"

@@ -208,8 +208,8 @@ def test_output_file_must_exist(tmp_path):
 
 
 def test_missing_default_output_directory_is_created_0700(tmp_path, capfd):
-    from pygrub.cli import Options
-    from pygrub.cli import run as run_cli
+    from pygrub.run import run as run_cli
+    from pygrub.settings import Settings as Options
 
     image = make_ext(tmp_path, guest())
     out = tmp_path / "new" / "dir"

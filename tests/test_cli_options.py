@@ -9,8 +9,9 @@ import sys
 import pytest
 
 import pygrub
-from pygrub.cli import DEFAULT_OUTPUT_DIRECTORY, HelpRequested, main, parse_args
+from pygrub.cli import HelpRequested, main, parse_args
 from pygrub.errors import UsageError
+from pygrub.settings import DEFAULT_OUTPUT_DIRECTORY
 
 
 def test_defaults_are_xens():
@@ -86,6 +87,21 @@ def test_entry_implies_non_interactive():
 def test_usage_errors(argv):
     with pytest.raises(UsageError):
         parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "--runas=0 is root: give the unprivileged user id to read the image as"),
+        ("-1", "--runas=-1 is not a user id (1 to 4294967294)"),
+        ("4294967295", "--runas=4294967295 is not a user id (1 to 4294967294)"),
+        (str(1 << 40), f"--runas={1 << 40} is not a user id (1 to 4294967294)"),
+    ],
+)
+def test_runas_refuses_root_and_what_is_no_user_id(value, message):
+    with pytest.raises(UsageError, match=f"^{re.escape(message)}$"):
+        parse_args([f"--runas={value}", "-q", "d"])
+    assert parse_args(["--runas=4294967294", "-q", "d"]).runas == 4294967294
 
 
 def test_usage_error_exit_status_and_one_line(capsys):

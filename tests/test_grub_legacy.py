@@ -20,9 +20,9 @@ from imaging import write_tree
 from pygrub.boot import plan_boot
 from pygrub.config import LoadContext, decode_config, find_menu
 from pygrub.config.grub_legacy import grub2_device, load, parse_number
+from pygrub.config.guest import parse_device
 from pygrub.config.model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, Password
 from pygrub.errors import LimitError, PygrubError
-from pygrub.guest import parse_device
 from pygrub.limits import MAX_MENU_ENTRIES
 
 XEN_GRUBCONF = Path("/usr/lib/xen-4.17/lib/python/grub/GrubConf.py")

@@ -20,8 +20,8 @@ from imaging import run
 
 from pygrub.config.model import LINUX, OTHER, BootEntry, BootMenu, Password, Submenu
 from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError, UnsupportedError
-from pygrub.menu import keys, max_wait, password, unattended_wait
-from pygrub.menu.app import Choice, MenuApp, frame
+from pygrub.menu import keys, password, unattended_wait
+from pygrub.menu.app import MenuApp, frame
 from pygrub.menu.entries import evaluate_lines, kernel_line, plain_entry, plain_lines
 from pygrub.menu.keys import KeyDecoder
 from pygrub.menu.lineedit import ACCEPTED, CANCELLED, MAX_TYPED_LINE, LineEditor
@@ -35,6 +35,8 @@ from pygrub.menu.remote import (
     drawing_of,
 )
 from pygrub.menu.text import Canvas, cell
+from pygrub.select import Chosen
+from pygrub.settings import menu_max_wait
 
 # Keys ---------------------------------------------------------------------------------
 
@@ -334,7 +336,7 @@ def test_submenus_open_and_close():
     assert "*Advanced" in screen[5] and "Press ESC to return" not in "\n".join(screen)
     press(app, keys.LEFT, keys.ESC)  # the top level stays
     press(app, keys.ENTER, keys.DOWN, "b")
-    assert app.result == Choice((1, 1), app.menu.items[1].items[1])
+    assert app.result == Chosen((1, 1), app.menu.items[1].items[1], ("picked on the menu",))
 
 
 def test_the_default_path_highlights_inside_submenus():
@@ -369,7 +371,8 @@ def test_the_countdown():
     app.tick(102.5)
     assert app.seconds_left() == 1 and app.result is None
     app.tick(103.0)
-    assert app.result == Choice((0,), app.menu.items[0])
+    assert (app.result.path, app.result.entry) == ((0,), app.menu.items[0])
+    assert app.result.trace[-1] == "default 0 'Debian' boots"
 
 
 def test_the_countdown_falls_back_or_fails_like_an_unattended_run():
@@ -520,12 +523,10 @@ def test_unattended_wait(timeout, style, expected):
 
 
 def test_max_wait_from_the_environment(monkeypatch):
-    monkeypatch.setenv("PYGRUB_MENU_MAX_WAIT", "2.5")
-    assert max_wait() == 2.5
+    assert menu_max_wait({"PYGRUB_MENU_MAX_WAIT": "2.5"}) == 2.5
     for bad in ("-1", "soon", "inf", "nan"):
-        monkeypatch.setenv("PYGRUB_MENU_MAX_WAIT", bad)
         with pytest.raises(PygrubError, match="PYGRUB_MENU_MAX_WAIT"):
-            max_wait()
+            menu_max_wait({"PYGRUB_MENU_MAX_WAIT": bad})
 
 
 def test_non_interactive_when_stdin_is_not_a_terminal(tmp_path):

@@ -245,17 +245,15 @@ def overlay(tmp_path) -> tuple[Path, Path]:
 
 
 def test_backing_file_is_refused_by_default(overlay, monkeypatch):
-    monkeypatch.delenv("PYGRUB_ALLOW_BACKING", raising=False)
     image, _base = overlay
     with pytest.raises(UnsupportedError, match="backing file 'base.raw'.*PYGRUB_ALLOW_BACKING=1"):
         open_image(str(image))
 
 
 def test_backing_file_in_the_same_directory(overlay, monkeypatch, tmp_path):
-    monkeypatch.setenv("PYGRUB_ALLOW_BACKING", "1")
     image, base = overlay
     want = to_raw(image, tmp_path / "flat.raw")
-    source = open_image(str(image))
+    source = open_image(str(image), allow_backing=True)
     try:
         assert read_all(source) == want
         assert want[256 * 1024 : 384 * 1024] == bytes(128 * 1024), "zero clusters hide the base"
@@ -268,7 +266,6 @@ def test_backing_file_in_the_same_directory(overlay, monkeypatch, tmp_path):
 
 
 def test_backing_file_elsewhere_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYGRUB_ALLOW_BACKING", "1")
     (tmp_path / "other").mkdir()
     (tmp_path / "images").mkdir()
     base = tmp_path / "other/base.raw"
@@ -277,17 +274,16 @@ def test_backing_file_elsewhere_is_refused(tmp_path, monkeypatch):
         image = tmp_path / "images" / name
         run("qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw", image, "1M")
         with pytest.raises(UnsupportedError, match="outside the image's directory"):
-            open_image(str(image))
+            open_image(str(image), allow_backing=True)
     # a name in the same directory that is a symlink to elsewhere is elsewhere too
     os.symlink(base, tmp_path / "images/link.raw")
     image = tmp_path / "images/link.qcow2"
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "link.raw", "-F", "raw", image, "1M")
     with pytest.raises(UnsupportedError, match="outside"):
-        open_image(str(image))
+        open_image(str(image), allow_backing=True)
 
 
 def test_backing_format_probed_or_refused(overlay, monkeypatch, tmp_path):
-    monkeypatch.setenv("PYGRUB_ALLOW_BACKING", "1")
     image, _base = overlay
     want = to_raw(image, tmp_path / "flat.raw")
     head = image.read_bytes()[:65536]
@@ -295,15 +291,14 @@ def test_backing_format_probed_or_refused(overlay, monkeypatch, tmp_path):
     assert head[ext + 8 : ext + 11] == b"raw"
     # An extension of a type nobody knows is skipped: no format named, so it is probed.
     unnamed = patched_file(tmp_path, image, {ext: be32(0x12345678)})
-    source = open_image(str(unnamed))
+    source = open_image(str(unnamed), allow_backing=True)
     assert read_all(source) == want
     source.close()
     with pytest.raises(UnsupportedError, match="format 'vpc'"):
-        open_image(str(patched_file(tmp_path, image, {ext + 8: b"vpc"})))
+        open_image(str(patched_file(tmp_path, image, {ext + 8: b"vpc"})), allow_backing=True)
 
 
 def test_backing_chain_depth_is_bounded(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYGRUB_ALLOW_BACKING", "1")
     (tmp_path / "l0.raw").write_bytes(b"\x01" * MiB)
     previous, fmt = "l0.raw", "raw"
     for level in range(1, 6):
@@ -312,11 +307,13 @@ def test_backing_chain_depth_is_bounded(tmp_path, monkeypatch):
         run("qemu-io", "-c", f"write -P {level + 1} {level * 64}k 4k", image)
         previous, fmt = image.name, "qcow2"
     before = len(os.listdir("/proc/self/fd"))
-    source = open_image(str(tmp_path / "l4.qcow2"))  # four backing files below it
+    source = open_image(
+        str(tmp_path / "l4.qcow2"), allow_backing=True
+    )  # four backing files below it
     assert read_all(source) == to_raw(tmp_path / "l4.qcow2", tmp_path / "l4.raw")
     source.close()
     with pytest.raises(LimitError, match="over 4 levels"):
-        open_image(str(tmp_path / "l5.qcow2"))
+        open_image(str(tmp_path / "l5.qcow2"), allow_backing=True)
     assert len(os.listdir("/proc/self/fd")) == before, "every file opened is closed"
 
 
@@ -360,10 +357,9 @@ def be64(v: int) -> bytes:
     ],
 )
 def test_bad_header(guest, tmp_path, monkeypatch, edits, error, match):
-    monkeypatch.setenv("PYGRUB_ALLOW_BACKING", "1")
     _disk, images = guest
     with pytest.raises(error, match=match):
-        open_image(str(patched_file(tmp_path, images["v3-64k"], edits)))
+        open_image(str(patched_file(tmp_path, images["v3-64k"], edits)), allow_backing=True)
 
 
 def test_unknown_feature_is_named_from_the_feature_table(guest, tmp_path):
@@ -600,7 +596,6 @@ def damage(draw: Callable, regions: list[tuple[int, int]]) -> list[tuple[int, by
 
 @pytest.mark.parametrize("name", ["v3-512", "zlib-512", "v2-4k"])
 def test_random_damage_gives_bytes_or_our_errors(small_images, monkeypatch, name):
-    monkeypatch.delenv("PYGRUB_ALLOW_BACKING", raising=False)
     pristine, regions = small_images[name]
 
     @settings(

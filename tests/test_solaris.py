@@ -28,10 +28,10 @@ from zfstools import export_pool, zfs_fuse
 from pygrub.boot import entry_files, open_guest, plan_boot, why_not_bootable
 from pygrub.config import LoadContext, find_menu, solaris
 from pygrub.config.grub_legacy import MAX_EXPANDED_LINE, load
+from pygrub.config.guest import parse_device
 from pygrub.config.model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry
 from pygrub.disk import FileSource
 from pygrub.errors import PygrubError
-from pygrub.guest import parse_device
 
 XPV64 = "/platform/i86xpv/kernel/amd64/unix"
 XPV32 = "/platform/i86xpv/kernel/unix"

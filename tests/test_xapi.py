@@ -29,7 +29,7 @@ import pytest
 from imaging import make_ext, make_partitioned
 from xen import run_xen
 
-from pygrub.cli import DEFAULT_OUTPUT_DIRECTORY
+from pygrub.settings import DEFAULT_OUTPUT_DIRECTORY
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "guest.img"

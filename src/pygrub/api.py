@@ -4,6 +4,11 @@ This is the stable surface for tools built on pygrub (the README's "Python API" 
 what is promised). Everything here is read-only on the image; the objects handed out
 are frozen snapshots, so they stay valid after the image is closed, but choosing and
 extracting need the image open.
+
+The objects are views of the internal model, made here and nowhere else: a Menu and its
+MenuEntry and MenuSubmenu items of config.model's BootMenu, BootEntry and Submenu (with
+their paths, the default marked and why an entry cannot boot), a Choice of boot's
+BootPlan (which it keeps, as ``plan``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from .boot import (
     VolumeReport,
     open_guest,
     plan_boot,
+    tried_volumes,
     why_not_bootable,
 )
 from .config import find_menu
 from .config.model import BootEntry, BootMenu, Submenu
-from .disk.source import IMAGE_FORMATS
 from .disk.source import open_image as _open_source
 from .errors import (
     CorruptError,
@@ -32,12 +37,12 @@ from .errors import (
     PygrubError,
     UnsupportedError,
 )
-from .extract import CHUNK, Extraction, FileRef
+from .extract import CHUNK, Extraction, FileRef, concatenation
+from .formats import IMAGE_FORMATS
 from .fs import Filesystem
-from .limits import max_file_size
 from .record import field, record
-from .select import choose as _choose_by_rules
-from .select import find_entry, first_entry_under
+from .select import default_choice, first_entry_under
+from .settings import backing_allowed, file_size_limit
 from .volumes import Volume
 
 if TYPE_CHECKING:
@@ -207,7 +212,8 @@ class Choice:
     entry: MenuEntry | None
     #: How the entry was chosen, one line per step, for people.
     explanation: tuple[str, ...]
-    _plan: BootPlan = field(repr=False, compare=False)
+    #: What the choice was made from: pygrub.boot's plan (its files to extract).
+    plan: BootPlan = field(repr=False, compare=False)
     _image: Image = field(repr=False, compare=False)
 
 
@@ -223,26 +229,39 @@ class Extracted:
 
 
 def open_image(
-    path: str | os.PathLike[str], *, offset: int | None = None, image_format: str = "auto"
+    path: str | os.PathLike[str],
+    *,
+    offset: int | None = None,
+    image_format: str = "auto",
+    allow_backing: bool | None = None,
 ) -> Image:
     """Open a guest disk image (file or block device) read-only; use it as a context manager.
 
     ``offset``: the filesystem starts there, no partition table is read (``--offset``).
     ``image_format``: "auto" (qcow2 by its magic, else raw), "raw" or "qcow2".
+    ``allow_backing``: a qcow2 image may read a backing file in its own directory
+    (default: PYGRUB_ALLOW_BACKING=1, as for the command).
     """
-    return Image(path, offset=offset, image_format=image_format)
+    return Image(path, offset=offset, image_format=image_format, allow_backing=allow_backing)
 
 
 class Image:
     """An open guest disk. Nothing is ever written to it."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, offset: int | None = None, image_format: str = "auto"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        offset: int | None = None,
+        image_format: str = "auto",
+        allow_backing: bool | None = None,
     ) -> None:
         self.path = os.fspath(path)
         if offset is not None and offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
-        self._source = _open_source(self.path, image_format)
+        if allow_backing is None:
+            allow_backing = backing_allowed(os.environ)
+        self._source = _open_source(self.path, image_format, allow_backing)
         try:
             if offset is not None and offset >= self._source.size:
                 raise NotFoundError(
@@ -289,15 +308,8 @@ class Image:
         Raises NothingBootable (a NotFoundError) saying what each volume held.
         """
         self._check_open()
-        reports = []
-        for volume in self._guest.volumes:
-            report = VolumeReport(volume)
-            reports.append(report)
-            fs = self._guest.filesystem(volume)
-            if fs is None:
-                report.problem = self._guest.probe_error(volume)
-                continue
-            report.filesystem = fs.kind
+        reports: list[VolumeReport] = []
+        for volume, fs, report in tried_volumes(self._guest, reports):
             menu, report.attempts = find_menu(self._guest, volume, fs, args)
             if menu is not None:
                 skipped = tuple(f"skipped {r}" for r in reports[:-1])
@@ -316,6 +328,9 @@ class Image:
         args: str = "",
         kernel: str | None = None,
         ramdisk: str | None = None,
+        default_args: str | None = None,
+        extra_args: str = "",
+        chooser: Chooser | None = None,
     ) -> Choice:
         """What the guest would boot, tried volume by volume as ``pygrub -q`` does.
 
@@ -324,23 +339,10 @@ class Image:
         entry that is not found falls back to the default rules, as Xen's pygrub does.
         ``args`` are appended to the entry's command line. ``kernel`` (and ``ramdisk``)
         name the files directly and read no config; ``args`` is then the whole line.
+        ``default_args`` and ``extra_args`` are XCP-ng's --default_args and --extra_args;
+        a ``chooser`` (the command's interactive menu) picks the entry instead of the rules.
         """
-        return self._choose(entry, args, kernel, ramdisk, None)
-
-    def _choose(
-        self,
-        entry_spec: str | None,
-        args: str,
-        kernel: str | None,
-        ramdisk: str | None,
-        chooser: Chooser | None,
-        default_args: str | None = None,
-        appended_args: str = "",
-    ) -> Choice:
-        """``choose``, or with ``chooser`` (the CLI's interactive menu) picking the entry.
-
-        ``default_args`` and ``appended_args`` are XCP-ng's --default_args and --extra_args.
-        """
+        entry_spec, appended_args = entry, extra_args
         self._check_open()
         try:
             plan = plan_boot(
@@ -354,15 +356,11 @@ class Image:
         assert fs is not None
         volume = self._volume_info(plan.volume)
         menu, public_entry = plan.menu, None
+        how = list(plan.trace)
         if menu is not None:
             assert plan.entry is not None
             public_entry = _entry_at(menu, plan.path, plan.entry, _default_leaf(menu), None)
-            why_not = self._why_not(menu, plan.volume, fs)
-            how = _how_chosen(menu, plan.path, entry_spec, chooser is not None, why_not)
-        elif plan.xenkernel:
-            how = [f"{plan.kernel.path} found (--default_args, XCP-ng's rule): no config read"]
-        else:
-            how = [f"kernel {kernel} given: no bootloader config read"]
+            how.insert(0, f"config {menu.config_path} ({menu.format})")
         if plan.entry is not None and plan.entry.device_name is not None:
             how.append(f"the entry's ({plan.entry.device_name}) is {plan.kernel.where}")
         lines = [
@@ -381,7 +379,7 @@ class Image:
             config_path=menu.config_path if menu is not None else None,
             entry=public_entry,
             explanation=tuple(lines),
-            _plan=plan,
+            plan=plan,
             _image=self,
         )
 
@@ -397,34 +395,28 @@ class Image:
         any error nothing is left behind.
         """
         plan = self._plan_of(choice)
-        limit = max_size if max_size is not None else max_file_size()
         with Extraction(os.fspath(directory)) as extraction:
-            kernel = extraction.write("boot_kernel.", [plan.kernel], limit)
-            ramdisk = None
-            if plan.initrds:
-                ramdisk = extraction.write(
-                    "boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1
-                )
+            kernel, ramdisk = extraction.write_boot_files(
+                plan.kernel, plan.initrds, *_limit(max_size)
+            )
             extraction.keep()
         return Extracted(kernel, ramdisk)
 
     def write_kernel(self, choice: Choice, out: BinaryIO, *, max_size: int | None = None) -> int:
         """Copy the kernel into a writable binary file object; returns the bytes written."""
         plan = self._plan_of(choice)
-        limit = max_size if max_size is not None else max_file_size()
-        return _stream([plan.kernel], out, limit, pad=False)
+        return _stream([plan.kernel], out, pad=False, limit=_limit(max_size))
 
     def write_ramdisk(self, choice: Choice, out: BinaryIO, *, max_size: int | None = None) -> int:
         """Copy the initrds, as one ramdisk, into ``out``; returns the bytes written (0: none)."""
         plan = self._plan_of(choice)
-        limit = max_size if max_size is not None else max_file_size()
-        return _stream(plan.initrds, out, limit, pad=len(plan.initrds) > 1)
+        return _stream(plan.initrds, out, pad=len(plan.initrds) > 1, limit=_limit(max_size))
 
     def _plan_of(self, choice: Choice) -> BootPlan:
         self._check_open()
         if choice._image is not self:
             raise ValueError("the choice was made on another image")
-        return choice._plan
+        return choice.plan
 
     def _refuse_what_is_no_disk(self) -> None:
         """When nothing booted: UnsupportedError naming a file that is no disk (a VMDK, ...).
@@ -470,16 +462,13 @@ class Image:
     ) -> Menu:
         why_not = self._why_not(menu, volume, fs)
         default_leaf = _default_leaf(menu)
-        try:
-            chosen: tuple[int, ...] | None = _choose_by_rules(menu, None, why_not)[0]
-        except NotFoundError:
-            chosen = None
+        chosen, how = default_choice(menu, why_not)
         info = self._volume_info(volume)
         lines = [
             *skipped,
             f"volume {_describe_volume(info)}",
             f"config {menu.config_path} ({menu.format})",
-            *_default_story(menu, why_not),
+            *how,
         ]
         return Menu(
             bootloader=menu.format,
@@ -586,52 +575,6 @@ def _titles_above(menu: BootMenu, path: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(titles)
 
 
-def _how_chosen(
-    menu: BootMenu,
-    path: tuple[int, ...],
-    entry_spec: str | None,
-    by_person: bool,
-    why_not: WhyNot,
-) -> list[str]:
-    lines = [f"config {menu.config_path} ({menu.format})"]
-    if by_person:
-        return [*lines, "picked on the menu"]
-    if entry_spec is not None and find_entry(menu, entry_spec) is not None:
-        return [*lines, f"entry {entry_spec!r} names {_dotted(path)}"]
-    if entry_spec is not None:
-        lines.append(f"entry {entry_spec!r} names no entry: the default rule applies")
-    return lines + _default_story(menu, why_not)
-
-
-def _default_story(menu: BootMenu, why_not: WhyNot) -> list[str]:
-    """How select.choose walks default then fallbacks, told step by step."""
-    lines = [f"default rule: {menu.default_reason or 'not stated by the loader'}"]
-    candidates = [menu.default, *menu.fallback]
-    if menu.item_at(menu.default) is None:
-        lines.append(f"the default {_dotted(menu.default)} names no item: the first one")
-        candidates[0] = (0,)
-    for number, path in enumerate(candidates):
-        role = "default" if number == 0 else "fallback"
-        leaf = first_entry_under(menu, path)
-        if leaf is None:
-            lines.append(f"{role} {_dotted(path)} names no entry")
-            continue
-        entry = menu.item_at(leaf)
-        assert isinstance(entry, BootEntry)
-        reason = why_not(entry)
-        if reason is None:
-            lines.append(f"{role} {_dotted(leaf)} {entry.title!r} boots")
-            return lines
-        lines.append(f"{role} {_dotted(leaf)} {entry.title!r} cannot boot here: {reason}")
-    lines.append("no fallback left: nothing on this menu boots")
-    return lines
-
-
-def _dotted(path: tuple[int, ...]) -> str:
-    """An index path as --entry accepts it: "1>0"."""
-    return ">".join(map(str, path)) or "(none)"
-
-
 def _describe_volume(volume: VolumeInfo) -> str:
     text = f"({volume.device}) {volume.origin}"
     fs = volume.filesystem
@@ -645,13 +588,17 @@ def _describe_volume(volume: VolumeInfo) -> str:
     return text
 
 
-def _stream(refs: list[FileRef], out: BinaryIO, limit: int, pad: bool) -> int:
+def _limit(max_size: int | None) -> tuple[int, str]:
+    """The size limit of each extracted file, and what set it."""
+    if max_size is not None:
+        return max_size, ""
+    return file_size_limit(os.environ), "PYGRUB_MAX_FILE_SIZE_MB"
+
+
+def _stream(refs: list[FileRef], out: BinaryIO, pad: bool, limit: tuple[int, str]) -> int:
     """Write the files one after another into ``out``; each padded to 4 bytes if ``pad``."""
     total = 0
-    for ref in refs:
-        size = ref.size()
-        if size > limit:
-            raise LimitError(f"{ref} is {size} bytes, over the {limit}-byte limit")
+    for ref, offset, size, padding in concatenation(refs, limit[0], pad, limit[1]):
         with ref.fs.open(ref.path) as reader:
             # A reference may be a byte range of its file (a unified kernel image's section).
             reader.seek(getattr(ref, "offset", 0))
@@ -662,12 +609,9 @@ def _stream(refs: list[FileRef], out: BinaryIO, limit: int, pad: bool) -> int:
                     raise CorruptError(f"{ref}: ends at byte {done} of {size}")
                 _write_all(out, data)
                 done += len(data)
-        total += size
-        if pad and size % 4:
-            _write_all(out, bytes(-size % 4))
-            total += -size % 4
-        if total > limit:
-            raise LimitError(f"ramdisk of {total} bytes is over the {limit}-byte limit")
+        if padding:
+            _write_all(out, bytes(padding))
+        total = offset + size + padding
     return total
 
 

@@ -5,23 +5,19 @@ This is the library entry point the CLI uses; it knows nothing of argv or exit c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from ._typing import TYPE_CHECKING
 from .config import Attempt, find_menu
+from .config.guest import GuestDisk
 from .config.model import LINUX, BootEntry, BootMenu
 from .disk import ByteSource
 from .errors import NotFoundError, PygrubError
 from .extract import FileRef
 from .fs import Filesystem
-from .guest import GuestDisk
 from .log import get_logger
 from .record import field, record
-from .select import choose
+from .select import Chosen, choose
 from .volumes import Volume, discover, volume_at_offset
-
-if TYPE_CHECKING:
-    from .fs.zfs import ZfsFilesystem
 
 log = get_logger(__name__)
 
@@ -41,6 +37,8 @@ class BootPlan:
     reports: list[VolumeReport] = field(default_factory=list)
     #: Booted by XCP-ng's /xenkernel rule (--default_args).
     xenkernel: bool = False
+    #: How the entry (or the kernel) was chosen, one line per step, for people.
+    trace: tuple[str, ...] = ()
 
 
 @record
@@ -98,29 +96,15 @@ def entry_files(
 
 def file_ref(fs: Filesystem, path: str, where: str, span: tuple[int, int] | None = None) -> FileRef:
     """A config's file, or the byte range ``span`` (offset, length) of it (a UKI section)."""
-    fs, path = dataset_path(fs, path)
+    fs, path = fs.grub_path(path)
     if span is None:
         return FileRef(fs, path, where)
     return FileRef(fs, path, where, span[0], span[1])
 
 
-def dataset_path(fs: Filesystem, path: str) -> tuple[Filesystem, str]:
-    """On ZFS, GRUB's ``/dataset@/path`` names a file in another dataset of the pool."""
-    if fs.kind != "zfs" or "@" not in path:
-        return fs, path
-    return _as_zfs(fs).grub_path(path)
-
-
-def _as_zfs(fs: Filesystem) -> ZfsFilesystem:
-    from .fs.zfs import ZfsFilesystem
-
-    assert isinstance(fs, ZfsFilesystem)
-    return fs
-
-
 def _holds_file(fs: Filesystem, path: str) -> bool:
     try:
-        fs, path = dataset_path(fs, path)
+        fs, path = fs.grub_path(path)
         return fs.is_file(path)
     except PygrubError:
         return False
@@ -150,10 +134,8 @@ def why_not_bootable(
 
 
 #: Picks the entry of a menu instead of the default rules (the interactive menu): given
-#: the menu and why_not(entry), returns (path, entry), the entry possibly edited.
-Chooser = Callable[
-    [BootMenu, Callable[[BootEntry], "str | None"]], tuple[tuple[int, ...], BootEntry]
-]
+#: the menu and why_not(entry), what to boot (the entry possibly edited).
+Chooser = Callable[[BootMenu, Callable[[BootEntry], "str | None"]], Chosen]
 
 
 def plan_boot(
@@ -196,9 +178,32 @@ def _plan_xenkernel(guest: GuestDisk, args: str) -> BootPlan | None:
             initrds = [FileRef(fs, initrd, home_name)] if _holds_file(fs, initrd) else []
             report = VolumeReport(volume, fs.kind)
             return BootPlan(
-                FileRef(fs, kernel, home_name), initrds, args, volume=volume, reports=[report]
+                FileRef(fs, kernel, home_name),
+                initrds,
+                args,
+                volume=volume,
+                reports=[report],
+                xenkernel=True,
+                trace=(f"{kernel} found (--default_args, XCP-ng's rule): no config read",),
             )
     return None
+
+
+def tried_volumes(
+    guest: GuestDisk, reports: list[VolumeReport]
+) -> Iterator[tuple[Volume, Filesystem, VolumeReport]]:
+    """Each volume that holds a filesystem, in the order they are tried, with its report;
+    every volume's report is appended to ``reports`` (one without a filesystem says why),
+    for NothingBootable and --explain."""
+    for volume in guest.volumes:
+        report = VolumeReport(volume)
+        reports.append(report)
+        fs = guest.filesystem(volume)
+        if fs is None:
+            report.problem = guest.probe_error(volume)
+            continue
+        report.filesystem = fs.kind
+        yield volume, fs, report
 
 
 def _plan_first_bootable(
@@ -209,15 +214,8 @@ def _plan_first_bootable(
     ramdisk: str | None,
     chooser: Chooser | None,
 ) -> BootPlan:
-    reports = []
-    for volume in guest.volumes:
-        report = VolumeReport(volume)
-        reports.append(report)
-        fs = guest.filesystem(volume)
-        if fs is None:
-            report.problem = guest.probe_error(volume)
-            continue
-        report.filesystem = fs.kind
+    reports: list[VolumeReport] = []
+    for volume, fs, report in tried_volumes(guest, reports):
         home_name = f"({volume.grub_name})"
         try:
             if kernel is not None:
@@ -240,7 +238,8 @@ def _plan_given_kernel(
     if not fs.is_file(kernel):
         raise NotFoundError(f"--kernel {kernel} not found")
     initrds = [FileRef(fs, ramdisk, home_name)] if ramdisk else []
-    return BootPlan(FileRef(fs, kernel, home_name), initrds, args)
+    how = (f"kernel {kernel} given: no bootloader config read",)
+    return BootPlan(FileRef(fs, kernel, home_name), initrds, args, trace=how)
 
 
 def _plan_from_config(
@@ -266,44 +265,36 @@ def _plan_from_config(
         return why_not_bootable(guest, fs, home_name, e)
 
     if chooser is not None:
-        path, entry = chooser(menu, why_not)
+        chosen = chooser(menu, why_not)
     else:
-        path, entry = choose(menu, entry_spec, why_not)
+        chosen = choose(menu, entry_spec, why_not)
+    entry = chosen.entry
     kernel_ref, initrd_refs = entry_files(guest, fs, home_name, entry)
     args = entry.args
     if extra_args:
         args += " " + extra_args
-    args = solaris_zfs_args(kernel_ref, args)
-    return BootPlan(kernel_ref, initrd_refs, args, menu, entry, path)
+    args = _with_boot_string(kernel_ref, args)
+    return BootPlan(kernel_ref, initrd_refs, args, menu, entry, chosen.path, trace=chosen.trace)
+
+
+def _with_boot_string(kernel: FileRef, args: str) -> str:
+    """The command line, with the boot string of the kernel's filesystem if it has one (ZFS)
+    and the kernel reads it (Solaris)."""
+    if kernel.fs.bootstring() is None:
+        return args  # without importing config.solaris: its patterns cost 2 ms to compile
+    from .config import solaris
+
+    return solaris.boot_args(kernel.fs, kernel.path, args)
 
 
 def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:
     """Xen's pygrub without a config: a Solaris PV kernel, else a NetWare loader, by path."""
     from .config import solaris
 
-    dataset = solaris.zfs_bootfs_option(extra_args) if fs.kind == "zfs" else None
-    if dataset is not None:
-        fs = _as_zfs(fs).with_dataset(dataset)
-    for kernel, ramdisk in solaris.SNIFFED_KERNELS:
-        if fs.is_file(kernel):
-            ref = FileRef(fs, kernel, home_name)
-            args = solaris_zfs_args(ref, solaris.sniffed_args(kernel, extra_args))
-            return BootPlan(ref, [FileRef(fs, ramdisk, home_name)], args)
-    if fs.is_file(solaris.NETWARE_LOADER):
-        return BootPlan(FileRef(fs, solaris.NETWARE_LOADER, home_name), [], extra_args)
-    return None
-
-
-def solaris_zfs_args(kernel: FileRef, args: str) -> str:
-    """The command line with the ZFS pool's boot string, as Xen's pygrub gives it.
-
-    Xen does this for whatever it boots from ZFS; only a Solaris kernel reads it, so a
-    Linux command line on ZFS is left as its config wrote it.
-    """
-    if kernel.fs.kind != "zfs":
-        return args
-    from .config import solaris
-
-    if not solaris.is_solaris_kernel(kernel.path):
-        return args
-    return solaris.with_boot_string(args, _as_zfs(kernel.fs).bootstring())
+    found = solaris.sniff(fs, extra_args)
+    if found is None:
+        return None
+    fs, kernel, ramdisk, args = found
+    how = (f"no bootloader config: {kernel} found, as Xen's pygrub looks for it",)
+    initrds = [] if ramdisk is None else [FileRef(fs, ramdisk, home_name)]
+    return BootPlan(FileRef(fs, kernel, home_name), initrds, args, trace=how)

@@ -2,8 +2,9 @@
 
 libxl runs:  pygrub [--kernel=K] [--ramdisk=R] [--args=A] [--runas=UID --quiet]
                     --output=FILE --output-format=simple0 --output-directory=DIR [...] DISK
-Only this module knows about argv, stdout/stderr and exit codes. It imports the readers
-only after the arguments are parsed, so ``--help`` stays fast.
+Only this module knows about argv and exit codes: it parses argv, builds the run's
+settings (settings.Settings, with the environment's values) and calls run.run. It
+imports the readers only after the arguments are parsed, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,27 +14,18 @@ import signal
 import sys
 from types import FrameType, ModuleType
 
-from . import log
+from . import clock, log
 from ._typing import TYPE_CHECKING
-from .errors import Interrupted, PygrubError, UsageError
+from .errors import Interrupted, PygrubError, UsageError, status_and_message
+from .formats import IMAGE_FORMATS, OUTPUT_FORMATS
 from .record import record
+from .settings import MAX_USER_ID, Settings, with_environment
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-    from typing import Any, NoReturn, TextIO
-
-    from .api import Choice, Image, Menu, MenuEntry
-    from .boot import BootPlan, Chooser
-    from .config.model import BootEntry, BootMenu
-
-    MenuChoice = tuple[tuple[int, ...], BootEntry]
+    from collections.abc import Callable
+    from typing import NoReturn
 
 _log = log.get_logger("pygrub")
-
-DEFAULT_OUTPUT_DIRECTORY = "/var/run/xen/pygrub/"
-#: What --output-format and --format accept (the readers' own list is disk.source.IMAGE_FORMATS).
-OUTPUT_FORMATS = ("sxp", "simple", "simple0", "json")
-IMAGE_FORMATS = ("auto", "raw", "qcow2")
 
 
 @record(frozen=True)
@@ -249,36 +241,6 @@ def help_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-#: Seconds an unattended run may take (PYGRUB_TIMEOUT).
-DEFAULT_TIMEOUT = 60.0
-
-
-@record
-class Options:
-    image: str
-    interactive: bool = True
-    list_entries: bool = False
-    not_really: bool = False
-    output: str | None = None
-    output_format: str = "sxp"
-    output_directory: str = DEFAULT_OUTPUT_DIRECTORY
-    kernel: str | None = None
-    ramdisk: str | None = None
-    args: str = ""
-    entry: str | None = None
-    offset: int | None = None
-    isconfig: bool = False
-    runas: int | None = None
-    #: --no-sandbox turns this off: see sandboxed_by_default.
-    sandbox: bool = True
-    debug: bool = False
-    image_format: str = "auto"
-    explain: bool = False
-    #: XCP-ng's --extra_args and --default_args (None: no /xenkernel rule).
-    extra_args: str = ""
-    default_args: str | None = None
-
-
 class HelpRequested(Exception):
     pass
 
@@ -305,7 +267,7 @@ def _getopt_without_gettext() -> ModuleType:
     return getopt
 
 
-def parse_args(argv: list[str]) -> Options:
+def parse_args(argv: list[str]) -> Settings:
     """Parse argv as Xen's pygrub does (GNU getopt: options may follow the image)."""
     getopt = _getopt_without_gettext()
     try:
@@ -326,7 +288,7 @@ def parse_args(argv: list[str]) -> Options:
             if not rest
             else f"unexpected arguments: {' '.join(rest[1:])}"
         )
-    o = Options(rest[0])
+    o = Settings(rest[0])
     for name, value in opts:
         if name in ("-q", "--quiet"):
             o.interactive = False
@@ -339,7 +301,7 @@ def parse_args(argv: list[str]) -> Options:
         elif name == "--output":
             o.output = None if value == "-" else value
         elif name == "--runas":
-            o.runas = _integer("--runas", value)
+            o.runas = _user_id(value)
         elif name == "--kernel":
             o.kernel = value
         elif name == "--ramdisk":
@@ -384,7 +346,7 @@ def parse_args(argv: list[str]) -> Options:
     return o
 
 
-def _check_combinations(o: Options) -> None:
+def _check_combinations(o: Settings) -> None:
     if o.ramdisk is not None and o.kernel is None:
         # Xen ignores it; a ramdisk is only ever given with the kernel it goes with.
         raise UsageError("--ramdisk needs --kernel: it names the initrd of that kernel")
@@ -399,22 +361,25 @@ def _integer(flag: str, value: str) -> int:
         raise UsageError(f"{flag} value must be an integer") from None
 
 
-def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
-    if signum == signal.SIGALRM:
-        raise Interrupted(f"took longer than {run_budget():g} s (PYGRUB_TIMEOUT)")
-    raise Interrupted(f"stopped by signal {signal.Signals(signum).name}")
+def _user_id(value: str) -> int:
+    """--runas's uid: the user the sandboxed reader runs as, never root."""
+    uid = _integer("--runas", value)
+    if uid == 0:
+        raise UsageError("--runas=0 is root: give the unprivileged user id to read the image as")
+    if not 0 < uid <= MAX_USER_ID:
+        raise UsageError(f"--runas={uid} is not a user id (1 to {MAX_USER_ID})")
+    return uid
 
 
-def run_budget() -> float:
-    """Seconds an unattended run may take, from PYGRUB_TIMEOUT (default 60; libxl waits longer)."""
-    raw = os.environ.get("PYGRUB_TIMEOUT", "")
-    try:
-        value = float(raw) if raw else DEFAULT_TIMEOUT
-    except ValueError:
-        raise UsageError(f"PYGRUB_TIMEOUT must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise UsageError(f"PYGRUB_TIMEOUT must be positive, not {raw!r}")
-    return value
+def _interrupter(budget: float) -> Callable[[int, FrameType | None], None]:
+    """The handler of the signals that stop a run: Interrupted, saying which."""
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGALRM:
+            raise Interrupted(f"took longer than {budget:g} s (PYGRUB_TIMEOUT)")
+        raise Interrupted(f"stopped by signal {signal.Signals(signum).name}")
+
+    return interrupt
 
 
 def command() -> NoReturn:
@@ -453,30 +418,37 @@ def main(argv: list[str] | None = None) -> int:
     log.configure(
         log.DEBUG if options.debug else log.WARNING, f"{prog}: %(levelname)s: %(message)s"
     )
-    previous = {
-        s: signal.signal(s, _raise_interrupted)
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
-    }
     try:
-        # The menu needs a terminal on stdin and stdout; anywhere else the default boots.
-        options.interactive = options.interactive and not options.list_entries
-        options.interactive = options.interactive and os.isatty(0) and os.isatty(1)
+        return _run_on_budget(options)
+    except Exception as e:
+        # A bug of ours (not a PygrubError) is still one line, and everything was cleaned up.
+        if options.debug:
+            _log.exception(
+                "failed" if isinstance(e, (PygrubError, Interrupted)) else "internal error"
+            )
+        status, message = status_and_message(e)
+        print(error_line(prog, message), file=sys.stderr)
+        return status
+
+
+def _run_on_budget(options: Settings) -> int:
+    """The run of ``options`` with the environment's settings, stopped by SIGTERM, SIGINT,
+    and SIGALRM once its time budget is spent."""
+    # The menu needs a terminal on stdin and stdout; anywhere else the default boots.
+    options.interactive = options.interactive and not options.list_entries
+    options.interactive = options.interactive and os.isatty(0) and os.isatty(1)
+    settings = with_environment(options, os.environ)
+    interrupt = _interrupter(settings.timeout)
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
         # The run has a budget; the menu stops the clock while a person looks at it.
-        signal.setitimer(signal.ITIMER_REAL, run_budget())
-        return run(options)
-    except (PygrubError, Interrupted) as e:
-        if options.debug:
-            _log.exception("failed")
-        print(error_line(prog, str(e)), file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    except (Exception, RecursionError, MemoryError) as e:
-        # A bug of ours, not the guest's: still one line, and everything was cleaned up.
-        if options.debug:
-            _log.exception("internal error")
-        print(error_line(prog, f"internal error: {type(e).__name__}: {e}"), file=sys.stderr)
-        return 1
+        clock.start(settings.timeout)
+        from .run import run
+
+        return run(settings)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        clock.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
 
@@ -494,224 +466,3 @@ def error_line(prog: str, message: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def sandboxed_by_default(o: Options) -> bool:
-    """Whether a run without --runas reads the disk in the sandbox: all but --no-sandbox
-    and --isconfig (a host file the administrator names, with what it includes beside it,
-    which the sandbox's one-file root cannot hold). The menu runs in the sandbox too."""
-    return o.sandbox and not o.isconfig
-
-
-def run(o: Options) -> int:
-    if o.runas is not None:
-        from .sandbox import run_deprivileged
-
-        return run_deprivileged(o)
-    if sandboxed_by_default(o):
-        from .sandbox import run_by_default
-
-        return run_by_default(o)
-
-    if o.isconfig:
-        return _run_isconfig(o)
-
-    from .api import Image
-
-    with Image(o.image, offset=o.offset, image_format=o.image_format) as image:
-        if o.list_entries:
-            return _list_entries(image, o)
-        chooser = _menu_chooser() if o.interactive else None
-        choice = image._choose(
-            o.entry, o.args, o.kernel, o.ramdisk, chooser, o.default_args, o.extra_args
-        )
-        if o.explain:
-            _print_explanation(choice.explanation, sys.stderr)
-        return _extract_and_report(choice, o)
-
-
-def _menu_chooser() -> Chooser:
-    """The interactive menu as plan_boot's chooser, the run's budget paused while it shows."""
-    from .menu import choose_interactively
-
-    def chooser(menu: BootMenu, why_not: Callable[[BootEntry], str | None]) -> MenuChoice:
-        with budget_paused():
-            return choose_interactively(menu, why_not)
-
-    return chooser
-
-
-class budget_paused:  # noqa: N801 - used as a function: ``with budget_paused():``
-    """The run's clock stopped while a person looks at the menu, restarted in full after.
-
-    A class, not contextlib's decorator: importing contextlib is time every run pays.
-    """
-
-    def __enter__(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def __exit__(self, *_exc: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, run_budget())
-
-
-def _open_output(o: Options) -> int:
-    if o.output is None:
-        return sys.stdout.fileno()
-    try:
-        # Xen opens the file libxl made: write-only, never created here.
-        return os.open(o.output, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise PygrubError(f"cannot open output file {o.output}: {e.strerror}") from None
-
-
-def _make_output_directory(directory: str) -> None:
-    try:
-        os.makedirs(directory, 0o700)
-    except FileExistsError:
-        if not os.path.isdir(directory):
-            raise PygrubError(
-                f"output directory {directory} exists and is not a directory"
-            ) from None
-    except OSError as e:
-        raise PygrubError(f"cannot create output directory {directory}: {e.strerror}") from None
-
-
-def _extract_and_report(choice: Choice, o: Options) -> int:
-    from .extract import Extraction
-    from .limits import max_file_size
-
-    plan = choice._plan
-    limit = max_file_size()
-    out_fd = _open_output(o)
-    try:
-        if o.not_really:
-            _print_would_extract(plan)
-            _write_all(out_fd, _rendered(o, choice, None, None), o)
-            return 0
-        _make_output_directory(o.output_directory)
-        with Extraction(o.output_directory) as extraction:
-            kernel_path = extraction.write("boot_kernel.", [plan.kernel], limit)
-            ramdisk_path = None
-            if plan.initrds:
-                ramdisk_path = extraction.write(
-                    "boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1
-                )
-            data = _rendered(o, choice, kernel_path, ramdisk_path)
-            sys.stdout.flush()
-            _write_all(out_fd, data, o)
-            extraction.keep()
-        return 0
-    finally:
-        if out_fd != sys.stdout.fileno():
-            os.close(out_fd)
-
-
-def _print_would_extract(plan: BootPlan) -> None:
-    for ref in [plan.kernel, *plan.initrds]:
-        print(f"would extract {ref} ({ref.size()} bytes)", file=sys.stderr)
-
-
-def _rendered(o: Options, choice: Choice, kernel: str | None, ramdisk: str | None) -> bytes:
-    from .output import boot_json, render, render_json
-
-    if o.output_format == "json":
-        return render_json(boot_json(choice, kernel, ramdisk))
-    return render(o.output_format, kernel, ramdisk, choice.args or None)
-
-
-def _write_all(fd: int, data: bytes, o: Options) -> None:
-    """The output, all of it, to the output file (or stdout) ``fd`` of ``o``."""
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except OSError as e:
-            where = f"output file {o.output}" if o.output is not None else "standard output"
-            raise PygrubError(f"writing the {where}: {e.strerror}") from None
-
-
-def _list_entries(image: Image, o: Options) -> int:
-    menu = image.menu(o.args)
-    if o.output_format == "json":
-        from .output import menu_json, render_json
-
-        sys.stdout.flush()
-        sys.stdout.buffer.write(render_json(menu_json(menu)))
-        sys.stdout.flush()
-        if o.explain:
-            _print_explanation(menu.explanation, sys.stderr)
-        return 0
-    print(
-        f"Using {menu.bootloader} config {menu.config_path} on ({menu.volume.device})",
-        file=sys.stderr,
-    )
-    _print_entries(menu.entries())
-    if o.explain:
-        _print_explanation((*menu_tree(menu), *menu.explanation), sys.stdout)
-    return 0
-
-
-def _print_entries(entries: Iterable[BootEntry | MenuEntry]) -> None:
-    """The entries as Xen's pygrub lists them (title, root, kernel, args, initrd)."""
-    for entry in entries:
-        root = f"({entry.device})" if entry.device else "None"
-        print(f"title: {entry.title}")
-        print(f"  root: {root}")
-        print(f"  kernel: {entry.kernel}")
-        print(f"  args: {entry.args}")
-        print(f"  initrd: {' '.join(entry.initrds)}")
-
-
-def menu_tree(menu: Menu) -> list[str]:
-    """The menu for people: one line per item, indented by depth, the default marked ``*``."""
-    lines = [f"menu of {menu.config_path} ({menu.bootloader}); * the default:"]
-    for path, item in _walk_public(menu.items):
-        text = f"{'*' if item.default else ' '} {'  ' * (len(path) - 1)}"
-        text += f"{'>'.join(map(str, path))} {item.title}"
-        if item.id is not None:
-            text += f" [id {item.id}]"
-        if hasattr(item, "items"):
-            text += " >"
-        elif item.not_bootable is not None:
-            text += f" (cannot boot here: {item.not_bootable})"
-        if path == menu.chosen and not item.default:
-            text += " (boots: fallback)"
-        lines.append(text)
-    return lines
-
-
-def _walk_public(items: tuple) -> Iterator[tuple[tuple[int, ...], Any]]:
-    for item in items:
-        yield item.path, item
-        if hasattr(item, "items"):
-            yield from _walk_public(item.items)
-
-
-def _print_explanation(lines: Iterable[str], stream: TextIO) -> None:
-    # Guest strings go to a person's terminal: no control or bidi characters reach it.
-    for line in lines:
-        print("explain: " + "".join(c if c.isprintable() else "?" for c in line), file=stream)
-
-
-def _run_isconfig(o: Options, chooser: Chooser | None = None) -> int:
-    """--isconfig; ``chooser`` stands in for the menu on this terminal (--runas's)."""
-    from .config import load_host_config
-    from .select import choose
-
-    menu = load_host_config(o.image, o.args)
-    if o.list_entries:
-        _print_entries(entry for _path, entry in menu.entries())
-
-    def why_not(e: BootEntry) -> str | None:
-        return None if e.kernel else "no kernel"
-
-    if o.interactive:
-        _path, entry = (chooser or _menu_chooser())(menu, why_not)
-    else:
-        _path, entry = choose(menu, o.entry, why_not)
-    args = entry.args + (" " + o.args if o.args else "")
-    print(f"  kernel: {entry.kernel}")
-    if entry.initrds:
-        print(f"  initrd: {' '.join(entry.initrds)}")
-    print(f"  args: {args}")
-    return 0

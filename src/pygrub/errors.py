@@ -33,3 +33,11 @@ class Interrupted(Exception):
     Not a PygrubError on purpose: the layers that skip a bad volume or config by
     catching PygrubError must never swallow it and carry on.
     """
+
+
+def status_and_message(e: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line message of a run that raised ``e``: 2 for a usage
+    error, 1 for any other; an exception that is not ours is a bug, said as one."""
+    if isinstance(e, (PygrubError, Interrupted)):
+        return (2 if isinstance(e, UsageError) else 1), str(e)
+    return 1, f"internal error: {type(e).__name__}: {e}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from .errors import CorruptError, LimitError, PygrubError
 from .fs import FileReader, Filesystem
@@ -108,32 +108,58 @@ class Extraction:
         self.created.append(path)
         return fd, path
 
-    def write(self, prefix: str, files: list[FileRef], limit: int, pad: bool = False) -> str:
+    def write_boot_files(
+        self, kernel: FileRef, initrds: list[FileRef], limit: int, limit_name: str = ""
+    ) -> tuple[str, str | None]:
+        """The kernel's file and, when there are initrds, the ramdisk's: its initrds one
+        after another, each padded to 4 bytes when there are several, as GRUB loads them."""
+        kernel_path = self.write("boot_kernel.", [kernel], limit, limit_name=limit_name)
+        if not initrds:
+            return kernel_path, None
+        pad = len(initrds) > 1
+        return kernel_path, self.write("boot_ramdisk.", initrds, limit, pad, limit_name)
+
+    def write(
+        self, prefix: str, files: list[FileRef], limit: int, pad: bool = False, limit_name: str = ""
+    ) -> str:
         """Concatenate ``files`` into a new ``prefix.XXXXXX`` file; each padded to 4 bytes if ``pad``."""
         fd, path = self.new_file(prefix)
         try:
-            offset = 0
-            for ref in files:
-                size = ref.size()
-                if size > limit:
-                    raise LimitError(
-                        f"{ref} is {size} bytes, over the {limit >> 20} MiB limit (PYGRUB_MAX_FILE_SIZE_MB)"
-                    )
+            end = 0
+            for ref, offset, size, padding in concatenation(files, limit, pad, limit_name):
                 copy_file(ref, fd, offset)
-                offset += size
-                if pad:
-                    offset += -size % 4
-                if offset > limit:
-                    raise LimitError(
-                        f"ramdisk of {offset} bytes is over the {limit >> 20} MiB limit"
-                    )
-            os.ftruncate(fd, offset)
+                end = offset + size + padding
+            os.ftruncate(fd, end)
         except OSError as e:
             # The copy's write side: a full or read-only output filesystem, a quota.
             raise PygrubError(f"writing {path}: {e.strerror}") from None
         finally:
             os.close(fd)
         return path
+
+
+def concatenation(
+    files: list[FileRef], limit: int, pad: bool, limit_name: str = ""
+) -> Iterator[tuple[FileRef, int, int, int]]:
+    """(file, its offset, its size, the zero bytes after it) for each of ``files`` laid one
+    after another, each padded to 4 bytes if ``pad``: LimitError before a file over
+    ``limit`` bytes is copied, and once the whole is over it (``limit_name`` says what set
+    the limit)."""
+    why = f" ({limit_name})" if limit_name else ""
+    offset = 0
+    for ref in files:
+        size = ref.size()
+        if size > limit:
+            raise LimitError(f"{ref} is {size} bytes, over the {_bytes(limit)} limit{why}")
+        padding = -size % 4 if pad else 0
+        yield ref, offset, size, padding
+        offset += size + padding
+        if offset > limit:
+            raise LimitError(f"ramdisk of {offset} bytes is over the {_bytes(limit)} limit{why}")
+
+
+def _bytes(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit}-byte"
 
 
 def copy_file(ref: FileRef, out_fd: int, out_offset: int) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from .errors import LimitError, UsageError
+from .errors import LimitError
 
 #: The largest single read any reader may ask of a byte source (ZFS blocks reach 16 MiB).
 MAX_READ = 64 << 20
@@ -24,27 +22,6 @@ MAX_MENU_ENTRIES = 10_000
 MAX_PARTITIONS = 256
 #: Logical partitions followed along an extended-partition chain.
 MAX_LOGICAL_PARTITIONS = 128
-#: Default size limit of one extracted file, as Xen's PYGRUB_MAX_FILE_SIZE_MB.
-DEFAULT_MAX_FILE_MB = 1024
-
-
-def max_file_size() -> int:
-    """The per-file extraction limit in bytes, from PYGRUB_MAX_FILE_SIZE_MB."""
-    return megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", DEFAULT_MAX_FILE_MB)
-
-
-def megabytes_from_env(name: str, default_mb: int) -> int:
-    """Bytes from the environment variable ``name``: a whole, positive number of MiB."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default_mb << 20
-    try:
-        megabytes = int(raw, 10)
-    except ValueError:
-        raise UsageError(f"{name} must be a whole number, not {raw!r}") from None
-    if megabytes <= 0:
-        raise UsageError(f"{name} must be positive, not {megabytes}")
-    return megabytes << 20
 
 
 def check_count(what: str, count: int, bound: int) -> int:

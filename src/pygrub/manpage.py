@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 
 from . import __version__
-from .cli import DEFAULT_OUTPUT_DIRECTORY, DESCRIPTION, ENVIRONMENT, EXIT_STATUS, FLAGS, Flag
+from .cli import DESCRIPTION, ENVIRONMENT, EXIT_STATUS, FLAGS, Flag
+from .settings import DEFAULT_OUTPUT_DIRECTORY
 
 NAME = "pygrub \\- find, copy out and report the kernel a guest disk image would boot"
 

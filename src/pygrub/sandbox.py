@@ -3,12 +3,15 @@
 Since XSA-443 Xen supports pygrub only run this way (libxl's restricted mode:
 ``LIBXL_BOOTLOADER_RESTRICT`` in xl's environment, and from Xen 4.20 on also xl.cfg's
 ``bootloader_restrict=1``), which libxl adds ``--runas`` for. Here every run that reads
-a disk is sandboxed, the menu's included, ``--runas`` or not (:func:`run_by_default`).
-The parent, still root, makes every file the run may write: the output directory, ``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its
-mount, IPC and network namespaces, turns to an empty read-only tmpfs root that holds
-only the image (under its own file name) and pygrub's own modules, lowers its resource
-limits, becomes the target user for good, and reads the guest with the descriptors it
-was handed. The
+a disk is sandboxed, the menu's included, ``--runas`` or not. What the run does on
+either side of the walls is run.py's (``run_across_sandbox``, ``read_guest``); this
+module builds the walls, forks, and carries the child's report.
+
+The parent, still root, makes every file the run may write: the output directory,
+``boot_kernel.*`` and ``boot_ramdisk.*``. The child then unshares its mount, IPC and
+network namespaces, turns to an empty read-only tmpfs root that holds only the image
+(under its own file name) and pygrub's own modules, lowers its resource limits, becomes
+the target user for good, and reads the guest with the descriptors it was handed. The
 parent waits, relays the child's one-line error or writes the output, and removes
 whatever is not used. The tmpfs is mounted over the output directory, in the child's
 namespace only: there is no directory to make, unmount or remove on the host.
@@ -47,33 +50,30 @@ import struct
 import sys
 from collections.abc import Callable
 
+from . import clock
 from ._typing import TYPE_CHECKING
-from .errors import Interrupted, LimitError, NotFoundError, PygrubError, UsageError
-from .limits import megabytes_from_env
+from .disk.base import inherit, refuse_backing_files
+from .errors import LimitError, NotFoundError, PygrubError, UsageError, status_and_message
 from .log import debugging, get_logger, loaded
-from .record import asdict, fields, record, replace
+from .record import fields, record
+from .settings import MAX_USER_ID
 
 if TYPE_CHECKING:
     from typing import NoReturn
 
     from .boot import Chooser
-    from .cli import Options
-    from .config.model import BootEntry, BootMenu
+    from .config.model import BootMenu
     from .menu.app import WhyNot
+    from .select import Chosen
 
 log = get_logger(__name__)
 
-#: The --runas defaults in MiB: Xen's LIMIT_FSIZE, and its LIMIT_AS (twice that).
-RUNAS_FILE_MB = 128
-RUNAS_RAM_MB = 256
 #: Bytes of report the parent reads: far more than any command line a 1 MiB config makes.
 MAX_REPORT_BYTES = 4 << 20
 #: Characters of the child's error message the parent repeats.
 MAX_ERROR_CHARS = 4096
 #: Bytes of what an interactive run's child printed that the parent repeats, per stream.
 MAX_RELAYED_BYTES = 1 << 20
-#: The largest user or group id; (uid_t)-1 means "leave unchanged" to setresuid.
-MAX_ID = 0xFFFFFFFE
 #: The largest value setrlimit takes from Python (a signed 64-bit number).
 MAX_RLIMIT = (1 << 63) - 1
 #: The default sandbox's ids are this plus pygrub's pid (below 2^22, PID_MAX_LIMIT):
@@ -253,197 +253,50 @@ class Outcome:
             raise _malformed("a result field has the wrong type")
         return cls(value["printed"], value["ramdisk"], value["args"], value["json"])
 
+    @classmethod
+    def of_run(cls, value: object, printed: bool, wants_json: bool) -> Outcome:
+        """The child's result for a run that prints its product itself (``printed``) or
+        not, and wants a JSON boot object or not: anything else is malformed."""
+        from .output import JSON_VERSION
 
-# -- the --runas command ----------------------------------------------------------------
-
-
-def run_deprivileged(o: Options, user_namespace: bool = False) -> int:
-    """The whole command under --runas, or without it sandboxed by default (then as
-    :func:`default_ids`, or as the caller in a ``user_namespace``): prepare, read in the
-    sandbox, report."""
-    from . import cli
-    from .extract import make_temp_file
-    from .limits import max_file_size
-    from .output import JSON_VERSION, render, render_json, with_files
-
-    extracts = not (o.not_really or o.list_entries or o.isconfig)
-    if o.runas is not None:
-        uid, gid = user_ids(o.runas)
-        require_root()
-        file_size = megabytes_from_env("PYGRUB_MAX_FILE_SIZE_MB", RUNAS_FILE_MB)
-    else:
-        uid, gid = (os.geteuid(), os.getegid()) if user_namespace else default_ids()
-        file_size = max_file_size()
-    address_space = megabytes_from_env("PYGRUB_MAX_RAM_USAGE_MB", RUNAS_RAM_MB)
-    disk_fd = open_disk(o.image)
-    files: dict[str, tuple[int, str]] = {}
-    used: set[str] = set()
-    out_fd = -1
-    menu: MenuWiring | None = None
-    try:
-        # As Xen under --runas: the directory is made in every mode, and is the root's
-        # mount point. By default it is made only when used, as without the sandbox.
-        mountpoint = o.output_directory if o.runas is not None or extracts else EMPTY_MOUNTPOINT
-        if mountpoint == o.output_directory:
-            cli._make_output_directory(o.output_directory)
-        out_fd = cli._open_output(o)
-        if extracts:
-            for prefix in ("boot_kernel.", "boot_ramdisk."):
-                files[prefix] = make_temp_file(prefix, o.output_directory)
-        printed = o.list_entries or o.isconfig
-        box = Sandbox(
-            uid,
-            gid,
-            o.image,
-            mountpoint,
-            file_size,
-            address_space,
-            keep=(disk_fd, *(fd for fd, _path in files.values())),
-            stdout=printed,
-            user_namespace=user_namespace,
-            package=package_directory(),
-        )
-        if o.interactive:
-            menu = MenuWiring()
-            box = replace(box, keep=box.keep + menu.child_fds())
-        try:
-
-            def body() -> dict:
-                return read_guest(o, box.inside, disk_fd, files, file_size, menu)
-
-            if menu is None:
-                result = run_sandboxed(box, body)
-            else:
-                result = run_sandboxed(box, body, menu.host)
-        finally:
-            if menu is not None:
-                menu.relay_output()
-        outcome = Outcome.from_result(result)
-        wants_json = not printed and o.output_format == "json"
+        outcome = cls.from_result(value)
         if outcome.printed != printed or (outcome.json is not None) != wants_json:
             raise _malformed("the result is for another mode than this run's")
-        if outcome.printed:
-            return 0
-        _check_sizes(files, file_size)
-        kernel = files["boot_kernel."][1] if files else None
-        ramdisk = files["boot_ramdisk."][1] if files and outcome.ramdisk else None
-        if outcome.json is not None:
-            # The child's object but for the files and args: those are ours, as in
-            # the other formats, whatever a subverted child says.
-            if outcome.json.get("version") != JSON_VERSION or outcome.json.get("type") != "boot":
-                raise _malformed("the JSON result is not a boot object of this version")
-            data = render_json(with_files(outcome.json, kernel, ramdisk, outcome.args))
-        else:
-            data = render(o.output_format, kernel, ramdisk, outcome.args or None)
-        sys.stdout.flush()
-        cli._write_all(out_fd, data, o)
-        used = {p for p in (kernel, ramdisk) if p}
-        return 0
-    finally:
-        for fd, path in files.values():
-            os.close(fd)
-            if path not in used:
-                _unlink(path)
-        if out_fd not in (-1, sys.stdout.fileno()):
-            os.close(out_fd)
-        os.close(disk_fd)
-        if menu is not None:
-            menu.close()
+        document = outcome.json
+        if document is not None and (
+            document.get("version") != JSON_VERSION or document.get("type") != "boot"
+        ):
+            raise _malformed("the JSON result is not a boot object of this version")
+        return outcome
 
 
-def _check_sizes(files: dict[str, tuple[int, str]], limit: int) -> None:
+# -- what the parent and the child say to each other -------------------------------------
+
+
+def reader_ids(runas: int | None, user_namespace: bool = False) -> tuple[int, int]:
+    """(uid, gid) the child reads as: --runas's user (pygrub must be root), the caller's in
+    a ``user_namespace``, else :func:`default_ids`."""
+    if runas is not None:
+        ids = user_ids(runas)
+        require_root()
+        return ids
+    return (os.geteuid(), os.getegid()) if user_namespace else default_ids()
+
+
+def read_only_through(image: str, disk_fd: int) -> None:
+    """In the child: the disk named ``image`` is read through ``disk_fd`` (the root holds
+    nothing else), and no qcow2 backing file is looked for."""
+    inherit(image, disk_fd)
+    refuse_backing_files(BACKING_REFUSAL)
+
+
+def check_sizes(files: dict[str, tuple[int, str]], limit: int) -> None:
     """RLIMIT_FSIZE held the child's writes to ``limit``; the parent hands the files on
     only after seeing so itself."""
     for fd, path in files.values():
         size = os.fstat(fd).st_size
         if size > limit:
             raise LimitError(f"the sandboxed reader wrote {size} bytes to {path}, over {limit}")
-
-
-def read_guest(
-    o: Options,
-    image: str,
-    disk_fd: int,
-    files: dict[str, tuple[int, str]],
-    limit: int,
-    menu: MenuWiring | None = None,
-) -> dict:
-    """The run inside the sandbox: ``o`` but for the image's path there, read through
-    ``disk_fd``; ``files`` pre-opened; the menu, if any, across ``menu``."""
-    if menu is None:
-        return _read_guest(o, image, disk_fd, files, limit, None)
-    try:
-        return _read_guest(o, image, disk_fd, files, limit, menu.chooser())
-    finally:
-        menu.child.close()
-
-
-def _read_guest(
-    o: Options,
-    image: str,
-    disk_fd: int,
-    files: dict[str, tuple[int, str]],
-    limit: int,
-    chooser: Chooser | None,
-) -> dict:
-    from . import cli
-    from .api import Image
-    from .disk.source import inherit, refuse_backing_files
-    from .extract import Extraction
-    from .output import boot_json
-
-    if not o.isconfig:
-        # A disk is only ever read through disk_fd: by the name it was given, the errors
-        # name it as a run without the sandbox does. A config is opened by its path here.
-        image = o.image
-    inherit(image, disk_fd)
-    refuse_backing_files(BACKING_REFUSAL)
-
-    if o.isconfig and chooser is not None:
-        cli._run_isconfig(replace(o, image=image, runas=None), chooser)
-        return asdict(Outcome(printed=True))
-    if o.list_entries or o.isconfig:
-        cli.run(replace(o, image=image, runas=None, sandbox=False))
-        return asdict(Outcome(printed=True))
-    with Image(image, offset=o.offset, image_format=o.image_format) as guest:
-        choice = guest._choose(
-            o.entry, o.args, o.kernel, o.ramdisk, chooser, o.default_args, o.extra_args
-        )
-        if o.explain:
-            cli._print_explanation(choice.explanation, sys.stderr)
-        plan = choice._plan
-        document = boot_json(choice, None, None) if o.output_format == "json" else None
-        if o.not_really:
-            cli._print_would_extract(plan)
-            return asdict(Outcome(args=plan.args, json=document))
-        with Extraction(o.output_directory, preopened=files) as extraction:
-            extraction.write("boot_kernel.", [plan.kernel], limit)
-            if plan.initrds:
-                extraction.write("boot_ramdisk.", plan.initrds, limit, pad=len(plan.initrds) > 1)
-        return asdict(Outcome(ramdisk=bool(plan.initrds), args=plan.args, json=document))
-
-
-def run_by_default(o: Options) -> int:
-    """A run without --runas or --no-sandbox: in the sandbox all the same.
-
-    As root, as the run's own user (:func:`default_ids`); not root, as the caller in a user
-    namespace of its own where the kernel allows one, else (one warning) unsandboxed with
-    the caller's rights, which are all the guest could reach anyway.
-    """
-    from . import cli
-
-    user_namespace = os.geteuid() != 0
-    if user_namespace:
-        refusal = user_namespace_refusal()
-        if refusal is not None:
-            log.warning("no sandbox: %s; reading the disk with your own rights", refusal)
-            return cli.run(replace(o, sandbox=False))
-    try:
-        return run_deprivileged(o, user_namespace)
-    except PygrubError as e:
-        if not str(e).startswith(SETUP_FAILED):
-            raise
-        raise type(e)(f"{e}; {NO_SANDBOX_HINT}") from None
 
 
 def default_ids() -> tuple[int, int]:
@@ -509,17 +362,14 @@ def _try_user_namespace(libc: ctypes.CDLL) -> int:
 
 
 def user_ids(uid: int) -> tuple[int, int]:
-    """(uid, gid) to run as: the user's primary group from passwd, else the uid."""
-    if uid == 0:
-        raise UsageError("--runas=0 is root: give the unprivileged user id to read the image as")
-    if not 0 < uid <= MAX_ID:
-        raise UsageError(f"--runas={uid} is not a user id (1 to {MAX_ID})")
+    """(uid, gid) to run as: the user's primary group from passwd, else the uid (which the
+    command line checked is no root and a user id)."""
     try:
         gid = pwd.getpwuid(uid).pw_gid
     except KeyError:
         gid = uid
-    if not 0 < gid <= MAX_ID:
-        raise UsageError(f"--runas={uid}: the user's primary group {gid} is root or invalid")
+    if not 0 < gid <= MAX_USER_ID:
+        raise PygrubError(f"--runas={uid}: the user's primary group {gid} is root or invalid")
     return uid, gid
 
 
@@ -580,20 +430,20 @@ class MenuWiring:
     def child_fds(self) -> tuple[int, ...]:
         return (self.child.read_fd, self.child.write_fd, self.stdout, self.stderr)
 
-    def host(self) -> None:
-        """The parent's side, after the fork: the child's menu on our terminal, if it asks."""
-        from . import cli
+    def host(self, budget: float, max_wait: float) -> None:
+        """The parent's side, after the fork: the child's menu on our terminal, if it asks,
+        the run's ``budget`` of seconds paused meanwhile."""
         from .menu import remote
 
         self.child.close()
         start = remote.wait_for_start(self.parent)
         if start is None:
             return
-        with cli.budget_paused():
-            remote.host(self.parent, start, cli.run_budget())
+        with clock.paused(budget):
+            remote.host(self.parent, start, budget, max_wait)
         self.parent.close()
 
-    def chooser(self) -> Chooser:
+    def chooser(self, max_wait: float) -> Chooser:
         """The child's side, in the sandbox before any guest byte is read: stdout and
         stderr to the memory files, and the chooser that asks the parent's terminal."""
         from .menu.remote import choose_remotely
@@ -603,9 +453,9 @@ class MenuWiring:
         os.dup2(self.stderr, 2)
         channel = self.child
 
-        def chooser(menu: BootMenu, why_not: WhyNot) -> tuple[tuple[int, ...], BootEntry]:
+        def chooser(menu: BootMenu, why_not: WhyNot) -> Chosen:
             try:
-                return choose_remotely(channel, menu, why_not)
+                return choose_remotely(channel, menu, why_not, max_wait)
             finally:
                 channel.close()
 
@@ -660,8 +510,9 @@ def run_sandboxed(
     while True:
         report, status = _run_child(box, body, parent_side)
         # Not after a child that printed the run's product: it would be printed twice.
-        done = report is None or (report.error is None and box.stdout)
-        if done or parent_side is not None or not _import_requested(report.imports):
+        if report is None or (report.error is None and box.stdout) or parent_side is not None:
+            return _result(report, status)
+        if not _import_requested(report.imports):
             return _result(report, status)
         # A module the child could not import, now here: again, with it. Each name is
         # asked once (imported, or unimportable), so this ends.
@@ -774,13 +625,6 @@ def _printable(text: str) -> str:
     """One bounded line without control characters: the child's text reaches a terminal."""
     text = " ".join(text.split())[:MAX_ERROR_CHARS]
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _flush_std() -> None:
@@ -903,11 +747,6 @@ def _child_run(
     try:
         enter(box, report_fd, parent)
         return 0, {"result": body()}
-    except UsageError as e:
-        return 2, {"error": str(e), "usage": True}
-    except (PygrubError, Interrupted) as e:
-        log.debug("in the sandbox", exc_info=True)
-        return 1, {"error": str(e), "usage": False}
     except MemoryError:
         mib = box.address_space >> 20
         return 1, {
@@ -916,7 +755,8 @@ def _child_run(
         }
     except BaseException as e:
         log.debug("in the sandbox", exc_info=True)
-        return 1, {"error": f"internal error: {type(e).__name__}: {e}", "usage": False}
+        status, message = status_and_message(e)
+        return status, {"error": message, "usage": status == 2}
 
 
 def enter(box: Sandbox, report_fd: int, parent: int) -> None:

@@ -1,14 +1,31 @@
-"""Choosing the entry: --entry, the loader's default, fallbacks."""
+"""Choosing the entry: --entry, the loader's default, fallbacks.
+
+The rules say what they did as they do it (``Chosen.trace``, ``default_choice``): --explain
+only formats those lines, so a change to a rule cannot leave its explanation behind.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config.model import BootEntry, BootMenu, MenuItem, Submenu
+from .config.model import BootEntry, BootItem, BootMenu, Submenu
 from .errors import NotFoundError
 from .log import get_logger
+from .record import record
 
 log = get_logger(__name__)
+
+WhyNot = Callable[[BootEntry], "str | None"]
+
+
+@record(frozen=True)
+class Chosen:
+    """The entry to boot, its index path, and how the rules came to it."""
+
+    path: tuple[int, ...]
+    entry: BootEntry
+    #: One line per step, for people (--explain).
+    trace: tuple[str, ...]
 
 
 def find_entry(menu: BootMenu, spec: str) -> tuple[int, ...] | None:
@@ -51,7 +68,7 @@ def _nth_entry(menu: BootMenu, number: int) -> tuple[int, ...] | None:
     return None
 
 
-def _match_level(items: list[MenuItem], spec: str) -> int | None:
+def _match_level(items: list[BootItem], spec: str) -> int | None:
     if spec.strip().isdigit():
         index = int(spec)
         return index if index < len(items) else None
@@ -64,7 +81,7 @@ def _match_level(items: list[MenuItem], spec: str) -> int | None:
     return None
 
 
-def _follow_path(items: list[MenuItem], parts: list[str]) -> tuple[int, ...] | None:
+def _follow_path(items: list[BootItem], parts: list[str]) -> tuple[int, ...] | None:
     path: list[int] = []
     for depth, part in enumerate(parts):
         index = _match_level(items, part)
@@ -90,46 +107,79 @@ def first_entry_under(menu: BootMenu, path: tuple[int, ...]) -> tuple[int, ...] 
     return path if item is not None else None
 
 
-def choose(
-    menu: BootMenu,
-    entry_spec: str | None,
-    why_not: Callable[[BootEntry], str | None],
-) -> tuple[tuple[int, ...], BootEntry]:
-    """The entry to boot and its path.
+def choose(menu: BootMenu, entry_spec: str | None, why_not: WhyNot) -> Chosen:
+    """The entry to boot, its path, and the steps taken.
 
     ``why_not(entry)`` says why an entry cannot boot here (or None). An entry named with
     --entry must boot; the default falls back along the menu's fallback list.
     """
+    trace: tuple[str, ...] = ()
     if entry_spec is not None:
         path = find_entry(menu, entry_spec)
-        if path is None:
-            log.warning("no entry %r in %s; booting the default", entry_spec, menu.config_path)
-        else:
-            leaf = first_entry_under(menu, path)
-            if leaf is None:
-                raise NotFoundError(
-                    f"entry {entry_spec!r} in {menu.config_path} is an empty submenu"
-                )
-            entry = menu.item_at(leaf)
-            assert isinstance(entry, BootEntry)
-            reason = why_not(entry)
-            if reason:
-                raise NotFoundError(f"entry {entry_spec!r} ({entry.title}) cannot boot: {reason}")
-            return leaf, entry
+        if path is not None:
+            return _named(menu, entry_spec, path, why_not)
+        log.warning("no entry %r in %s; booting the default", entry_spec, menu.config_path)
+        trace = (f"entry {entry_spec!r} names no entry: the default rule applies",)
+    found, steps, refusals = _follow_default(menu, why_not)
+    if found is None:
+        raise NotFoundError(
+            f"{menu.config_path}: the default entry cannot boot ({'; '.join(refusals)})"
+        )
+    return Chosen(found[0], found[1], trace + steps)
 
-    candidates = [menu.default] + list(menu.fallback)
+
+def default_choice(
+    menu: BootMenu, why_not: WhyNot
+) -> tuple[tuple[int, ...] | None, tuple[str, ...]]:
+    """The path the loader's default rule boots (None when nothing on the menu can boot
+    here), and the steps taken."""
+    found, steps, _refusals = _follow_default(menu, why_not)
+    return (None if found is None else found[0]), steps
+
+
+def _named(menu: BootMenu, entry_spec: str, path: tuple[int, ...], why_not: WhyNot) -> Chosen:
+    """The entry --entry names at ``path``, which must boot."""
+    leaf = first_entry_under(menu, path)
+    if leaf is None:
+        raise NotFoundError(f"entry {entry_spec!r} in {menu.config_path} is an empty submenu")
+    entry = menu.item_at(leaf)
+    assert isinstance(entry, BootEntry)
+    reason = why_not(entry)
+    if reason:
+        raise NotFoundError(f"entry {entry_spec!r} ({entry.title}) cannot boot: {reason}")
+    return Chosen(leaf, entry, (f"entry {entry_spec!r} names {dotted(leaf)}",))
+
+
+def _follow_default(
+    menu: BootMenu, why_not: WhyNot
+) -> tuple[tuple[tuple[int, ...], BootEntry] | None, tuple[str, ...], list[str]]:
+    """The default, else the first fallback that boots: (its path and entry, or None),
+    the steps taken, and why each entry tried cannot boot."""
+    steps = [f"default rule: {menu.default_reason or 'not stated by the loader'}"]
+    candidates = [menu.default, *menu.fallback]
     if menu.item_at(menu.default) is None:
         log.info("default %s is out of range in %s; using entry 0", menu.default, menu.config_path)
+        steps.append(f"the default {dotted(menu.default)} names no item: the first one")
         candidates[0] = (0,)
-    reasons = []
-    for path in candidates:
+    refusals: list[str] = []
+    for number, path in enumerate(candidates):
+        role = "default" if number == 0 else "fallback"
         leaf = first_entry_under(menu, path)
         if leaf is None:
+            steps.append(f"{role} {dotted(path)} names no entry")
             continue
         entry = menu.item_at(leaf)
         assert isinstance(entry, BootEntry)
         reason = why_not(entry)
         if reason is None:
-            return leaf, entry
-        reasons.append(f"{entry.title!r}: {reason}")
-    raise NotFoundError(f"{menu.config_path}: the default entry cannot boot ({'; '.join(reasons)})")
+            steps.append(f"{role} {dotted(leaf)} {entry.title!r} boots")
+            return (leaf, entry), tuple(steps), refusals
+        steps.append(f"{role} {dotted(leaf)} {entry.title!r} cannot boot here: {reason}")
+        refusals.append(f"{entry.title!r}: {reason}")
+    steps.append("no fallback left: nothing on this menu boots")
+    return None, tuple(steps), refusals
+
+
+def dotted(path: tuple[int, ...]) -> str:
+    """An index path as --entry accepts it: "1>0"."""
+    return ">".join(map(str, path)) or "(none)"

@@ -12,11 +12,11 @@ import stat
 
 from ..errors import NotFoundError, PygrubError
 from ..fs import Filesystem
-from ..guest import GuestDisk
 from ..limits import MAX_CONFIG_BYTES
 from ..log import get_logger
 from ..record import field, record
 from ..volumes import Volume
+from .guest import GuestDisk
 from .model import BootEntry, BootMenu, Password, Submenu
 
 __all__ = [

@@ -49,11 +49,10 @@ from ..limits import MAX_MENU_ENTRIES, check_count
 from ..log import get_logger
 from ..record import field, record
 from . import solaris
-from .model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, MenuItem, Password
+from .model import CHAINLOADER, LINUX, MULTIBOOT, OTHER, BootEntry, BootItem, BootMenu, Password
 
 if TYPE_CHECKING:
     from ..fs import Filesystem
-    from ..fs.zfs import ZfsFilesystem
     from . import LoadContext
 
 log = get_logger(__name__)
@@ -148,7 +147,7 @@ class Unbootable(Exception):
 def load(ctx: LoadContext) -> BootMenu:
     """The menu GRUB legacy builds from ``ctx.text`` and the entry it boots by default."""
     settings = MenuSettings()
-    items: list[MenuItem] = []
+    items: list[BootItem] = []
     unknown = UnknownCommands()
     builder: EntryBuilder | None = None
     disk = SolarisDisk(ctx)
@@ -178,7 +177,7 @@ def load(ctx: LoadContext) -> BootMenu:
 
 
 def build_menu(
-    items: list[MenuItem], settings: MenuSettings, path: str, disk: SolarisDisk | None = None
+    items: list[BootItem], settings: MenuSettings, path: str, disk: SolarisDisk | None = None
 ) -> BootMenu:
     """The BootMenu, with the default GRUB picks when the configured one does not exist."""
     count = len(items)
@@ -235,7 +234,7 @@ def evaluate_entry(
     return builder.finish()
 
 
-def add_entry(items: list[MenuItem], builder: EntryBuilder | None, path: str) -> None:
+def add_entry(items: list[BootItem], builder: EntryBuilder | None, path: str) -> None:
     """Append the entry ``builder`` read, unless GRUB would drop it (no known command)."""
     if builder is None:
         return
@@ -717,9 +716,7 @@ class EntryBuilder:
     def boot_string(self) -> str | None:
         """``$ZFS-BOOTFS``: the boot string of the root's dataset; None off ZFS."""
         fs, _prefix = self.boot_dataset(self.root)
-        if fs is None or fs.kind != "zfs":
-            return None
-        return zfs(fs).bootstring()
+        return None if fs is None else fs.bootstring()
 
     def boot_dataset(self, device: str | None) -> tuple[Filesystem | None, str]:
         """The filesystem files on ``device`` are read from, and the path prefix naming its
@@ -864,11 +861,11 @@ class SolarisDisk:
         home = self.volume_fs(device)
         if home is None or home.kind != "zfs":
             return home, ""
-        view = zfs(home)
+        view = solaris.as_zfs(home)
         default = self.default_fs(device)
         if default is None or default.kind != "zfs":
             default = view
-        name = self.zfs_bootfs or bootfs or zfs(default).dataset
+        name = self.zfs_bootfs or bootfs or solaris.as_zfs(default).dataset
         if name == view.dataset:
             return view, ""
         try:
@@ -879,19 +876,11 @@ class SolarisDisk:
         return chosen, "/" + chosen.dataset.partition("/")[2] + "@"
 
 
-def zfs(fs: Filesystem) -> ZfsFilesystem:
-    """``fs``, known to be a ZFS one, with the ZFS driver's own methods."""
-    from ..fs.zfs import ZfsFilesystem
-
-    assert isinstance(fs, ZfsFilesystem)
-    return fs
-
-
 def holds_signature(fs: Filesystem, path: str) -> bool:
     """Whether ``fs`` has the findroot signature file; ZFS keeps it in the pool's top dataset."""
     try:
         if fs.kind == "zfs":
-            fs, path = zfs(fs).grub_path("/@" + path)
+            fs, path = fs.grub_path("/@" + path)
         return fs.is_file(path)
     except PygrubError:
         return False

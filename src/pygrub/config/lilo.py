@@ -20,7 +20,7 @@ from .._typing import TYPE_CHECKING
 from ..errors import CorruptError, PygrubError
 from ..limits import MAX_MENU_ENTRIES, check_count
 from ..record import field, record
-from .model import CHAINLOADER, BootEntry, BootMenu, MenuItem
+from .model import CHAINLOADER, BootEntry, BootItem, BootMenu
 
 if TYPE_CHECKING:
     from . import LoadContext
@@ -268,7 +268,7 @@ def load(ctx: LoadContext) -> BootMenu:
     builder = Builder(ctx, globals_)
     sections = [s for s in sections if builder.wanted(s)]
     entries = [builder.entry_of(s) for s in sections]
-    items: list[MenuItem] = list(entries)
+    items: list[BootItem] = list(entries)
     menu = BootMenu(items, "lilo")
     index, menu.default_reason = default_index(entries, sections, globals_.get("default"))
     menu.default = (index,)

@@ -59,7 +59,7 @@ class Submenu:
     locked: bool = False
 
 
-MenuItem = BootEntry | Submenu
+BootItem = BootEntry | Submenu
 
 
 @record
@@ -74,7 +74,7 @@ class Password:
 
 @record
 class BootMenu:
-    items: list[MenuItem]
+    items: list[BootItem]
     #: Format name: "grub2", "grub-legacy", "extlinux", "lilo", "systemd-boot", ...
     format: str
     #: The file it was read from, as a path inside its filesystem.
@@ -97,10 +97,10 @@ class BootMenu:
         default=None, repr=False, compare=False
     )
 
-    def item_at(self, path: tuple[int, ...]) -> MenuItem | None:
+    def item_at(self, path: tuple[int, ...]) -> BootItem | None:
         """The item at an index path, or None when the path leads nowhere."""
-        items: list[MenuItem] = self.items
-        item: MenuItem | None = None
+        items: list[BootItem] = self.items
+        item: BootItem | None = None
         for index in path:
             if not 0 <= index < len(items):
                 return None
@@ -108,7 +108,7 @@ class BootMenu:
             items = item.items if isinstance(item, Submenu) else []
         return item
 
-    def walk(self) -> Iterator[tuple[tuple[int, ...], MenuItem]]:
+    def walk(self) -> Iterator[tuple[tuple[int, ...], BootItem]]:
         """Every item, depth first, with its index path."""
         yield from _walk_items((), self.items)
 
@@ -120,8 +120,8 @@ class BootMenu:
 
 
 def _walk_items(
-    prefix: tuple[int, ...], items: list[MenuItem]
-) -> Iterator[tuple[tuple[int, ...], MenuItem]]:
+    prefix: tuple[int, ...], items: list[BootItem]
+) -> Iterator[tuple[tuple[int, ...], BootItem]]:
     # Recursion depth is bounded by the loaders' submenu nesting limit.
     for index, item in enumerate(items):
         path = prefix + (index,)

@@ -1,4 +1,5 @@
-"""Solaris and illumos boot facts, shared by the GRUB legacy loader and boot.py's sniffing.
+"""Solaris and illumos boot facts: for the GRUB legacy loader, and Xen's sniffing of a
+disk without a config.
 
 A Solaris x86 kernel lives at ``/platform/<platform>/kernel/[<isa>/]unix``: platform
 i86pc runs on bare metal, i86xpv in a Xen paravirtualised domain, and only i86xpv can be
@@ -13,6 +14,12 @@ fills in from the pool as Xen does with libfsimage's getbootstring.
 from __future__ import annotations
 
 import re
+
+from .._typing import TYPE_CHECKING
+from ..fs import Filesystem
+
+if TYPE_CHECKING:
+    from ..fs.zfs import ZfsFilesystem
 
 #: /platform/<platform>/kernel/[amd64/]unix (32-bit kernels sit right in kernel/).
 SOLARIS_KERNEL = re.compile(r"/platform/(?P<platform>[^/]+)/kernel/(?P<isa>(?:amd64/)?)unix")
@@ -79,3 +86,36 @@ def with_boot_string(args: str, boot_string: str) -> str:
         return args
     replaced, count = _ZFS_BOOTFS.subn(lambda _match: boot_string, args)
     return replaced if count else f"{args} -B {boot_string}"
+
+
+def boot_args(fs: Filesystem, kernel: str, args: str) -> str:
+    """The command line Xen's pygrub gives ``kernel`` read from ``fs``: with the pool's boot
+    string when ``fs`` is ZFS. Xen does this for whatever it boots from ZFS; only a Solaris
+    kernel reads it, so a Linux command line on ZFS is left as its config wrote it."""
+    if not is_solaris_kernel(kernel):
+        return args
+    boot_string = fs.bootstring()
+    return args if boot_string is None else with_boot_string(args, boot_string)
+
+
+def sniff(fs: Filesystem, extra_args: str) -> tuple[Filesystem, str, str | None, str] | None:
+    """Xen's pygrub on a disk without a config: a Solaris PV kernel with its boot archive,
+    else a NetWare loader, found by path, as (filesystem, kernel, ramdisk, command line);
+    None if neither is there. On ZFS, ``zfs-bootfs=`` in --args names the dataset."""
+    dataset = zfs_bootfs_option(extra_args) if fs.kind == "zfs" else None
+    if dataset is not None:
+        fs = as_zfs(fs).with_dataset(dataset)
+    for kernel, ramdisk in SNIFFED_KERNELS:
+        if fs.is_file(kernel):
+            return fs, kernel, ramdisk, boot_args(fs, kernel, sniffed_args(kernel, extra_args))
+    if fs.is_file(NETWARE_LOADER):
+        return fs, NETWARE_LOADER, None, extra_args
+    return None
+
+
+def as_zfs(fs: Filesystem) -> ZfsFilesystem:
+    """``fs``, known to be a ZFS one, with the ZFS driver's own methods (its datasets)."""
+    from ..fs.zfs import ZfsFilesystem
+
+    assert isinstance(fs, ZfsFilesystem)
+    return fs

@@ -17,7 +17,7 @@ from .._typing import TYPE_CHECKING
 from ..errors import LimitError, PygrubError
 from ..limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES, check_count
 from ..record import field, record
-from .model import LINUX, MULTIBOOT, OTHER, BootEntry, BootMenu, MenuItem, Submenu
+from .model import LINUX, MULTIBOOT, OTHER, BootEntry, BootItem, BootMenu, Submenu
 
 if TYPE_CHECKING:
     from . import LoadContext
@@ -396,9 +396,9 @@ class Parser:
 
     def items_of(
         self, menu: Menu, prefix: tuple[int, ...], paths: dict[int, tuple[int, ...]]
-    ) -> list[MenuItem]:
+    ) -> list[BootItem]:
         """The model's items for ``menu``; ``paths`` learns each label's index path."""
-        items: list[MenuItem] = []
+        items: list[BootItem] = []
         for index, item in enumerate(menu.items):
             path = prefix + (index,)
             if isinstance(item, Label):

@@ -21,7 +21,7 @@ from .._typing import TYPE_CHECKING
 from ..errors import LimitError, PygrubError
 from ..limits import MAX_CONFIG_BYTES, MAX_MENU_ENTRIES, check_count
 from ..record import field, record
-from .model import LINUX, OTHER, BootEntry, BootMenu, MenuItem
+from .model import LINUX, OTHER, BootEntry, BootItem, BootMenu
 
 if TYPE_CHECKING:
     from . import LoadContext
@@ -395,7 +395,7 @@ class Loader:
         check_count(f"{self.loader_dir}: boot entries", len(records), MAX_MENU_ENTRIES)
         records.sort(key=functools.cmp_to_key(entry_order))
         unique_titles(records)
-        items: list[MenuItem] = [r.entry for r in records]
+        items: list[BootItem] = [r.entry for r in records]
         menu = BootMenu(items, format_name)
         menu.timeout = settings.timeout
         menu.timeout_style = "hidden" if settings.timeout == 0 else "menu"

@@ -102,22 +102,33 @@ def is_qcow2(head: bytes) -> bool:
     return head[:4] == MAGIC
 
 
-def open_qcow2(path: str, depth: int = 0) -> Qcow2Source:
+def open_qcow2(path: str, depth: int = 0, allow_backing: bool = False) -> Qcow2Source:
     """The qcow2 image at ``path`` as its virtual disk (the file is opened read-only)."""
     container = FileSource(path)
     try:
-        return Qcow2Source(container, path, depth)
+        return Qcow2Source(container, path, depth, allow_backing)
     except BaseException:
         container.close()
         raise
 
 
 class Qcow2Source:
-    """The virtual disk of a qcow2 image in ``container`` (a ByteSource it owns)."""
+    """The virtual disk of a qcow2 image in ``container`` (a ByteSource it owns).
 
-    def __init__(self, container: ByteSource, path: str | None = None, depth: int = 0) -> None:
+    ``allow_backing``: a backing file in the image's own directory is read (the guest
+    chose its name: the caller decides, PYGRUB_ALLOW_BACKING=1 for the command).
+    """
+
+    def __init__(
+        self,
+        container: ByteSource,
+        path: str | None = None,
+        depth: int = 0,
+        allow_backing: bool = False,
+    ) -> None:
         self.container = container
         self.path = path
+        self.allow_backing = allow_backing
         self.name = path or "image"
         self.backing: Any = None
         self._l1_pages: dict[int, tuple[int, ...]] = {}
@@ -263,16 +274,16 @@ class Qcow2Source:
         if fmt_name == "raw":
             return FileSource(path)
         if fmt_name == "qcow2":
-            return open_qcow2(path, depth + 1)
+            return open_qcow2(path, depth + 1, self.allow_backing)
         raise UnsupportedError(
             f"qcow2: {self.name}: backing file {name!r} has format {fmt_name!r} (raw or qcow2 only)"
         )
 
     def _backing_path(self, name: str) -> str:
         """The backing file's real path, if reading it is allowed: only in the image's own
-        directory, and only when PYGRUB_ALLOW_BACKING=1 (the guest chose the name)."""
+        directory, and only when the caller allows it (the guest chose the name)."""
         refusal = f"qcow2: {self.name} has a backing file {name!r}"
-        if os.environ.get("PYGRUB_ALLOW_BACKING") != "1":
+        if not self.allow_backing:
             raise UnsupportedError(
                 f"{refusal}: backing files are not read "
                 "(PYGRUB_ALLOW_BACKING=1 allows one in the image's own directory)"

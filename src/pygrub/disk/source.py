@@ -4,7 +4,8 @@ names. The byte sources themselves are in ``base``; their names are kept here to
 from __future__ import annotations
 
 from .._typing import TYPE_CHECKING
-from ..errors import PygrubError, UsageError
+from ..errors import PygrubError, UnsupportedError
+from ..formats import IMAGE_FORMATS
 from .base import (
     QCOW2_MAGIC,
     ByteSource,
@@ -34,18 +35,18 @@ __all__ = [
     "open_image",
 ]
 
-#: What --format may say: sniff the magic, or trust the caller (as libguestfs's format=).
-IMAGE_FORMATS = ("auto", "raw", "qcow2")
 
-
-def open_image(path: str, image_format: str = "auto") -> FileSource | Qcow2Source:
+def open_image(
+    path: str, image_format: str = "auto", allow_backing: bool = False
+) -> FileSource | Qcow2Source:
     """Open a disk image read-only. Image formats (qcow2, ...) join here by their magic.
 
     ``image_format`` "raw" reads even a file that starts with a qcow2 header as a raw
-    disk; "qcow2" refuses a file that does not.
+    disk; "qcow2" refuses a file that does not. ``allow_backing``: a qcow2 image may read
+    a backing file in its own directory.
     """
     if image_format not in IMAGE_FORMATS:
-        raise UsageError(f"unknown image format {image_format!r}: not one of {IMAGE_FORMATS}")
+        raise UnsupportedError(f"unknown image format {image_format!r}: not one of {IMAGE_FORMATS}")
     source = FileSource(path)
     if source.size == 0:
         source.close()
@@ -54,7 +55,7 @@ def open_image(path: str, image_format: str = "auto") -> FileSource | Qcow2Sourc
         from .qcow2 import Qcow2Source
 
         try:
-            virtual = Qcow2Source(source, path)
+            virtual = Qcow2Source(source, path, allow_backing=allow_backing)
         except BaseException:
             source.close()
             raise

@@ -178,6 +178,16 @@ class Filesystem(ABC, Generic[N]):
         """
         return []
 
+    def grub_path(self, path: str) -> tuple[Filesystem, str]:
+        """The filesystem and path GRUB's file name ``path`` means: itself on most; on ZFS,
+        ``/dataset@snapshot/path`` names a file in another dataset of the pool."""
+        return self, path
+
+    def bootstring(self) -> str | None:
+        """libfsimage's boot string (fsi_fs_bootstring), which Xen's pygrub gives a Solaris
+        kernel: only ZFS has one."""
+        return None
+
     def read_encoded(self, node: N, extent: Extent) -> bytes:
         """The decoded bytes of an ENCODED extent (exactly ``extent.length`` of them)."""
         raise CorruptError(

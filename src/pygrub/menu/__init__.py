@@ -7,38 +7,20 @@ are its parts.
 
 Timeouts are GRUB's: 0 boots at once (a waiting key shows the menu), ``hidden`` and
 ``countdown`` wait with no menu until Esc or F4. Nobody may be watching an
-``xl create``, so no wait is longer than PYGRUB_MENU_MAX_WAIT seconds (default 30),
-not even a config's "wait for a key"; the countdown says so on the screen. Once a key
+``xl create``, so no wait is longer than ``max_wait`` seconds (PYGRUB_MENU_MAX_WAIT,
+default 30), not even a config's "wait for a key"; the countdown says so on the screen. Once a key
 is pressed, the person takes the time they need.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 
 from ..config.model import BootEntry, BootMenu
-from ..errors import UsageError
+from ..select import Chosen
 
-__all__ = ["choose_interactively", "max_wait", "unattended_wait"]
-
-#: Seconds the menu waits for a person who never comes (PYGRUB_MENU_MAX_WAIT).
-DEFAULT_MAX_WAIT = 30.0
-
-
-def max_wait() -> float:
-    """PYGRUB_MENU_MAX_WAIT in seconds (0 boots at once)."""
-    raw = os.environ.get("PYGRUB_MENU_MAX_WAIT", "")
-    if not raw:
-        return DEFAULT_MAX_WAIT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"PYGRUB_MENU_MAX_WAIT must be a number of seconds, not {raw!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise UsageError(f"PYGRUB_MENU_MAX_WAIT must be zero or more seconds, not {raw!r}")
-    return value
+__all__ = ["choose_interactively", "unattended_wait"]
 
 
 def unattended_wait(menu: BootMenu, cap: float) -> tuple[float, str]:
@@ -55,15 +37,15 @@ def unattended_wait(menu: BootMenu, cap: float) -> tuple[float, str]:
 
 
 def choose_interactively(
-    menu: BootMenu, why_not: Callable[[BootEntry], str | None]
-) -> tuple[tuple[int, ...], BootEntry]:
-    """Show ``menu`` on the console (fds 0 and 1); the path and entry to boot.
+    menu: BootMenu, why_not: Callable[[BootEntry], str | None], max_wait: float
+) -> Chosen:
+    """Show ``menu`` on the console (fds 0 and 1); the path and entry to boot, waiting
+    ``max_wait`` seconds at most for a person who never comes.
 
     The entry may have been edited. Raises NotFoundError when the countdown runs out
     and neither the default nor a fallback can boot.
     """
     from .terminal import run
 
-    wait, style = unattended_wait(menu, max_wait())
-    choice = run(menu, why_not, wait, style)
-    return choice.path, choice.entry
+    wait, style = unattended_wait(menu, max_wait)
+    return run(menu, why_not, wait, style)

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from .. import __version__
 from .._typing import Protocol
-from ..config.model import BootEntry, BootMenu, MenuItem, Submenu
+from ..config.model import BootEntry, BootItem, BootMenu, Submenu
 from ..errors import PygrubError
 from ..record import record
-from ..select import choose
+from ..select import Chosen, choose
 from . import keys
 from .entries import editable_lines, evaluate_lines, kernel_line
 from .lineedit import ACCEPTED, CANCELLED, LineEditor
@@ -71,12 +71,8 @@ COMMAND_TITLE = "command line"
 COMMAND_EXITS = ("quit", "return")
 
 
-@record
-class Choice:
-    """The entry to boot, possibly edited, and its path in the menu (() when typed)."""
-
-    path: tuple[int, ...]
-    entry: BootEntry
+#: What a person's pick says for --explain (the countdown's says how the rules chose).
+PICKED = ("picked on the menu",)
 
 
 class View(Protocol):
@@ -95,7 +91,8 @@ class MenuApp:
         self.deadline = None if wait is None else now + wait
         self.now = now
         self.message = ""
-        self.result: Choice | None = None
+        #: The entry to boot, possibly edited, and its path in the menu (() when typed).
+        self.result: Chosen | None = None
         first = menu.default[0] if menu.default and 0 <= menu.default[0] < len(menu.items) else 0
         self.views: list[View] = [MenuView(self, menu.items, (), None, first)]
 
@@ -124,10 +121,9 @@ class MenuApp:
         """
         self.now = now
         if self.deadline is not None and now >= self.deadline and self.result is None:
-            path, entry = choose(self.menu, None, self.why_not)
-            self.result = Choice(path, entry)
+            self.result = choose(self.menu, None, self.why_not)
 
-    def feed(self, typed: list[str], hung_up: bool, now: float) -> Choice | None:
+    def feed(self, typed: list[str], hung_up: bool, now: float) -> Chosen | None:
         """The keys typed since the last call, whether the console has hung up, and the
         time: the choice once there is one (the keys after it are not pressed)."""
         for key in typed:
@@ -198,7 +194,7 @@ class MenuApp:
             if reason:
                 self.message = f"error: cannot boot {entry.title[:60]!r}: {reason}"
             else:
-                self.result = Choice(path, entry)
+                self.result = Chosen(path, entry, PICKED)
 
         self.unlock(entry.locked or (original is not None and original.locked), go)
 
@@ -378,7 +374,7 @@ class MenuView:
     def __init__(
         self,
         app: MenuApp,
-        items: list[MenuItem],
+        items: list[BootItem],
         path: tuple[int, ...],
         title: str | None,
         selected: int,
@@ -407,7 +403,7 @@ class MenuView:
         elif key in ("c", keys.F2):
             app.with_password(lambda: app.push(CommandLineView(app)))
 
-    def current(self) -> MenuItem | None:
+    def current(self) -> BootItem | None:
         return self.items[self.selected] if self.items else None
 
     def activate(self) -> None:
@@ -453,7 +449,7 @@ class MenuView:
 
     def draw(self, canvas: Canvas) -> None:
         app = self.app
-        help_lines = LOCKED_HELP if app.needs_password() else MENU_HELP
+        help_lines: tuple[str, ...] = LOCKED_HELP if app.needs_password() else MENU_HELP
         if self.path:
             help_lines = help_lines + (SUBMENU_HELP,)
         f = frame(canvas.rows, canvas.cols, len(help_lines))

@@ -34,11 +34,12 @@ import os
 import select
 import time
 
-from ..config.model import BootEntry, BootMenu
+from ..config.model import BootMenu
 from ..errors import LimitError, PygrubError
 from ..log import get_logger
 from ..record import asdict, fields, record
-from . import max_wait, unattended_wait
+from ..select import Chosen
+from . import unattended_wait
 from .app import MenuApp, WhyNot
 from .terminal import ConsoleInput, Screen, ScreenUnavailable, automatic, held_log_records, prelude
 from .text import NORMAL, REVERSE, Canvas, cell
@@ -282,27 +283,25 @@ def _wait_until(readers: list[int], writers: list[int], deadline: float) -> None
 # -- the child's side ---------------------------------------------------------------------
 
 
-def choose_remotely(
-    channel: Channel, menu: BootMenu, why_not: WhyNot
-) -> tuple[tuple[int, ...], BootEntry]:
-    """The chooser inside the sandbox: the menu's path and entry, maybe edited.
+def choose_remotely(channel: Channel, menu: BootMenu, why_not: WhyNot, max_wait: float) -> Chosen:
+    """The chooser inside the sandbox: the menu's path and entry, maybe edited; no
+    unattended wait is longer than ``max_wait`` seconds.
 
     Raises NotFoundError, as the terminal's menu does, when the countdown runs out and
     neither the default nor a fallback can boot.
     """
-    wait, style = unattended_wait(menu, max_wait())
+    wait, style = unattended_wait(menu, max_wait)
     channel.send(Start(wait, style))
     event = _next_event(channel)
     if not event.show:
-        choice = automatic(menu, why_not)
-        return choice.path, choice.entry
+        return automatic(menu, why_not)
     app = MenuApp(menu, why_not, event.wait, time.monotonic())
-    while (choice := app.feed(list(event.keys), event.closed, time.monotonic())) is None:
+    while (chosen := app.feed(list(event.keys), event.closed, time.monotonic())) is None:
         canvas = app.draw(event.rows, event.cols, event.encoding)
         if not channel.send(drawing_of(canvas, app.next_tick())):
             raise PygrubError("the terminal's side of the menu is gone")
         event = _next_event(channel)
-    return choice.path, choice.entry
+    return chosen
 
 
 def _next_event(channel: Channel) -> Event:
@@ -321,13 +320,13 @@ def wait_for_start(channel: Channel) -> Start | None:
     return None if value is None else Start.from_json(value)
 
 
-def host(channel: Channel, start: Start, answer_seconds: float) -> None:
+def host(channel: Channel, start: Start, answer_seconds: float, max_wait: float) -> None:
     """Run the console (fds 0 and 1) for the child's menu until the child stops asking.
 
     Returns when the child has closed its ends: its report says what came of it.
     """
     # As the menu on this terminal: no unattended wait past PYGRUB_MENU_MAX_WAIT.
-    wait = None if start.wait is None else min(start.wait, max_wait())
+    wait = None if start.wait is None else min(start.wait, max_wait)
     with ConsoleInput(0) as console:
         show, wait = prelude(console, wait, start.style)
         if show:

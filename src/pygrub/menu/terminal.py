@@ -25,9 +25,9 @@ from types import FrameType, TracebackType
 from .._typing import TYPE_CHECKING
 from ..config.model import BootMenu
 from ..log import loaded
-from ..select import choose
+from ..select import Chosen, choose
 from . import keys
-from .app import Choice, MenuApp, WhyNot
+from .app import MenuApp, WhyNot
 from .keys import KeyDecoder
 from .text import REVERSE, Canvas
 
@@ -51,7 +51,7 @@ class ScreenUnavailable(Exception):
     """curses cannot drive this terminal (unknown TERM, no cursor addressing)."""
 
 
-def run(menu: BootMenu, why_not: WhyNot, wait: float | None, style: str) -> Choice:
+def run(menu: BootMenu, why_not: WhyNot, wait: float | None, style: str) -> Chosen:
     """Show the menu on fds 0/1 and return the person's choice (or the default's).
 
     ``wait`` is the seconds before the default boots by itself (None: not at all) and
@@ -86,11 +86,11 @@ def prelude(console: ConsoleInput, wait: float | None, style: str) -> tuple[bool
     return True, wait
 
 
-def automatic(menu: BootMenu, why_not: WhyNot) -> Choice:
-    return Choice(*choose(menu, None, why_not))
+def automatic(menu: BootMenu, why_not: WhyNot) -> Chosen:
+    return choose(menu, None, why_not)
 
 
-def drive(app: MenuApp, console: ConsoleInput, screen: Screen) -> Choice:
+def drive(app: MenuApp, console: ConsoleInput, screen: Screen) -> Chosen:
     """Paint, read keys, tell the time, until the app has a choice."""
     while True:
         if console.take_resize():
@@ -237,7 +237,7 @@ def raw_mode(attrs: list[Any]) -> list[Any]:
 
     Output processing stays on: only curses writes, and it expects it.
     """
-    mode = [list(a) if isinstance(a, list) else a for a in attrs]
+    mode: list[Any] = [list(a) if isinstance(a, list) else a for a in attrs]
     input_flags = termios.BRKINT | termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON
     mode[0] &= ~(input_flags | termios.ISTRIP)
     mode[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)
@@ -411,7 +411,8 @@ class Screen:
 
 def runs(row: list[tuple[str, int]]) -> Iterator[tuple[int, str, int]]:
     """(x, text, attribute) for each stretch of cells that share an attribute."""
-    start, parts, attr = 0, [], None
+    start, attr = 0, None
+    parts: list[str] = []
     for x, (text, cell_attr) in enumerate(row):
         if cell_attr != attr:
             if parts:

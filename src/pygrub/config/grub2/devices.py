@@ -11,8 +11,8 @@ from __future__ import annotations
 from ..._typing import TYPE_CHECKING
 from ...disk import ByteSource
 from ...fs import Filesystem
-from ...guest import DeviceName, parse_device, same_device
 from ...log import get_logger
+from ..guest import DeviceName, parse_device, same_device
 
 if TYPE_CHECKING:
     from .. import LoadContext

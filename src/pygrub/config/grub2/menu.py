@@ -22,7 +22,7 @@ import re
 
 from ...log import get_logger
 from ...record import field, record
-from ..model import OTHER, BootEntry, BootMenu, MenuItem, Password, Submenu
+from ..model import OTHER, BootEntry, BootItem, BootMenu, Password, Submenu
 from .interp import (
     BodySyntaxError,
     BootNow,
@@ -68,14 +68,14 @@ def build_menu(session: Session) -> Grub2Menu:
     return menu
 
 
-def _build_level(session: Session, context: Context) -> tuple[list[MenuItem], tuple[int, ...]]:
+def _build_level(session: Session, context: Context) -> tuple[list[BootItem], tuple[int, ...]]:
     """The items of one menu level and the default path from it down."""
     defs = [d for d in context.menu if not d.hidden]
     index, rest, _found = resolve_default(defs, context.env.get("default"))
     frozen = context.env.flat()
     parent_chosen = context.env.get("chosen")
     superusers = context.env.get("superusers")
-    items: list[MenuItem] = []
+    items: list[BootItem] = []
     tail: tuple[int, ...] = ()
     for position, definition in enumerate(defs):
         chosen = join_chosen(parent_chosen, definition.ident)
@@ -224,7 +224,7 @@ def _lines(definition: MenuDef) -> list[str]:
     return lines
 
 
-def _fallbacks(context: Context, items: list[MenuItem]) -> list[tuple[int, ...]]:
+def _fallbacks(context: Context, items: list[BootItem]) -> list[tuple[int, ...]]:
     """menu.c's fallback: blank-separated entries of the top level, in order."""
     spec = context.env.get("fallback")
     if not spec:

@@ -1,19 +1,19 @@
 """GuestDisk: the volumes of one disk image and, lazily, the filesystems on them.
 
 Config loaders use it to map GRUB device names to volumes (``root``, ``search``) and
-the CLI to find the files an entry names.
+boot.py to find the files an entry names.
 """
 
 from __future__ import annotations
 
 import re
 
-from .disk import ByteSource
-from .errors import PygrubError
-from .fs import Filesystem, probe
-from .log import get_logger
-from .record import record
-from .volumes import Volume
+from ..disk import ByteSource
+from ..errors import PygrubError
+from ..fs import Filesystem, probe
+from ..log import get_logger
+from ..record import record
+from ..volumes import Volume
 
 log = get_logger(__name__)
 
