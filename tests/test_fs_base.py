@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pygrub.errors import LimitError, NotFoundError
+from pygrub.fs import base
 from pygrub.fs.base import Extent, ExtentKind, FileReader, NodeType
 from pygrub.fs.blockmap import pointer_runs
 from pygrub.fs.directory import ListingCache, bounded, entry_name
@@ -108,6 +109,83 @@ def test_reader_refuses_overlapping_extents(tmp_path):
     fs = _Pieces(tmp_path, extents, bytes(100))
     with pytest.raises(CorruptError, match="overlaps"):
         FileReader(fs, tmp_path, 20, "f").read()
+
+
+def test_reader_seeks_from_each_whence_and_back(tmp_path):
+    data = bytes(range(256))
+    extents = [Extent(0, 100, ExtentKind.ENCODED, 0), Extent(100, 156, ExtentKind.ENCODED, 100)]
+    fs = _Pieces(tmp_path, extents, data)
+    reader = FileReader(fs, tmp_path, 256, "f")
+    assert (reader.seek(10), reader.tell()) == (10, 10)
+    assert reader.seek(5, 1) == 15 and reader.read(3) == data[15:18]
+    assert reader.seek(-6, 2) == 250 and reader.read() == data[250:]
+    # Backwards, into an extent already passed: the walk starts again.
+    assert reader.seek(3) == 3 and reader.read(2) == data[3:5]
+    assert reader.seek(0, 2) == 256 and reader.read(10) == b""
+    assert reader.seek(300) == 300 and reader.read() == b""  # past the end reads nothing
+    with pytest.raises(ValueError, match="^negative seek position$"):
+        reader.seek(-1)
+    with pytest.raises(ValueError, match="^negative seek position$"):
+        reader.seek(-257, 2)
+    with pytest.raises(ValueError, match="^bad whence 3$"):
+        reader.seek(0, 3)
+    assert reader.tell() == 300  # a refused seek moves nothing
+
+
+def test_reader_close_drops_what_it_keeps(tmp_path):
+    fs = _Pieces(tmp_path, [Extent(0, 64, ExtentKind.ENCODED, 0)], bytes(range(64)))
+    with FileReader(fs, tmp_path, 64, "f") as reader:
+        assert reader.read(8) == bytes(range(8))
+        assert reader._decoded is not None
+    # A file object's close: the decoded extent (up to MAX_READ bytes) goes with it.
+    assert (reader._extents, reader._current, reader._decoded) == (None, None, None)
+    assert reader.read(4) == bytes(range(8, 12))  # and a read after it starts a new walk
+
+
+def test_extents_name_holes_and_encoded_pieces(tmp_path):
+    (tmp_path / "dir").mkdir()
+    extents = [Extent(0, 10, ExtentKind.ENCODED, 0), Extent(30, 10, ExtentKind.ENCODED, 30)]
+    fs = _Pieces(tmp_path, extents, bytes(64))
+    (tmp_path / "f").write_bytes(bytes(50))
+    assert list(fs.extents("/f")) == [
+        (0, 10, "encoded"), (10, 20, "hole"), (30, 10, "encoded"), (40, 10, "hole"),
+    ]  # fmt: skip
+    with pytest.raises(NotFoundError, match=r"^hostdir: /dir is a directory, not a file$"):
+        list(fs.extents("/dir"))
+
+
+def test_listdir_exists_lstat_and_readlink_path(fs, monkeypatch):
+    assert sorted(fs.listdir("/boot")) == ["escape", "escape-abs", "grub", "vmlinuz", "vmlinuz-6.1"]
+    with pytest.raises(NotFoundError, match=r"^hostdir: /boot/vmlinuz is not a directory$"):
+        fs.listdir("/boot/vmlinuz")
+    monkeypatch.setattr(base, "MAX_DIR_ENTRIES", 4)
+    with pytest.raises(LimitError, match=r"^hostdir: /boot has over 4 entries$"):
+        fs.listdir("/boot")
+    assert fs.exists("/boot/vmlinuz") and fs.exists("/abs") and fs.exists("/boot/grub")
+    assert not fs.exists("/boot/escape")  # a link whose target is not in the guest
+    assert fs.lstat("/abs").type is NodeType.SYMLINK and fs.stat("/abs").type is NodeType.DIR
+    assert fs.lstat("/boot/escape").type is NodeType.SYMLINK
+    with pytest.raises(NotFoundError):
+        fs.stat("/boot/escape")
+    assert fs.readlink_path("/abs") == "/boot"
+    with pytest.raises(NotFoundError, match=r"^hostdir: /boot/grub is not a symlink$"):
+        fs.readlink_path("/boot/grub")
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [(b"", "empty symlink target"), (b"x" * 4097, "symlink target of 4097 bytes")],
+)
+def test_symlink_targets_empty_or_too_long_are_corrupt(fs, monkeypatch, target, problem):
+    from pygrub.errors import CorruptError
+
+    assert len(b"x" * base.MAX_SYMLINK_TARGET) == 4096  # the longest kept (PATH_MAX)
+    monkeypatch.setattr(type(fs), "readlink", lambda self, node: target)
+    for call in (fs.readlink_path, fs.stat):
+        with pytest.raises(CorruptError, match=f"^hostdir: {problem}$"):
+            call("/abs")
+    monkeypatch.setattr(type(fs), "readlink", lambda self, node: b"x" * 4096)
+    assert fs.readlink_path("/abs") == "x" * 4096
 
 
 # -- fs/directory.py ListingCache: kept listings answer as a scan would ---------------------
