@@ -323,14 +323,24 @@ def test_xl_create_boots_the_guest(xen: dict) -> None:
 
 
 def test_xen_pygrub_as_reference(xen: dict) -> None:
-    """make field: Xen's own pygrub on the same guests, for the report's table (whether
-    it boots them is Xen's business; that it ran and what came of it is printed)."""
+    """make field: Xen's own pygrub on the same guests, where ours boots both (README,
+    "How it differs"). Seen under 4.17 and 4.20: it boots bookworm's guest, but the newest
+    kernel, not the one grub-set-default saved in grubenv; and it finds nothing on
+    trixie's, whose /boot is XFS v5 (libfsimage's XFS mounts only v4 superblocks). A Xen
+    that changes either fails here, so that the README is corrected."""
     if not FIELD:
         pytest.skip("the reference runs with make field (PYGRUB_FIELD=1)")
     for case in xen["cases"]:
-        if case["bootloader"].endswith("/pygrub.xen"):
-            found, _ = result(xen, "normal", case["name"])
-            assert found["series"] == XEN_SERIES[xen["suite"]]
+        if not case["bootloader"].endswith("/pygrub.xen"):
+            continue
+        found, guest = result(xen, "normal", case["name"])
+        assert found["series"] == XEN_SERIES[xen["suite"]]
+        if guest["suite"] == "bookworm":
+            assert guest["boots"] != guest["kernels"][-1]  # the administrator chose the older
+            assert_booted(found, guest, release=guest["kernels"][-1])
+        else:
+            assert found["rc"] != 0
+            assert "Unable to find partition containing kernel" in found["bootloader_log"]
 
 
 def test_restricted_mode_boots_and_leaves_nothing(xen: dict) -> None:
