@@ -6,7 +6,7 @@ import pytest
 
 from pygrub.config.model import MULTIBOOT, BootEntry, BootMenu, Submenu
 from pygrub.errors import NotFoundError
-from pygrub.select import choose, default_choice, find_entry
+from pygrub.select import choose, default_choice, dotted, find_entry
 
 
 def menu(default=(0,), fallback=()):
@@ -60,6 +60,11 @@ def bootable(entry):
         ("9", None),
         ("nope", None),
         ("0>1", None),
+        # A number inside a > path is GRUB's count at that level, bounded by it.
+        ("1>1", (1, 1)),
+        ("1>2", None),
+        ("3>0", None),
+        ("4>0", None),
     ],
 )
 def test_find_entry(spec, path):
@@ -123,3 +128,66 @@ def test_default_choice_says_when_nothing_boots():
         (1, 0),
         ("default rule: not stated by the loader", "default 1>0 'Debian, with Linux 6.1' boots"),
     )
+
+
+def test_a_named_entry_is_chosen_with_its_path_entry_and_step():
+    chosen = choose(menu(), "gnulinux-advanced", bootable)  # a submenu: its first entry
+    assert chosen.path == (1, 0)
+    assert chosen.entry.id == "gnulinux-6.1"
+    assert chosen.trace == ("entry 'gnulinux-advanced' names 1>0",)
+
+
+def test_a_title_at_the_top_level_wins_over_the_same_title_deeper():
+    """GRUB matches the menu it shows first; a submenu's entry of the same title, earlier
+    in -l's order, is found only when the top level has none."""
+    twice = BootMenu(
+        items=[
+            Submenu("More", [BootEntry("Rescue", "/vmlinuz-old", id="deep")]),
+            BootEntry("Rescue", "/vmlinuz-new", id="top"),
+        ],
+        format="grub2",
+        config_path="/boot/grub/grub.cfg",
+    )
+    assert find_entry(twice, "Rescue") == (1,)
+    assert find_entry(twice, "deep") == (0, 0)
+
+
+def test_a_one_entry_submenu_and_an_empty_one():
+    odd = BootMenu(
+        items=[
+            Submenu("One", [BootEntry("Only", "/vmlinuz", id="only")]),
+            Submenu("Empty", []),
+        ],
+        format="grub2",
+        config_path="/boot/grub/grub.cfg",
+        default=(0,),
+        fallback=[(1,)],
+    )
+    assert choose(odd, None, bootable).path == (0, 0)
+    with pytest.raises(NotFoundError) as e:
+        choose(odd, "Empty", bootable)
+    assert str(e.value) == "entry 'Empty' in /boot/grub/grub.cfg is an empty submenu"
+
+
+def test_fallbacks_that_name_nothing_are_passed_over():
+    chosen = choose(menu(default=(2,), fallback=[(9,), (1,), (0,)]), None, bootable)
+    assert chosen.path == (1, 0)
+    assert chosen.trace == (
+        "default rule: not stated by the loader",
+        "default 2 'Xen hypervisor' cannot boot here: cannot",
+        "fallback 9 names no entry",
+        "fallback 1>0 'Debian, with Linux 6.1' boots",
+    )
+
+
+def test_nothing_bootable_names_every_refusal():
+    with pytest.raises(NotFoundError) as e:
+        choose(menu(default=(2,), fallback=[(9,), (3,)]), None, bootable)
+    assert str(e.value) == (
+        "/boot/grub/grub.cfg: the default entry cannot boot"
+        " ('Xen hypervisor': cannot; 'Memory test': cannot)"
+    )
+
+
+def test_dotted_paths():
+    assert (dotted((1, 0)), dotted((3,)), dotted(())) == ("1>0", "3", "(none)")
