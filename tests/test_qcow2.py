@@ -362,6 +362,19 @@ def test_bad_header(guest, tmp_path, monkeypatch, edits, error, match):
         open_image(str(patched_file(tmp_path, images["v3-64k"], edits)), allow_backing=True)
 
 
+@pytest.mark.parametrize("length", [104, 100, 72])
+def test_a_header_cut_short_is_refused(guest, tmp_path, length):
+    """qemu-img's v3 header is 112 bytes (header_length 112, the compression type at 104):
+    a file that ends inside it is a corrupt image, not a crash (found by make fuzz-long)."""
+    _disk, images = guest
+    head = images["v3-64k"].read_bytes()[:length]
+    assert struct.unpack_from(">I", images["v3-64k"].read_bytes(), 100) == (112,)
+    cut = tmp_path / "cut.qcow2"
+    cut.write_bytes(head)
+    with pytest.raises(CorruptError, match="header at byte 0: .*(end of the file|truncated)"):
+        open_image(str(cut))
+
+
 def test_unknown_feature_is_named_from_the_feature_table(guest, tmp_path):
     _disk, images = guest
     first = images["v3-64k"].read_bytes()[:65536]

@@ -180,6 +180,10 @@ class Qcow2Source:
         self.incompatible = v3.incompatible_features
         compression = COMPRESSION_ZLIB
         if length > COMPRESSION_TYPE_OFFSET:
+            if len(head) <= COMPRESSION_TYPE_OFFSET:
+                raise self._header_error(
+                    f"header_length {length} runs past the end of the file at byte {len(head)}"
+                )
             compression = head[COMPRESSION_TYPE_OFFSET]
         if bool(self.incompatible & INCOMPAT_COMPRESSION) != (compression != COMPRESSION_ZLIB):
             raise self._header_error(
