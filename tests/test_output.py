@@ -57,3 +57,17 @@ def test_separator_in_a_value_is_refused():
 def test_non_utf8_bytes_go_out_as_they_came():
     args = b"root=/dev/xvda1 label=\xff".decode("utf-8", "surrogateescape")
     assert render("simple", "/k", None, args) == b"kernel /k\nargs root=/dev/xvda1 label=\xff\n\n"
+
+
+def test_render_puts_each_value_in_its_place_in_every_format():
+    """What libxl (simple0), xenopsd (simple) and xend (sxp) read, whole."""
+    files = ("/run/k", "/run/r", "root=/dev/xvda1 ro")
+    assert render("sxp", *files) == (
+        b"linux (kernel '/run/k')(ramdisk '/run/r')(args 'root=/dev/xvda1 ro')"
+    )
+    assert render("simple", *files) == b"kernel /run/k\nramdisk /run/r\nargs root=/dev/xvda1 ro\n\n"
+    assert (
+        render("simple0", *files) == b"kernel /run/k\0ramdisk /run/r\0args root=/dev/xvda1 ro\0\0"
+    )
+    with pytest.raises(PygrubError, match="^unknown output format json2$"):
+        render("json2", *files)
