@@ -453,9 +453,7 @@ def test_empty_entry_skipped_and_a_partition_to_the_last_sector_kept_quietly(tmp
     with caplog.at_level(logging.WARNING, "pygrub.volumes"):
         volumes = discover_file(disk)
     assert spans(volumes) == {"hd0,msdos2": (2 * MiB, 2 * MiB)}
-    assert [r.getMessage() for r in caplog.records] == [
-        "MBR partition 1 (type 0x83): empty (0 sectors): skipped"
-    ]
+    assert messages(caplog) == ["MBR partition 1 (type 0x83): empty (0 sectors): skipped"]
 
 
 def test_stale_vtoc_in_a_linux_partition_is_not_read(tmp_path):

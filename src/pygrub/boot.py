@@ -280,11 +280,12 @@ def _plan_from_config(
 def _with_boot_string(kernel: FileRef, args: str) -> str:
     """The command line, with the boot string of the kernel's filesystem if it has one (ZFS)
     and the kernel reads it (Solaris)."""
-    if kernel.fs.bootstring() is None:
+    boot_string = kernel.fs.bootstring()
+    if boot_string is None:
         return args  # without importing config.solaris: its patterns cost 2 ms to compile
     from .config import solaris
 
-    return solaris.boot_args(kernel.fs, kernel.path, args)
+    return solaris.boot_args(kernel.path, args, boot_string)
 
 
 def _plan_by_sniffing(fs: Filesystem, home_name: str, extra_args: str) -> BootPlan | None:

@@ -88,14 +88,14 @@ def with_boot_string(args: str, boot_string: str) -> str:
     return replaced if count else f"{args} -B {boot_string}"
 
 
-def boot_args(fs: Filesystem, kernel: str, args: str) -> str:
-    """The command line Xen's pygrub gives ``kernel`` read from ``fs``: with the pool's boot
-    string when ``fs`` is ZFS. Xen does this for whatever it boots from ZFS; only a Solaris
-    kernel reads it, so a Linux command line on ZFS is left as its config wrote it."""
-    if not is_solaris_kernel(kernel):
+def boot_args(kernel: str, args: str, boot_string: str | None) -> str:
+    """The command line Xen's pygrub gives ``kernel`` read from a filesystem with
+    ``boot_string`` (ZFS's pool and dataset; None elsewhere). Xen does this for whatever it
+    boots from ZFS; only a Solaris kernel reads it, so a Linux command line on ZFS is left
+    as its config wrote it."""
+    if boot_string is None or not is_solaris_kernel(kernel):
         return args
-    boot_string = fs.bootstring()
-    return args if boot_string is None else with_boot_string(args, boot_string)
+    return with_boot_string(args, boot_string)
 
 
 def sniff(fs: Filesystem, extra_args: str) -> tuple[Filesystem, str, str | None, str] | None:
@@ -107,7 +107,8 @@ def sniff(fs: Filesystem, extra_args: str) -> tuple[Filesystem, str, str | None,
         fs = as_zfs(fs).with_dataset(dataset)
     for kernel, ramdisk in SNIFFED_KERNELS:
         if fs.is_file(kernel):
-            return fs, kernel, ramdisk, boot_args(fs, kernel, sniffed_args(kernel, extra_args))
+            args = boot_args(kernel, sniffed_args(kernel, extra_args), fs.bootstring())
+            return fs, kernel, ramdisk, args
     if fs.is_file(NETWARE_LOADER):
         return fs, NETWARE_LOADER, None, extra_args
     return None
