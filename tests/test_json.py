@@ -104,10 +104,68 @@ def json_of(capfdbinary, *argv: str | os.PathLike[str]) -> tuple[dict, str]:
     return json.loads(out.decode("utf-8")), err
 
 
+@pytest.fixture(params=[(), ("--no-sandbox",)], ids=["sandboxed", "no-sandbox"])
+def mode(request) -> tuple[str, ...]:
+    """Both ways a root run makes its JSON: in the sandboxed child (the default) and in
+    this process; the documents must be the same."""
+    return request.param
+
+
 def blkid(image: Path) -> dict[str, str]:
     """The filesystem's UUID, LABEL and TYPE as util-linux reads them (the oracle)."""
     out = run("blkid", "-p", "-o", "export", image).decode()
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def root_volume(root: Path) -> dict:
+    """The "volume" object of the guest's root, its filesystem as blkid reads it."""
+    oracle = blkid(root)
+    return {
+        "device": "hd0,gpt2",
+        "partition": 2,
+        "origin": "GPT partition 2 (Linux filesystem)",
+        "partition_label": "root",
+        "filesystem": {"type": oracle["TYPE"], "uuid": oracle["UUID"], "label": oracle["LABEL"]},
+    }
+
+
+def volume_lines(root: Path) -> list[str]:
+    """The explanation's first lines: the ESP skipped, the root read, the config found."""
+    oracle = blkid(root)
+    return [
+        "skipped (hd0,gpt1) GPT partition 1 (EFI system partition): fat (no bootloader config)",
+        f"volume (hd0,gpt2) GPT partition 2 (Linux filesystem): ext4 UUID={oracle['UUID']}"
+        f" LABEL='{oracle['LABEL']}'",
+        "config /boot/grub/grub.cfg (grub2)",
+    ]
+
+
+def menu_entry(title, id, path, kernel, initrds, args, default=False, not_bootable=None) -> dict:
+    """One entry of GRUB_CFG as -l --output-format=json describes it."""
+    return {
+        "type": "entry",
+        "title": title,
+        "id": id,
+        "path": path,
+        "default": default,
+        "kind": "multiboot2" if kernel == "/boot/xen.gz" else "linux",
+        "kernel": kernel,
+        "initrds": initrds,
+        "args": args,
+        "device": "hd0,gpt2",
+        "not_bootable": not_bootable,
+    }
+
+
+#: How GRUB_CFG's default falls back (the default names a kernel that is not there).
+FALLBACK = [
+    "default rule: default=adv>missing",
+    "default 1>1 'Missing kernel' cannot boot here: /boot/vmlinuz-gone not found",
+    "fallback 0 'Debian GNU/Linux' boots",
+]
+BOOTED = (
+    "boot (hd0,gpt2)/boot/vmlinuz-6.1 + (hd0,gpt2)/boot/ucode.img + (hd0,gpt2)/boot/initrd.img-6.1"
+)
 
 
 def test_schema_is_a_valid_draft_2020_12_schema():
@@ -116,10 +174,11 @@ def test_schema_is_a_valid_draft_2020_12_schema():
     assert set(SCHEMA["$defs"]) >= {"boot", "menu"}
 
 
-def test_boot_json_names_entry_config_and_volume(gpt_disk, tmp_path, capfdbinary):
+def test_boot_json_names_entry_config_and_volume(gpt_disk, tmp_path, capfdbinary, mode):
     disk, root = gpt_disk
     doc, _err = json_of(
         capfdbinary,
+        *mode,
         "-q",
         "--output-format=json",
         f"--output-directory={tmp_path}",
@@ -147,37 +206,40 @@ def test_boot_json_names_entry_config_and_volume(gpt_disk, tmp_path, capfdbinary
         "kernel": "/boot/vmlinuz-6.1",
         "initrds": ["/boot/ucode.img", "/boot/initrd.img-6.1"],
     }
-    oracle = blkid(root)
-    volume = doc["volume"]
-    assert (volume["device"], volume["partition"], volume["partition_label"]) == (
-        "hd0,gpt2",
-        2,
-        "root",
-    )
-    assert volume["filesystem"] == {
-        "type": oracle["TYPE"],
-        "uuid": oracle["UUID"],
-        "label": oracle["LABEL"],
-    }
+    assert doc["volume"] == root_volume(root)
     # The ESP came first and held no config: the explanation says so.
-    assert doc["explanation"][0].startswith("skipped (hd0,gpt1)")
-    assert "no bootloader config" in doc["explanation"][0]
+    assert doc["explanation"] == [
+        *volume_lines(root),
+        "entry 'recovery' names 1>0",
+        "boot (hd0,gpt2)/boot/vmlinuz-6.1 + (hd0,gpt2)/boot/ucode.img + (hd0,gpt2)/boot/initrd.img-6.1",
+    ]
 
 
-def test_not_really_json_has_null_paths(gpt_disk, tmp_path, capfdbinary):
-    doc, err = json_of(capfdbinary, "-qn", "--output-format=json", gpt_disk[0])
+def test_not_really_json_has_null_paths(gpt_disk, tmp_path, capfdbinary, mode):
+    doc, err = json_of(capfdbinary, *mode, "-qn", "--output-format=json", gpt_disk[0])
     validate(doc, "boot")
     assert doc["kernel"] is None and doc["ramdisk"] is None
     # The default names a missing kernel: fallback 0 boots, and the explanation says why.
-    assert doc["entry"]["path"] == [0]
-    assert any("cannot boot here: /boot/vmlinuz-gone not found" in e for e in doc["explanation"])
-    assert any(e.startswith("fallback 0 'Debian GNU/Linux' boots") for e in doc["explanation"])
+    assert doc["entry"] == {
+        "title": "Debian GNU/Linux",
+        "id": "debian",
+        "path": [0],
+        "titles": ["Debian GNU/Linux"],
+    }
+    assert doc["args"] == "root=/dev/xvda2 ro quiet"
+    assert doc["files"]["initrds"] == ["/boot/initrd.img-6.1"]
+    assert doc["explanation"] == [
+        *volume_lines(gpt_disk[1]),
+        *FALLBACK,
+        "boot (hd0,gpt2)/boot/vmlinuz-6.1 + (hd0,gpt2)/boot/initrd.img-6.1",
+    ]
     assert "would extract" in err
 
 
-def test_kernel_flag_json_has_no_entry(gpt_disk, tmp_path, capfdbinary):
+def test_kernel_flag_json_has_no_entry(gpt_disk, tmp_path, capfdbinary, mode):
     doc, _err = json_of(
         capfdbinary,
+        *mode,
         "-q",
         "--output-format=json",
         f"--output-directory={tmp_path}",
@@ -206,28 +268,53 @@ def test_json_goes_to_the_output_file(gpt_disk, tmp_path, capfdbinary):
     assert validate(json.loads(output.read_bytes()), "boot")["entry"]["id"] == "debian"
 
 
-def test_list_json_is_the_menu_tree(gpt_disk, capfdbinary):
-    doc, err = json_of(capfdbinary, "-l", "--output-format=json", gpt_disk[0])
+def test_list_json_is_the_menu_tree(gpt_disk, capfdbinary, mode):
+    doc, err = json_of(capfdbinary, *mode, "-l", "--output-format=json", gpt_disk[0])
     validate(doc, "menu")
     assert err == ""
     assert (doc["bootloader"], doc["config"], doc["timeout"]) == ("grub2", "/boot/grub/grub.cfg", 3)
-    assert doc["default"] == [1, 1] and doc["chosen"] == [0]
-    debian, advanced, xen = doc["items"]
-    assert (debian["type"], debian["id"], debian["default"], debian["not_bootable"]) == (
-        "entry",
-        "debian",
-        False,
-        None,
+    assert (doc["default"], doc["default_reason"], doc["chosen"]) == (
+        [1, 1],
+        "default=adv>missing",
+        [0],
     )
-    assert debian["initrds"] == ["/boot/initrd.img-6.1"]
-    assert debian["args"] == "root=/dev/xvda2 ro quiet"
-    assert (advanced["type"], advanced["default"], advanced["path"]) == ("submenu", True, [1])
-    recovery, missing = advanced["items"]
-    assert recovery["initrds"] == ["/boot/ucode.img", "/boot/initrd.img-6.1"]
-    assert recovery["path"] == [1, 0] and not recovery["default"]
-    assert missing["default"] and missing["not_bootable"] == "/boot/vmlinuz-gone not found"
-    assert xen["kind"] == "multiboot2"
-    assert xen["not_bootable"] == "a multiboot2 entry, not a Linux kernel"
+    assert doc["volume"] == root_volume(gpt_disk[1])
+    assert doc["explanation"] == [*volume_lines(gpt_disk[1]), *FALLBACK]
+
+    linux, initrd = "/boot/vmlinuz-6.1", "/boot/initrd.img-6.1"
+    recovery = menu_entry(
+        "Debian, recovery",
+        "recovery",
+        [1, 0],
+        linux,
+        ["/boot/ucode.img", initrd],
+        "root=/dev/xvda2 ro single",
+    )
+    missing = menu_entry(
+        "Missing kernel",
+        "missing",
+        [1, 1],
+        "/boot/vmlinuz-gone",
+        [],
+        "root=/dev/xvda2",
+        default=True,
+        not_bootable="/boot/vmlinuz-gone not found",
+    )
+    xen = menu_entry(
+        "Xen hypervisor",
+        "xen",
+        [2],
+        "/boot/xen.gz",
+        [],
+        "",
+        not_bootable="a multiboot2 entry, not a Linux kernel",
+    )
+    assert doc["items"] == [
+        menu_entry("Debian GNU/Linux", "debian", [0], linux, [initrd], "root=/dev/xvda2 ro quiet"),
+        {"type": "submenu", "title": "Advanced options", "id": "adv", "path": [1], "default": True,
+         "items": [recovery, missing]},
+        xen,
+    ]  # fmt: skip
 
 
 def test_list_json_with_explain_keeps_stdout_json(gpt_disk, capfdbinary):
@@ -269,6 +356,15 @@ def test_explain_lines_show_no_control_characters(tmp_path, capfdbinary):
     assert code == 0
     explain = [line for line in out.decode().splitlines() if line.startswith("explain: ")]
     assert explain and not any("\x1b" in line or "\u202e" in line for line in explain)
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters(tmp_path, capfdbinary, mode):
+    """Each byte that is not UTF-8 is one U+FFFD in JSON; the rest of the text is kept."""
+    cfg = b"menuentry 'Debian \xff\xfe caf\xc3\xa9' --id 'a\x80' {\n  linux /k ro\xc0 x\n}\n"
+    image = make_ext(tmp_path, {"boot/grub/grub.cfg": cfg, "k": b"k"}, size_mb=4)
+    doc, _err = json_of(capfdbinary, *mode, "-qn", "--output-format=json", image)
+    assert doc["entry"]["title"] == doc["entry"]["titles"][0] == "Debian \ufffd\ufffd caf\u00e9"
+    assert (doc["entry"]["id"], doc["args"]) == ("a\ufffd", "ro\ufffd x")
 
 
 @pytest.mark.parametrize(
