@@ -358,6 +358,38 @@ def test_explain_lines_show_no_control_characters(tmp_path, capfdbinary):
     assert explain and not any("\x1b" in line or "\u202e" in line for line in explain)
 
 
+def test_api_json_of_a_choice_names_what_was_extracted(gpt_disk, tmp_path):
+    """pygrub.as_json: the paths of ``extracted`` and the entry's own command line; null
+    paths before anything is extracted."""
+    with pygrub.open_image(gpt_disk[0]) as image:
+        choice = image.choose("recovery")
+        extracted = image.extract(choice, tmp_path)
+        done, planned = pygrub.as_json(choice, extracted), pygrub.as_json(choice)
+    assert (done["kernel"], done["ramdisk"]) == (extracted.kernel, extracted.ramdisk)
+    assert extracted.ramdisk is not None and Path(extracted.ramdisk).is_file()
+    assert (planned["kernel"], planned["ramdisk"]) == (None, None)
+    assert done["args"] == planned["args"] == "root=/dev/xvda2 ro single"
+    assert validate(done, "boot") | {"kernel": None, "ramdisk": None} == planned
+
+
+def test_menu_json_of_a_menu_with_nothing_to_boot_chooses_nothing(tmp_path, capfdbinary, mode):
+    cfg = "menuentry 'Gone' {\n  linux /boot/vmlinuz-gone\n}\n"
+    image = make_ext(tmp_path, {"boot/grub/grub.cfg": cfg}, size_mb=4)
+    doc, _err = json_of(capfdbinary, *mode, "-l", "--output-format=json", image)
+    assert validate(doc, "menu")["chosen"] is None
+    assert doc["items"][0]["not_bootable"] == "/boot/vmlinuz-gone not found"
+
+
+def test_lone_surrogates_at_both_ends_of_the_range_are_replaced(open_gpt):
+    """U+D800 and U+DFFF, the first and last surrogates (a loader decoding broken UTF-16
+    keeps them), become U+FFFD like the U+DC80-U+DCFF of undecodable bytes."""
+    volume = open_gpt._guest.volumes[1]
+    fs = open_gpt._guest.filesystem(volume)
+    entry = BootEntry(title="\ud800a\udfff\ud7ff\ue000", kernel="/boot/vmlinuz-6.1", kind=LINUX)
+    menu = open_gpt._public_menu(BootMenu([entry], "grub2", "/c", (0,)), volume, fs, ())
+    assert menu_json(menu)["items"][0]["title"] == "\ufffda\ufffd\ud7ff\ue000"
+
+
 def test_bytes_that_are_not_utf8_become_replacement_characters(tmp_path, capfdbinary, mode):
     """Each byte that is not UTF-8 is one U+FFFD in JSON; the rest of the text is kept."""
     cfg = b"menuentry 'Debian \xff\xfe caf\xc3\xa9' --id 'a\x80' {\n  linux /k ro\xc0 x\n}\n"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from xen import xen_module
 
 from pygrub.errors import PygrubError
-from pygrub.output import format_simple, format_sxp, render
+from pygrub.output import format_simple, format_sxp, render, render_json
 
 values = st.one_of(st.none(), st.text(max_size=40))
 
@@ -48,10 +48,25 @@ def test_every_format_matches_xen(kernel, ramdisk, args):
 
 
 def test_separator_in_a_value_is_refused():
-    with pytest.raises(PygrubError, match="NUL"):
+    with pytest.raises(PygrubError) as refused:
         render("simple0", "/k", None, "root=/dev/xvda\0evil")
-    with pytest.raises(PygrubError, match="newline"):
+    assert str(refused.value) == (
+        "a value contains a NUL, which the simple output format cannot represent"
+    )
+    with pytest.raises(PygrubError) as refused:
         render("simple", "/k", None, "a\nkernel /etc/shadow")
+    assert str(refused.value) == (
+        "a value contains a newline, which the simple output format cannot represent"
+    )
+
+
+def test_json_is_indented_and_keeps_non_ascii_text():
+    """The layout of --output-format=json, byte for byte: two-space indents, UTF-8 text
+    as it is (not \\u escapes), one newline at the end."""
+    document = {"args": "root=LABEL=caf\u00e9", "initrds": ["/i"]}
+    assert render_json(document) == (
+        b'{\n  "args": "root=LABEL=caf\xc3\xa9",\n  "initrds": [\n    "/i"\n  ]\n}\n'
+    )
 
 
 def test_non_utf8_bytes_go_out_as_they_came():
