@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import random
+import struct
+from pathlib import Path
 
 import pytest
 from hostfs import guest_of_dirs
 from imaging import run, write_tree
+from ukitools import build_uki, full_sections, objdump_sections
 
 from pygrub.config import LoadContext
 from pygrub.config.grub2 import evaluate_commands, load, session_of
 from pygrub.config.grub2.bls import expand_value, parse_entry, rpmvercmp
 from pygrub.config.grub2.options import OPTIONAL, REQUIRED, Opt, parse_options
-from pygrub.config.model import Submenu
+from pygrub.config.model import LINUX, MULTIBOOT, BootEntry, Submenu
 
 
 def load_dirs(tmp_path, text, trees, config="/boot/grub/grub.cfg", uuids=None, labels=None):
@@ -316,6 +319,96 @@ def test_boot_at_the_top_level_boots_what_is_loaded():
     assert menu.default == (0,)
     assert (menu.items[0].kernel, menu.items[0].args) == ("/direct", "a b")
     assert menu.default_reason == "/g.cfg runs boot itself"
+
+
+def test_boot_at_the_top_level_keeps_all_it_loaded_and_moves_the_fallbacks_down():
+    text = (
+        "set fallback='1 0'\nmenuentry m { linux /m; }\nmenuentry n { linux /n; }\n"
+        "linux (hd0)/direct a b\ninitrd /i1 /i2\nboot\n"
+    )
+    menu = load(LoadContext("/g.cfg", text))
+    assert menu.items[0] == BootEntry(
+        title="(booted by /g.cfg itself)",
+        kernel="/direct",
+        initrds=["/i1", "/i2"],
+        args="a b",
+        device="hd0",
+        kind=LINUX,
+    )
+    # The entries the fallback named are one further down now.
+    assert (menu.default, menu.fallback) == ((0,), [(2,), (1,)])
+    xen = load(LoadContext("/g.cfg", "multiboot /xen.gz\nboot\n")).items[0]
+    assert (xen.kind, xen.kernel, xen.not_bootable) == (MULTIBOOT, "/xen.gz", None)
+
+
+def empty_linux(uki: Path) -> bytes:
+    """The UKI with its .linux section's sizes (VirtualSize, SizeOfRawData) set to 0."""
+    data = bytearray(uki.read_bytes())
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    count, optional = struct.unpack_from("<H12xH", data, pe + 6)
+    table = pe + 24 + optional
+    for header in range(table, table + 40 * count, 40):
+        if data[header : header + 8].rstrip(b"\0") == b".linux":
+            struct.pack_into("<I", data, header + 8, 0)
+            struct.pack_into("<I", data, header + 16, 0)
+    return bytes(data)
+
+
+def test_boot_at_the_top_level_of_a_uki_boots_its_sections(tmp_path):
+    """``chainloader`` of a UKI then ``boot``: the kernel and initrds are byte ranges of
+    the one file, and an empty .linux is why it cannot boot."""
+    uki = build_uki(tmp_path, "u.efi", full_sections())
+    tree = {"EFI/Linux/u.efi": uki.read_bytes(), "EFI/Linux/e.efi": empty_linux(uki)}
+    sections = objdump_sections(uki)
+    for name, failure in (("u", None), ("e", "/EFI/Linux/e.efi: the .linux section is empty")):
+        text = f"menuentry m {{ linux /m; }}\nchainloader /EFI/Linux/{name}.efi\nboot\n"
+        booted = load_dirs(tmp_path / name, text, [("hd0,gpt1", tree)]).items[0]
+        assert (booted.kernel, booted.device, booted.kind) == (
+            f"/EFI/Linux/{name}.efi",
+            "hd0,gpt1",
+            LINUX,
+        )
+        assert booted.not_bootable == failure
+        assert booted.kernel_range == (
+            sections[".linux"][0],
+            0 if failure else sections[".linux"][1],
+        )
+        assert booted.initrd_ranges == [sections[".ucode"], sections[".initrd"]]
+        assert booted.initrds == [booted.kernel] * 2
+
+
+def test_a_submenu_runs_with_its_title_chosen_timeout_and_exports(tmp_path):
+    """Entering a submenu (menu.c): a new context with only the exported variables,
+    $chosen set and exported, timeout=0 (it is on the auto-boot path), its arguments as $1."""
+    text = """set a=1
+export a
+set b=2
+set timeout=5
+submenu S --id s {
+  menuentry "$1 t=$timeout c=$chosen a=$a b=$b" { linux /k; }
+  submenu T { menuentry "a=$a c=$chosen" { linux /k; } }
+}
+submenu R --id r { configfile /n.cfg; }
+"""
+    nested = 'menuentry "in n.cfg c=$chosen a=$a" { linux /k; }\n'
+    menu = load_dirs(tmp_path, text, [("hd0", {"n.cfg": nested})])
+    s, r = menu.items
+    first, t = s.items
+    assert first.title == "S t=0 c=s a=1 b="
+    assert [item.title for item in t.items] == ["a=1 c=s>T"]
+    assert [item.title for item in r.items] == ["in n.cfg c=r a=1"]
+
+
+def test_an_endless_submenu_body_stops_at_the_entry_step_limit():
+    """Its own 20,000-command limit, not the session's 300,000: the entry after it still
+    has commands left to run."""
+    text = (
+        "submenu S {\n menuentry one { linux /k; }\n while true; do true; done\n"
+        " menuentry two { linux /k; }\n}\nmenuentry after { linux /a; }\n"
+    )
+    submenu, after = load(LoadContext("/g.cfg", text)).items
+    assert [item.title for item in submenu.items] == ["one"]
+    assert (after.kernel, after.not_bootable) == ("/a", None)
 
 
 def test_entries_that_load_no_linux_kernel():
