@@ -445,6 +445,11 @@ VM_LAYOUTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lvm-root": ("label: dos\nstart=2048, size=512MiB, type=83, bootable\ntype=8e\n", ()),
 }
 
+#: The builder's watchdog. Under TCG beside a CI run on two cores, update-initramfs took
+#: about 40 minutes for each kernel (MODULES=most: thousands of processes, each fork and
+#: exec slow under TCG), and an hour was not enough for the whole build.
+VM_TIMEOUT = 3 * 3600
+
 #: What the builder prints: the start of each step, the result, or what failed.
 VM_STEP, VM_BUILT, VM_FAILED = "PYGRUB-BUILD-STEP", "PYGRUB-BUILT", "PYGRUB-BUILD-FAILED"
 
@@ -644,7 +649,7 @@ def build_in_vm(suite: str, layout: str, choice: str) -> dict:
         log(f"{name}: the builder's console is in {console_log}")
         with step(f"{name}: the builder VM, in all"):
             console = boot_builder(
-                home, [(disk, True), (tarball, False), (archive, False)], 3600, console_log
+                home, [(disk, True), (tarball, False), (archive, False)], VM_TIMEOUT, console_log
             )
         built = re.findall(rf"^{VM_BUILT} (.*?)\r?$", console, re.M)
         if not built or VM_FAILED in console:

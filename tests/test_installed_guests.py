@@ -47,7 +47,6 @@ FIELD_GUESTS = [
     ("trixie", "gpt-xfs-boot", "default"),
     ("trixie", "uefi", "default"),
     ("bookworm", "lvm-root", "default"),
-    ("trixie", "lvm-root", "default"),
 ]
 
 
