@@ -47,6 +47,7 @@ FIELD_GUESTS = [
     ("trixie", "gpt-xfs-boot", "default"),
     ("trixie", "uefi", "default"),
     ("bookworm", "lvm-root", "default"),
+    ("trixie", "lvm-root", "default"),
 ]
 
 
