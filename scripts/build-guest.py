@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
+import select
 import shlex
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from uuid import uuid4
 
 MARKER = "PYGRUB-GUEST-UP"
 
@@ -237,16 +241,21 @@ def version_lt(a: str, b: str) -> bool:
 # -- the disk -----------------------------------------------------------------------------
 
 
+def partitioned_image(path: Path, size_gib: int, table: str, gpt: bool) -> None:
+    """A sparse image of ``size_gib`` GiB with the partition table ``table``."""
+    with open(path, "wb") as f:
+        f.truncate(size_gib << 30)
+    if gpt:
+        run("sgdisk", "-o", *table.split(), path)
+    else:
+        run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", path, stdin=table.encode())
+
+
 class Disk:
     """A sparse image, partitioned, on a partitioned loop device."""
 
     def __init__(self, stack: ExitStack, path: Path, size_gib: int, table: str, gpt: bool):
-        with open(path, "wb") as f:
-            f.truncate(size_gib << 30)
-        if gpt:
-            run("sgdisk", "-o", *table.split(), path)
-        else:
-            run("sfdisk", "--no-reread", "--no-tell-kernel", "-q", path, stdin=table.encode())
+        partitioned_image(path, size_gib, table, gpt)
         self.device = run("losetup", "-P", "-f", "--show", path).strip()
         stack.callback(run, "losetup", "-d", self.device)
         # losetup -P's scan may add no partitions here (a container's loop driver):
@@ -417,6 +426,259 @@ def choose_kernel(choice: str, older: str, root_uuid: str) -> str:
     return enable + "grub-set-default 0\n" + f"grub-reboot '{advanced}'\n"
 
 
+# -- layouts built inside a VM --------------------------------------------------------------
+# Root on LVM needs device-mapper, which a host kernel may lack (a container's: no
+# dm-mod, no /lib/modules), and grub-probe must see the root's LV to write grub.cfg as
+# Debian writes it. So the suite's own kernel and initramfs boot a builder (TCG where
+# there is no KVM): its root /dev/vda is the suite's tree (an ext4 image, cached), the
+# target disk /dev/vdb, the rootfs tarball /dev/vdc and the build's payload /dev/vdd (a
+# tar archive: the script and the files it installs), whose script reports on ttyS0.
+
+#: The names Debian's installer gives on a host named pygrub-guest ("<hostname>-vg").
+LVM_VG, LVM_LV = "pygrub-guest-vg", "root"
+#: The LV's device-mapper name (hyphens in the VG's name doubled), as the guest mounts it.
+LVM_ROOT = f"/dev/mapper/{LVM_VG.replace('-', '--')}-{LVM_LV}"
+
+#: name -> (the sfdisk script of the target disk, the packages beyond PACKAGES)
+VM_LAYOUTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # d-i's "use entire disk and set up LVM" on MBR: /boot on ext4 first, then the PV.
+    "lvm-root": ("label: dos\nstart=2048, size=512MiB, type=83, bootable\ntype=8e\n", ()),
+}
+
+#: The builder's watchdog: grub-install and update-grub under TCG on a busy machine.
+VM_TIMEOUT = 3600
+
+#: What the builder prints: the start of each step, the result, or what failed.
+VM_STEP, VM_BUILT, VM_FAILED = "PYGRUB-BUILD-STEP", "PYGRUB-BUILT", "PYGRUB-BUILD-FAILED"
+
+#: The builder's init (init= on its command line): unpack the payload and run it. It is in
+#: the cached builder image, so the payload, not the image, changes with each build.
+BUILDER_INIT = """#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /run/pygrub-build
+cd /run/pygrub-build
+tar -xf /dev/vdd
+exec sh ./build.sh
+"""
+
+#: The builder's payload script for root on LVM; the steps a Debian installer takes
+#: (with udev running, so /dev/disk/by-uuid and /dev/mapper are as on an install), then
+#: the guest's own tools in its root. Not update-initramfs: the initramfs Debian's kernel
+#: postinst made in mmdebstrap already has lvm2's hook (unconditional: lvm, dm-mod,
+#: 69-lvm.rules) and MODULES=most's drivers, and making it again under TCG took 40
+#: minutes a kernel (thousands of short processes). The host chose the filesystems'
+#: UUIDs (mkfs -U) so that choose_kernel()'s commands, which name the root's UUID, are
+#: written here.
+LVM_BUILD = """set -eu
+trap 'echo "{failed} in step $step"; echo o >/proc/sysrq-trigger; sleep 60' EXIT
+step=boot
+say() {{ step=$1; echo "{step} $1"; }}
+in_guest() {{ chroot /mnt env DEBIAN_FRONTEND=noninteractive "$@"; }}
+say udev
+for fs in proc:/proc sysfs:/sys devtmpfs:/dev; do
+    mountpoint -q "${{fs#*:}}" || mount -t "${{fs%%:*}}" "${{fs%%:*}}" "${{fs#*:}}"
+done
+dmesg -n 1
+mkdir -p /run/lock
+/lib/systemd/systemd-udevd --daemon
+udevadm trigger --action=add
+udevadm settle
+say lvm
+pvcreate /dev/vdb2
+vgcreate {vg} /dev/vdb2
+lvcreate -y -n {lv} -l 100%FREE {vg}
+udevadm settle
+mkfs.ext4 -q -U {root_uuid} {root}
+mkfs.ext4 -q -U {boot_uuid} /dev/vdb1
+udevadm settle
+ls -l /dev/mapper /dev/disk/by-uuid
+say rootfs
+mount {root} /mnt
+mkdir /mnt/boot
+mount /dev/vdb1 /mnt/boot
+tar -x --numeric-owner --xattrs --xattrs-include='*' -f /dev/vdc -C /mnt
+cp fstab /mnt/etc/fstab
+mkdir -p /mnt/etc/systemd/system.conf.d
+cp pygrub-tcg.conf /mnt/etc/systemd/system.conf.d/
+for d in dev proc sys run; do mount --bind /$d /mnt/$d; done
+say grub-install
+in_guest grub-install --target=i386-pc /dev/vdb
+say update-grub
+in_guest update-grub
+say choose-kernel
+in_guest sh -euc {choose}
+say report
+linux=$(grep -m1 '^[[:space:]]*linux[[:space:]]' /mnt/boot/grub/grub.cfg)
+set -- $(blkid -s UUID -o value {root}) $(blkid -s UUID -o value /dev/vdb1)
+for d in run sys proc dev boot; do umount /mnt/$d; done
+umount /mnt
+vgchange -an {vg}
+sync
+echo "{built} root_uuid=$1 boot_uuid=$2 linux=$(echo $linux)"
+trap - EXIT
+echo o >/proc/sysrq-trigger
+sleep 60
+"""
+
+
+def builder(suite: str, tarball: Path, release: str) -> Path:
+    """The builder VM, cached: the suite's tree as an ext4 image (root.img) with
+    BUILDER_INIT, and its kernel ``release``'s vmlinuz and initrd.img beside it."""
+    home = cache_dir() / f"builder-{suite}-{digest(tarball.name, BUILDER_INIT, release)}"
+    if (home / "root.img").is_file():
+        return home
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        tree, part = Path(tmp) / "tree", Path(tmp) / home.name
+        tree.mkdir()
+        part.mkdir()
+        with step(f"builder {suite}: the tree and mke2fs -d"):
+            extract(tarball, tree)
+            init = tree / "usr" / "local" / "sbin" / "pygrub-builder"
+            init.write_text(BUILDER_INIT)
+            init.chmod(0o755)
+            for name in ("vmlinuz", "initrd.img"):
+                (part / name).write_bytes((tree / "boot" / f"{name}-{release}").read_bytes())
+            run("mke2fs", "-q", "-t", "ext4", "-d", tree, part / "root.img", "4G")
+        part.replace(home)
+    return home
+
+
+def payload(path: Path, files: dict[str, str]) -> None:
+    """A tar archive of ``files`` (name -> text), for the builder's /dev/vdd."""
+    with tarfile.open(path, "w") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(name)
+            member.size, member.mode = len(data), 0o644
+            archive.addfile(member, io.BytesIO(data))
+
+
+def boot_builder(
+    home: Path, disks: list[tuple[Path, bool]], timeout: float, console_log: Path
+) -> str:
+    """The builder's serial console once it powers off, each step's time logged as its
+    VM_STEP line arrives and the console written to ``console_log`` as it comes (tail -f it).
+    ``disks`` are raw images after its root, each with whether the VM may write it."""
+    accel = ["-accel", "tcg", "-cpu", "max"]
+    if os.environ.get("PYGRUB_TEST_ACCEL") == "kvm":
+        accel = ["-accel", "kvm", "-cpu", "host"]
+    args = "root=/dev/vda rw console=ttyS0 panic=-1 quiet init=/usr/local/sbin/pygrub-builder"
+    argv = [
+        "qemu-system-x86_64", *accel, "-smp", "2", "-m", "1536",
+        "-kernel", home / "vmlinuz", "-initrd", home / "initrd.img", "-append", args,
+        # The cached image stays as it was: its writes (udev, LVM's backups) are dropped.
+        "-drive", f"file={home / 'root.img'},format=raw,if=virtio,snapshot=on",
+        *(a for disk, rw in disks for a in (
+            "-drive", f"file={disk},format=raw,if=virtio{'' if rw else ',readonly=on'}")),
+        "-nographic", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    seen, pending = bytearray(), b""
+    started = last = time.monotonic()
+    name = "builder VM boot"
+    try:
+        with console_log.open("wb") as sink:
+            while True:
+                left = started + timeout - time.monotonic()
+                if left <= 0:
+                    raise SystemExit(
+                        f"build-guest: the builder did not power off in {timeout:.0f} s; "
+                        f"console ends:\n{bytes(seen[-3000:]).decode(errors='replace')}"
+                    )
+                ready, _, _ = select.select([proc.stdout], [], [], min(left, 5))
+                if not ready:
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+                sink.write(chunk)
+                sink.flush()
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    m = re.search(rf"{VM_STEP} (\S+)".encode(), line)
+                    if m:
+                        now = time.monotonic()
+                        log(f"{name}: {now - last:.0f} s")
+                        name, last = m[1].decode(), now
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log(f"{name}: {time.monotonic() - last:.0f} s")
+    return seen.decode(errors="replace")
+
+
+def build_in_vm(suite: str, layout: str, choice: str) -> dict:
+    """A VM_LAYOUTS guest: the partition table here, the rest in the builder VM."""
+    table, extra = VM_LAYOUTS[layout]
+    tarball, packages = rootfs(suite, extra)
+    older, newer = kernel_releases(packages)
+    name = image_name(suite, layout, choice, packages)
+    manifest_path = cache_dir() / f"{name}.json"
+    if manifest_path.is_file():
+        return json.loads(manifest_path.read_text())
+    home = builder(suite, tarball, newer)
+    root_uuid, boot_uuid = str(uuid4()), str(uuid4())
+    # d-i writes the root LV's /dev/mapper name in fstab (an LV's name is as stable as a
+    # UUID and names the VG to activate), and /boot by UUID; so does this builder.
+    fstab = [
+        f"{LVM_ROOT} / ext4 errors=remount-ro 0 1",
+        f"UUID={boot_uuid} /boot ext4 defaults 0 2",
+    ]
+    script = LVM_BUILD.format(
+        failed=VM_FAILED, step=VM_STEP, built=VM_BUILT, vg=LVM_VG, lv=LVM_LV, root=LVM_ROOT,
+        root_uuid=root_uuid, boot_uuid=boot_uuid,
+        choose=shlex.quote(choose_kernel(choice, older, root_uuid) or "true"),
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        work = Path(tmp)
+        disk, archive = work / "disk.img", work / "payload.tar"
+        partitioned_image(disk, 4, table, False)
+        fstab_text = "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        payload(archive, {
+            "build.sh": script,
+            "fstab": fstab_text + "".join(line + "\n" for line in fstab),
+            "pygrub-tcg.conf": SLOW_CPU_TIMEOUTS,
+        })  # fmt: skip
+        console_log = cache_dir() / f"{name}.console"
+        log(f"{name}: the builder's console is in {console_log}")
+        with step(f"{name}: the builder VM, in all"):
+            console = boot_builder(
+                home, [(disk, True), (tarball, False), (archive, False)], VM_TIMEOUT, console_log
+            )
+        built = re.findall(rf"^{VM_BUILT} (.*?)\r?$", console, re.M)
+        if not built or VM_FAILED in console:
+            raise SystemExit(f"build-guest: the builder failed; console ends:\n{console[-4000:]}")
+        head, _, linux = built[-1].partition(" linux=")
+        report = dict(field.partition("=")[::2] for field in head.split())
+        if (report.get("root_uuid"), report.get("boot_uuid")) != (root_uuid, boot_uuid):
+            raise SystemExit(f"build-guest: the builder reported {report}, not {root_uuid}")
+        log(f"{name}: grub.cfg's first linux line: {linux}")
+        manifest = {
+            "suite": suite,
+            "layout": layout,
+            "choice": choice,
+            "image": str(cache_dir() / f"{name}.img"),
+            "kernels": [older, newer],
+            "boots": newer if choice == "default" else older,
+            "fstab": fstab,
+            "root_uuid": root_uuid,
+            "uuids": sorted((root_uuid, boot_uuid)),
+            # The root is an LV: grub-mkconfig names its device, not its UUID.
+            "root_device": LVM_ROOT,
+            "lvm": {"vg": LVM_VG, "lv": LVM_LV},
+        }
+        disk.replace(manifest["image"])
+        console_log.unlink()
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
 def image_name(suite: str, layout: str, choice: str, packages: str) -> str:
     key = digest(packages, Path(__file__).read_bytes(), layout, choice)
     return f"{suite}-{layout}-{choice}-{key}"
@@ -424,7 +686,8 @@ def image_name(suite: str, layout: str, choice: str, packages: str) -> str:
 
 def cached(suite: str, layout: str, choice: str) -> dict | None:
     """The manifest of a guest already built, else None (without waiting for the lock)."""
-    packages = rootfs_tarball(suite, LAYOUTS[layout][3]).with_suffix(".packages")
+    extra = VM_LAYOUTS[layout][1] if layout in VM_LAYOUTS else LAYOUTS[layout][3]
+    packages = rootfs_tarball(suite, extra).with_suffix(".packages")
     if os.environ.get("PYGRUB_GUEST_REFRESH") == "1" or not packages.is_file():
         return None
     manifest = cache_dir() / f"{image_name(suite, layout, choice, packages.read_text())}.json"
@@ -432,6 +695,8 @@ def cached(suite: str, layout: str, choice: str) -> dict | None:
 
 
 def build(suite: str, layout: str, choice: str) -> dict:
+    if layout in VM_LAYOUTS:
+        return build_in_vm(suite, layout, choice)
     table, gpt, lay, extra = LAYOUTS[layout]
     tarball, packages = rootfs(suite, extra)
     older, newer = kernel_releases(packages)
@@ -481,9 +746,10 @@ def build(suite: str, layout: str, choice: str) -> dict:
 
 def main() -> None:
     args = sys.argv[1:]
-    if len(args) not in (2, 3) or args[0] not in SUITES or args[1] not in LAYOUTS:
+    layouts = [*LAYOUTS, *VM_LAYOUTS]
+    if len(args) not in (2, 3) or args[0] not in SUITES or args[1] not in layouts:
         raise SystemExit(
-            f"usage: {sys.argv[0]} {{{','.join(SUITES)}}} {{{','.join(LAYOUTS)}}}"
+            f"usage: {sys.argv[0]} {{{','.join(SUITES)}}} {{{','.join(layouts)}}}"
             f" [{{{','.join(CHOICES)}}}]"
         )
     choice = args[2] if len(args) == 3 else "default"

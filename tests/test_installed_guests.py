@@ -46,6 +46,8 @@ FIELD_GUESTS = [
     ("trixie", "btrfs-subvol", "default"),
     ("trixie", "gpt-xfs-boot", "default"),
     ("trixie", "uefi", "default"),
+    ("bookworm", "lvm-root", "default"),
+    ("trixie", "lvm-root", "default"),
 ]
 
 
@@ -93,9 +95,16 @@ def boot_installed(tmp_path: Path, suite: str, layout: str, choice: str) -> None
     # The kernel grub-set-default / grub-reboot chose (else the newest) is the one running.
     assert seen["release"] == guest["boots"], (seen["release"], guest)
     assert seen["target"] == "active"
-    # The guest ran with exactly the command line pygrub printed: update-grub's root=UUID=.
+    # The guest ran with exactly the command line pygrub printed: update-grub's root=UUID=,
+    # or on LVM the LV's /dev/mapper name (grub-mkconfig writes no UUID for an LV root).
     assert seen["cmdline"].split() == args.split()
-    assert f"root=UUID={guest['root_uuid']}" in args.split()
+    root_device = guest.get("root_device")
+    if root_device is None:
+        assert f"root=UUID={guest['root_uuid']}" in args.split()
+    else:
+        assert f"root={root_device}" in args.split()
+        # ... which the guest's initramfs activated and mounted as / (its lvm2 script).
+        assert seen["root"] == root_device, seen["root"]
     # ... and its initramfs mounted that filesystem as /.
     assert seen["rootuuid"] == guest["root_uuid"]
     root_line = next(line for line in guest["fstab"] if line.split()[1] == "/")
@@ -107,7 +116,11 @@ def boot_installed(tmp_path: Path, suite: str, layout: str, choice: str) -> None
     if boot_line is not None:
         assert f"UUID={seen['bootuuid']}" == boot_line.split()[0]
         assert seen["bootfs"] == boot_line.split()[2]
-    assert re.fullmatch(r"/dev/vda\d+(\[/@\])?", seen["root"]), seen["root"]
+    if root_device is None:
+        assert re.fullmatch(r"/dev/vda\d+(\[/@\])?", seen["root"]), seen["root"]
+    else:
+        assert boot_line is not None, "the LVM layout has /boot on a partition of its own"
+        assert re.fullmatch(r"/dev/vda\d+", seen["boot"]), seen["boot"]
 
 
 @pytest.mark.parametrize(
