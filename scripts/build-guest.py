@@ -613,6 +613,30 @@ def boot_builder(
     return seen.decode(errors="replace")
 
 
+def fstab_text(lines: list[str]) -> str:
+    """/etc/fstab with Debian's header line and ``lines``."""
+    header = "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+    return header + "".join(line + "\n" for line in lines)
+
+
+def manifest_of(
+    suite: str, layout: str, choice: str, name: str, kernels: list[str], fstab: list[str],
+    root_uuid: str, uuids: list[str],
+) -> dict:  # fmt: skip
+    """What the tests read of a built guest (kernels: older, newer)."""
+    return {
+        "suite": suite,
+        "layout": layout,
+        "choice": choice,
+        "image": str(cache_dir() / f"{name}.img"),
+        "kernels": kernels,
+        "boots": kernels[1] if choice == "default" else kernels[0],
+        "fstab": fstab,
+        "root_uuid": root_uuid,
+        "uuids": sorted(uuids),
+    }
+
+
 def build_in_vm(suite: str, layout: str, choice: str) -> dict:
     """A VM_LAYOUTS guest: the partition table here, the rest in the builder VM."""
     table, extra = VM_LAYOUTS[layout]
@@ -639,10 +663,9 @@ def build_in_vm(suite: str, layout: str, choice: str) -> dict:
         work = Path(tmp)
         disk, archive = work / "disk.img", work / "payload.tar"
         partitioned_image(disk, 4, table, False)
-        fstab_text = "# <file system> <mount point> <type> <options> <dump> <pass>\n"
         payload(archive, {
             "build.sh": script,
-            "fstab": fstab_text + "".join(line + "\n" for line in fstab),
+            "fstab": fstab_text(fstab),
             "pygrub-tcg.conf": SLOW_CPU_TIMEOUTS,
         })  # fmt: skip
         console_log = cache_dir() / f"{name}.console"
@@ -659,20 +682,11 @@ def build_in_vm(suite: str, layout: str, choice: str) -> dict:
         if (report.get("root_uuid"), report.get("boot_uuid")) != (root_uuid, boot_uuid):
             raise SystemExit(f"build-guest: the builder reported {report}, not {root_uuid}")
         log(f"{name}: grub.cfg's first linux line: {linux}")
-        manifest = {
-            "suite": suite,
-            "layout": layout,
-            "choice": choice,
-            "image": str(cache_dir() / f"{name}.img"),
-            "kernels": [older, newer],
-            "boots": newer if choice == "default" else older,
-            "fstab": fstab,
-            "root_uuid": root_uuid,
-            "uuids": sorted((root_uuid, boot_uuid)),
-            # The root is an LV: grub-mkconfig names its device, not its UUID.
-            "root_device": LVM_ROOT,
-            "lvm": {"vg": LVM_VG, "lv": LVM_LV},
-        }
+        manifest = manifest_of(
+            suite, layout, choice, name, [older, newer], fstab, root_uuid, [root_uuid, boot_uuid]
+        )
+        # The root is an LV: grub-mkconfig names its device, not its UUID.
+        manifest.update(root_device=LVM_ROOT, lvm={"vg": LVM_VG, "lv": LVM_LV})
         disk.replace(manifest["image"])
         console_log.unlink()
     manifest_path.write_text(json.dumps(manifest, indent=1))
@@ -711,10 +725,7 @@ def build(suite: str, layout: str, choice: str) -> dict:
         guest = Guest(stack, work, tarball, disk)
         with step(f"{name}: partitions, filesystems and the rootfs"):
             lay(guest)
-        (guest.root / "etc" / "fstab").write_text(
-            "# <file system> <mount point> <type> <options> <dump> <pass>\n"
-            + "".join(line + "\n" for line in guest.fstab)
-        )
+        (guest.root / "etc" / "fstab").write_text(fstab_text(guest.fstab))
         slow = guest.root / "etc" / "systemd" / "system.conf.d"
         slow.mkdir(parents=True, exist_ok=True)
         (slow / "pygrub-tcg.conf").write_text(SLOW_CPU_TIMEOUTS)
@@ -727,17 +738,9 @@ def build(suite: str, layout: str, choice: str) -> dict:
             in_guest(guest.root, script)
         for finish in guest.finish:
             finish()
-        manifest = {
-            "suite": suite,
-            "layout": layout,
-            "choice": choice,
-            "image": str(cache_dir() / f"{name}.img"),
-            "kernels": [older, newer],
-            "boots": newer if choice == "default" else older,
-            "fstab": guest.fstab,
-            "root_uuid": root_uuid,
-            "uuids": sorted(guest.uuids),
-        }
+        manifest = manifest_of(
+            suite, layout, choice, name, [older, newer], guest.fstab, root_uuid, list(guest.uuids)
+        )
         stack.close()
         part.replace(manifest["image"])
     manifest_path.write_text(json.dumps(manifest, indent=1))
