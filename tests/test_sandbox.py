@@ -693,7 +693,21 @@ def test_preload_covers_every_codec_and_import():
         top |= set(re.findall(r"^import ([\w.]+)", text, re.M))
         top |= set(re.findall(r"^from (\w[\w.]*) import", text, re.M))
     preloaded = {codecs.lookup(name).name for name in sandbox.CODECS}
-    assert {codecs.lookup(name).name for name in codec_names} <= preloaded
+    unloaded = sorted(n for n in codec_names if codecs.lookup(n).name not in preloaded)
+    # ... and those not preloaded are decoded without importing anything: a fresh Python
+    # that decodes and encodes with each imports no module for it (a bug in a codec name
+    # or a Python that drops its fast path shows up here).
+    check = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "for name in sys.argv[1:]:\n"
+        "    b'\\xff\\x00abc'.decode(name, 'replace'); 'abc'.encode(name)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", check, *unloaded], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert unloaded and imported == "[]", (unloaded, imported)
     ours = {n for n in top | late if n == "pygrub" or n.startswith("pygrub.")}
     # typing only under TYPE_CHECKING; importlib.resources only in api.json_schema().
     late -= {"typing", "importlib.resources"}

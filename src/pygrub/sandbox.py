@@ -142,8 +142,9 @@ IMPORTABLE_ON_REQUEST = frozenset(
         "compression.zstd",
     }
 )
-#: Codecs the readers decode with; a codec's module is imported at its first use.
-CODECS = ("ascii", "cp437", "latin-1", "utf-8", "utf-16-be", "utf-16-le")
+#: Codecs the readers decode with whose module is imported at its first use. Not ascii,
+#: latin-1 and utf-8: bytes.decode and str.encode do those in C, without the registry.
+CODECS = ("cp437", "utf-16-be", "utf-16-le")
 #: pygrub's package directory in the sandbox, bound read-only (no image is named so: see
 #: Sandbox.inside).
 PACKAGE_INSIDE = "/.pygrub"
