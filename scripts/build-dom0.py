@@ -43,11 +43,12 @@ _spec = importlib.util.spec_from_file_location(
 assert _spec is not None and _spec.loader is not None
 build_guest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_guest)
-digest, run, sources, step = (
+digest, run, sources, step, unwind_on_signals = (
     build_guest.digest,
     build_guest.run,
     build_guest.sources,
     build_guest.step,
+    build_guest.unwind_on_signals,
 )
 
 #: suite -> the Xen series Debian ships in it
@@ -194,6 +195,7 @@ def build(suite: str) -> dict:
 
 
 def main() -> None:
+    unwind_on_signals()
     if len(sys.argv) != 2 or sys.argv[1] not in XEN:
         raise SystemExit(f"usage: {sys.argv[0]} {{{','.join(XEN)}}}")
     print(json.dumps(build(sys.argv[1]), indent=1))

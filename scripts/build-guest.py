@@ -32,6 +32,7 @@ import os
 import re
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
@@ -126,19 +127,52 @@ def log(message: str) -> None:
 
 
 def run(*argv: str | Path, stdin: bytes | None = None, env: dict | None = None) -> str:
-    proc = subprocess.run(
+    # A process group of its own, killed whole if the build unwinds: a chroot's children
+    # (update-initramfs, grub-install) would otherwise outlive it and keep the guest's
+    # mounts busy, and the mounts, loop device and temporary directory would stay.
+    with subprocess.Popen(
         [str(a) for a in argv],
-        input=stdin,
-        capture_output=True,
+        stdin=None if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=None if env is None else {**os.environ, **env},
-    )
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(stdin)
+        except BaseException:
+            kill_group(proc)
+            raise
     if proc.returncode != 0:
         raise SystemExit(
             f"build-guest: {' '.join(map(str, argv))} failed ({proc.returncode}):\n"
-            f"{proc.stdout.decode(errors='replace')[-3000:]}"
-            f"{proc.stderr.decode(errors='replace')[-3000:]}"
+            f"{stdout.decode(errors='replace')[-3000:]}"
+            f"{stderr.decode(errors='replace')[-3000:]}"
         )
-    return proc.stdout.decode()
+    return stdout.decode()
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to ``proc``'s process group, then wait (5 s at most) until it is gone."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait()
+    for _ in range(50):
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def unwind_on_signals() -> None:
+    """A build killed by SIGTERM or SIGHUP (CI's timeout, a closed terminal) unwinds as a
+    failed one does: its mounts, loop devices and temporary directory go, where Python's
+    default would leave gigabytes of them in the cache."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda signum, _frame: sys.exit(128 + signum))
 
 
 @contextmanager
@@ -748,6 +782,7 @@ def build(suite: str, layout: str, choice: str) -> dict:
 
 
 def main() -> None:
+    unwind_on_signals()
     args = sys.argv[1:]
     layouts = [*LAYOUTS, *VM_LAYOUTS]
     if len(args) not in (2, 3) or args[0] not in SUITES or args[1] not in layouts:

@@ -137,3 +137,31 @@ def test_field_guest_boots(tmp_path: Path, suite: str, layout: str, choice: str)
     if os.environ.get("PYGRUB_FIELD") != "1":
         pytest.skip("the whole matrix runs with make field (PYGRUB_FIELD=1)")
     boot_installed(tmp_path, suite, layout, choice)
+
+
+def test_a_killed_build_kills_what_it_ran(tmp_path: Path) -> None:
+    """SIGTERM (CI's timeout) unwinds a build as a failure does, and the builder's run()
+    takes down the whole process group of what it started: a chroot's children left alive
+    would keep the guest's mounts, its loop device and gigabytes of cache behind."""
+    grandchild = tmp_path / "grandchild.pid"
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('build_guest', {str(BUILDER)!r})\n"
+        "builder = importlib.util.module_from_spec(spec); spec.loader.exec_module(builder)\n"
+        "builder.unwind_on_signals()\n"
+        "try:\n"
+        f"    builder.run('sh', '-c', 'sleep 300 & echo $! >{grandchild}; wait')\n"
+        "finally:\n"
+        "    print('unwound', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if grandchild.exists() and grandchild.read_text().strip():
+            break
+        subprocess.run(["sleep", "0.1"])
+    pid = int(grandchild.read_text())
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + 15 and out == "unwound\n"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
