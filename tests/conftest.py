@@ -64,7 +64,10 @@ def without_package(monkeypatch):
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """A test module with slow work to do outside the tests (the Xen runs of
-    test_xen_field.py) starts it as soon as the session's tests are known."""
+    test_xen_field.py) starts it as soon as the session's tests are known: not for
+    --collect-only, whose process would end under it."""
+    if session.config.option.collectonly:
+        return
     seen = set()
     for item in session.items:
         module = getattr(item, "module", None)
