@@ -227,7 +227,7 @@ def summary(run: dict) -> str:
         lines.append(
             f"  {r['name']}: {r['bootloader']} {r['kind']} rc={r.get('rc')}"
             f" xl create {r.get('create_seconds')} s, until poweroff {r.get('run_seconds')} s,"
-            f" marker: {bool(r.get('marker'))}"
+            f" marker: {bool(r.get('marker'))}, attempts: {r.get('attempts')}"
         )
     return "\n".join(lines) + "\n"
 
