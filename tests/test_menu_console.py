@@ -14,6 +14,7 @@ subverted reader could do to the console.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -171,6 +172,9 @@ class Console:
         self.result.write_bytes(b"")
         environment = {k: v for k, v in os.environ.items() if k not in ("LINES", "COLUMNS")}
         environment.update({"TERM": "vt100", "LANG": "C.UTF-8", "PYGRUB_MENU_MAX_WAIT": "20"})
+        # A run that hangs is made to say where (finish() sends SIGABRT): CI saw two
+        # hang without output once, under load, and never again.
+        environment["PYTHONFAULTHANDLER"] = "1"
         environment.update(env)
         self.proc = subprocess.Popen(
             [
@@ -247,13 +251,23 @@ class Console:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.pump(0.1)
-            pytest.fail(f"pygrub did not finish:\n{self.text}")
+            pytest.fail(f"pygrub did not finish:\n{self.text}\n{self.tracebacks()}")
         self.pump(0.05)
         assert self.proc.stderr is not None
         err = self.proc.stderr.read().decode()
         items = self.result.read_bytes().split(b"\0")
         result = dict(i.decode().split(" ", 1) for i in items if i)
         return code, err, result
+
+    def tracebacks(self) -> str:
+        """Where each process of the run is stuck: faulthandler's dump on SIGABRT (the
+        whole session: pygrub and its sandboxed reader), from stderr."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read().decode(errors="replace")[-6000:]
 
     def terminal_restored(self) -> bool:
         return termios.tcgetattr(self.slave) == self.saved_modes
@@ -916,3 +930,13 @@ def test_what_the_reader_prints_reaches_no_terminal_unescaped(sandboxed):
     assert b"\x1b]0;pwned" not in c.raw and b"?]0;pwned? on stdout\r\n" in c.raw
     assert err == "?]0;pwned? on stderr\n"
     assert c.terminal_restored()
+
+
+def test_a_run_that_hangs_says_where(images, tmp_path):
+    """finish()'s failure carries each process's stack, for a hang seen once in CI."""
+    c = Console(images("legacy"), tmp_path, program=("-c", "import time; time.sleep(60)"))
+    try:
+        with pytest.raises(pytest.fail.Exception, match=r"(?s)did not finish.*line 1"):
+            c.finish(timeout=1)
+    finally:
+        c.close()
