@@ -260,14 +260,22 @@ class Console:
         return code, err, result
 
     def tracebacks(self) -> str:
-        """Where each process of the run is stuck: faulthandler's dump on SIGABRT (the
-        whole session: pygrub and its sandboxed reader), from stderr."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGABRT)
+        """Where the run is stuck: faulthandler's dump on SIGABRT, from stderr. The
+        sandboxed reader (a session of its own) first, then pygrub."""
+        for pid in [*children(self.proc.pid), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGABRT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
         assert self.proc.stderr is not None
-        return self.proc.stderr.read().decode(errors="replace")[-6000:]
+        # Not read() to EOF: a reader that outlived the signal could hold stderr open.
+        said = bytearray()
+        while select.select([self.proc.stderr], [], [], 2)[0]:
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            said += chunk
+        return said.decode(errors="replace")[-6000:]
 
     def terminal_restored(self) -> bool:
         return termios.tcgetattr(self.slave) == self.saved_modes
@@ -280,6 +288,17 @@ class Console:
             self.proc.stderr.close()
         os.close(self.master)
         os.close(self.slave)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The field after the command's closing parenthesis: state, then ppid.
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 #: The --runas user of the sandboxed menu: no passwd entry, used by no other test.
@@ -934,9 +953,13 @@ def test_what_the_reader_prints_reaches_no_terminal_unescaped(sandboxed):
 
 def test_a_run_that_hangs_says_where(images, tmp_path):
     """finish()'s failure carries each process's stack, for a hang seen once in CI."""
-    c = Console(images("legacy"), tmp_path, program=("-c", "import time; time.sleep(60)"))
+    child = "import os, time; os.fork() or time.sleep(60); time.sleep(60)"
+    c = Console(images("legacy"), tmp_path, program=("-c", child))
     try:
-        with pytest.raises(pytest.fail.Exception, match=r"(?s)did not finish.*line 1"):
+        time.sleep(0.5)
+        assert len(children(c.proc.pid)) == 1
+        with pytest.raises(pytest.fail.Exception, match=r"(?s)did not finish.*line 1") as e:
             c.finish(timeout=1)
+        assert str(e.value).count("line 1 in <module>") == 2  # the parent's and the child's
     finally:
         c.close()
