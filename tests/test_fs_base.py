@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pygrub.disk import MemorySource
-from pygrub.errors import LimitError, NotFoundError
+from pygrub.errors import LimitError, NotFoundError, PygrubError
 from pygrub.fs import base
 from pygrub.fs.base import Extent, ExtentKind, FileReader, NodeType
 from pygrub.fs.blockmap import pointer_runs
@@ -420,3 +420,106 @@ def test_extents_say_encoded_where_the_source_has_no_host_span(tmp_path):
     (tmp_path / "f").write_bytes(bytes(32))
     fs = _Counting(tmp_path, [Extent(0, 32, ExtentKind.DATA, 0)], bytes(32))
     assert list(fs.extents("/f")) == [(0, 32, "encoded")]  # a MemorySource maps to no file
+
+
+def test_node_cache_keeps_the_newest_up_to_its_limit():
+    cache: base.NodeCache[int, str] = base.NodeCache(limit=2)
+    assert [cache.keep(k, f"n{k}") for k in (1, 2, 3)] == ["n1", "n2", "n3"]
+    assert dict(cache) == {2: "n2", 3: "n3"}
+
+
+def test_a_block_walk_spends_its_reads_to_the_last_then_stops():
+    walk = base.BlockWalk(inode=12, end_block=9, reads_left=3, overrun="inode 12 loops")
+    walk.spend()
+    assert walk.reads_left == 2
+    walk.spend(2)
+    assert walk.reads_left == 0
+    with pytest.raises(LimitError, match=r"^inode 12 loops$"):
+        walk.spend()
+
+
+class _Names(base.ByteNameFilesystem[int]):
+    """Directory 1 of byte-named entries; records what lookup hands the driver."""
+
+    kind = "names"
+
+    def __init__(self, names, matcher=None):
+        super().__init__(MemorySource(b""))
+        self.names = names
+        self.matcher = matcher
+        self.asked: list[tuple] = []
+
+    def root(self):
+        return 1
+
+    def node_stat(self, node):
+        return base.Stat(NodeType.DIR, 0)
+
+    def raw_entries(self, node):
+        return ((name, 100 + i) for i, name in enumerate(self.names))
+
+    def entry_child(self, node, entry):
+        self.asked.append(("child", node, entry[1]))
+        return entry[1]
+
+    def name_matcher(self, node, name, want):
+        self.asked.append(("matcher", node, name, want))
+        return self.matcher
+
+    def readlink(self, node):
+        raise AssertionError("no symlinks")
+
+    def node_extents(self, node):
+        return iter(())
+
+
+def test_byte_name_lookup_hands_the_driver_the_directory_and_the_name(monkeypatch):
+    from pygrub.fs import directory
+
+    fs = _Names([b"a", b"grub"])
+    assert fs.lookup(1, "grub") == 101
+    assert fs.asked == [("matcher", 1, "grub", b"grub"), ("child", 1, 101)]
+    folded = _Names([b"a", b"GRUB"], matcher=lambda name: name.lower() == b"grub")
+    assert folded.lookup(1, "grub") == 101
+    monkeypatch.setattr(directory, "MAX_DIR_ENTRIES", 1)
+    for fs in (_Names([b"a", b"b"]), _Names([b"a", b"b"], matcher=lambda name: False)):
+        with pytest.raises(LimitError, match=r"^names: directory inode 1 has over 1 entries$"):
+            fs.lookup(1, "b")
+
+
+def extents_of(extents, size, volume=64):
+    fs = _Counting("/nonexistent", extents, bytes(volume))
+    return list(base.checked_extents(fs, "node", size))
+
+
+def test_checked_extents_skip_empty_ones_and_stop_at_the_size():
+    data, hole = ExtentKind.DATA, ExtentKind.HOLE
+    got = extents_of([Extent(0, 0, data, 0), Extent(0, 4, data, 0), Extent(8, 4, data, 8)], 8)
+    assert got == [Extent(0, 4, data, 0), Extent(4, 4, hole)]
+    # An extent past the end clipped, and what follows it never read.
+    got = extents_of([Extent(0, 12, data, 0), Extent(-5, 1, data, 0)], 8)
+    assert got == [Extent(0, 8, data, 0)]
+
+
+def test_checked_extents_keep_data_inside_the_volume():
+    from pygrub.errors import CorruptError
+
+    data = ExtentKind.DATA
+    assert extents_of([Extent(0, 64, data, 0)], 64) == [Extent(0, 64, data, 0)]
+    assert extents_of([Extent(0, 4, data, 60)], 4) == [Extent(0, 4, data, 60)]
+    for offset, span in ((-1, "-1..3"), (61, "61..65")):
+        with pytest.raises(
+            CorruptError,
+            match=rf"^hostdir: extent at file offset 0 points to bytes {span}, outside the 64-byte volume$",
+        ):
+            extents_of([Extent(0, 4, data, offset)], 4)
+
+
+def test_reads_of_nothing_and_of_too_much_at_once(tmp_path, monkeypatch):
+    fs = _Counting(tmp_path, [Extent(0, 64, ExtentKind.DATA, 0)], bytes(range(64)))
+    reader = FileReader(fs, tmp_path, 64, "f")
+    assert reader.read(0) == b"" and reader.tell() == 0
+    monkeypatch.setattr(base, "MAX_READ", 16)
+    assert reader.read(16) == bytes(range(16))
+    with pytest.raises(PygrubError, match=r"^read of 17 bytes from f in one call: read in pieces$"):
+        reader.read(17)
