@@ -523,3 +523,36 @@ def test_reads_of_nothing_and_of_too_much_at_once(tmp_path, monkeypatch):
     assert reader.read(16) == bytes(range(16))
     with pytest.raises(PygrubError, match=r"^read of 17 bytes from f in one call: read in pieces$"):
         reader.read(17)
+
+
+def test_mode_types_beyond_file_dir_and_symlink_are_other():
+    assert base.mode_type(0o100644) is NodeType.FILE
+    assert base.mode_type(0o060660) is NodeType.OTHER  # a block device
+
+
+def test_resolve_messages_and_its_bounds(fs, tmp_path):
+    with pytest.raises(NotFoundError, match=r"^hostdir: /boot/vmlinuz-6.1 is not a directory$"):
+        fs.stat("/boot/vmlinuz-6.1/x")
+    with pytest.raises(NotFoundError, match=r"^hostdir: no such file: /boot/nope$"):
+        fs.stat("/boot/nope")
+    longest = "/x" * base.MAX_PATH_COMPONENTS
+    with pytest.raises(NotFoundError, match=r"^hostdir: no such file: "):
+        fs.stat(longest)
+    with pytest.raises(LimitError) as too_long:
+        fs.stat(longest + "/y")
+    assert str(too_long.value) == (
+        f"path has over {base.MAX_PATH_COMPONENTS} components: {(longest + '/y')[:80]!r}"
+    )
+
+
+def test_a_chain_of_symlinks_resolves_up_to_the_hop_bound(tmp_path):
+    root = tmp_path / "chain"
+    root.mkdir()
+    (root / "file").write_bytes(b"end")
+    hops = base.MAX_SYMLINK_HOPS
+    for i in range(hops + 1):
+        os.symlink("file" if i == 0 else f"l{i - 1}", root / f"l{i}")
+    fs = HostDirFilesystem(root)
+    assert fs.read_file(f"/l{hops - 1}", 10) == b"end"  # exactly the bound
+    with pytest.raises(LimitError, match=rf"^hostdir: over {hops} symlinks resolving /l{hops}$"):
+        fs.stat(f"/l{hops}")
