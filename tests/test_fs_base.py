@@ -556,3 +556,28 @@ def test_a_chain_of_symlinks_resolves_up_to_the_hop_bound(tmp_path):
     assert fs.read_file(f"/l{hops - 1}", 10) == b"end"  # exactly the bound
     with pytest.raises(LimitError, match=rf"^hostdir: over {hops} symlinks resolving /l{hops}$"):
         fs.stat(f"/l{hops}")
+
+
+def test_a_filesystem_has_no_uuid_or_label_until_its_driver_reads_one():
+    fs = _Flat([])
+    assert (fs.uuid, fs.label) == (None, None)
+
+
+def test_a_clipped_extent_keeps_the_drivers_token():
+    encoded = ExtentKind.ENCODED
+    got = extents_of([Extent(0, 12, encoded, 3, token="zstd")], 8)
+    assert got == [Extent(0, 8, encoded, 3, token="zstd")]
+
+
+def test_symlinks_expand_a_path_up_to_the_component_bound(tmp_path):
+    root = tmp_path / "expand"
+    root.mkdir()
+    os.symlink("x/" * 2047, root / "d")  # 2047 components (the host's links stop at 4095 bytes)
+    fs = HostDirFilesystem(root)
+    with pytest.raises(NotFoundError, match=r"^hostdir: no such file: "):
+        fs.stat("/d" + "/y" * 2049)  # 4096 components once d is expanded: still walked
+    with pytest.raises(LimitError) as past:
+        fs.stat("/d" + "/y" * 2050)
+    assert str(past.value) == (
+        f"hostdir: symlinks expand {'/d' + '/y' * 2050} past {base.MAX_PATH_COMPONENTS} components"
+    )
