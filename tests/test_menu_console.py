@@ -172,8 +172,8 @@ class Console:
         self.result.write_bytes(b"")
         environment = {k: v for k, v in os.environ.items() if k not in ("LINES", "COLUMNS")}
         environment.update({"TERM": "vt100", "LANG": "C.UTF-8", "PYGRUB_MENU_MAX_WAIT": "20"})
-        # A run that hangs is made to say where (finish() sends SIGABRT): CI saw two
-        # hang without output once, under load, and never again.
+        # A run that hangs is made to say where (finish() sends SIGABRT): two tests hung
+        # without output once in CI, under load, and never again.
         environment["PYTHONFAULTHANDLER"] = "1"
         environment.update(env)
         self.proc = subprocess.Popen(
