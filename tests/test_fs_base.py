@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pygrub.disk import MemorySource
-from pygrub.errors import LimitError, NotFoundError, PygrubError
+from pygrub.errors import CorruptError, LimitError, NotFoundError, PygrubError
 from pygrub.fs import base
 from pygrub.fs.base import Extent, ExtentKind, FileReader, NodeType
 from pygrub.fs.blockmap import pointer_runs
@@ -104,8 +104,6 @@ def test_reader_fills_gaps_with_holes_and_clips_to_size(tmp_path):
 
 
 def test_reader_refuses_overlapping_extents(tmp_path):
-    from pygrub.errors import CorruptError
-
     extents = [Extent(0, 10, ExtentKind.ENCODED, 0), Extent(5, 10, ExtentKind.ENCODED, 5)]
     fs = _Pieces(tmp_path, extents, bytes(100))
     with pytest.raises(CorruptError, match="overlaps"):
@@ -178,8 +176,6 @@ def test_listdir_exists_lstat_and_readlink_path(fs, monkeypatch):
     [(b"", "empty symlink target"), (b"x" * 4097, "symlink target of 4097 bytes")],
 )
 def test_symlink_targets_empty_or_too_long_are_corrupt(fs, monkeypatch, target, problem):
-    from pygrub.errors import CorruptError
-
     assert len(b"x" * base.MAX_SYMLINK_TARGET) == 4096  # the longest kept (PATH_MAX)
     monkeypatch.setattr(type(fs), "readlink", lambda self, node: target)
     for call in (fs.readlink_path, fs.stat):
@@ -333,8 +329,6 @@ def test_lookup_reads_at_most_the_entry_bound(monkeypatch):
 
 
 def test_an_encoded_extent_needs_a_driver_that_decodes():
-    from pygrub.errors import CorruptError
-
     fs = _Flat([])
     with pytest.raises(
         CorruptError, match=r"^flat: encoded extent at file offset 7 not supported$"
@@ -401,8 +395,6 @@ class _Shrunk(MemorySource):
 
 
 def test_reader_errors_name_the_file_and_the_offset(tmp_path):
-    from pygrub.errors import CorruptError
-
     past = _Counting(tmp_path, [Extent(0, 16, ExtentKind.DATA, 60)], bytes(64))
     past.source = _Shrunk(bytes(64))  # the extents' check passed; then the volume shrank
     with pytest.raises(
@@ -502,8 +494,6 @@ def test_checked_extents_skip_empty_ones_and_stop_at_the_size():
 
 
 def test_checked_extents_keep_data_inside_the_volume():
-    from pygrub.errors import CorruptError
-
     data = ExtentKind.DATA
     assert extents_of([Extent(0, 64, data, 0)], 64) == [Extent(0, 64, data, 0)]
     assert extents_of([Extent(0, 4, data, 60)], 4) == [Extent(0, 4, data, 60)]

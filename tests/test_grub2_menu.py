@@ -5,6 +5,7 @@ and what a submenu gets."""
 
 from __future__ import annotations
 
+from grubtools import editenv
 from test_grub2_commands import load_dirs
 from ukitools import build_uki, full_sections, objdump_sections
 
@@ -134,17 +135,13 @@ def test_the_reason_names_next_entry_before_saved_entry(tmp_path):
     """Both grubenv values equal $default: next_entry is the one to name, whatever the
     file's order; and saved_entry before another variable that has the same value."""
     cases = (
-        ("next_entry", ["saved_entry=b", "next_entry=b"]),
-        ("saved_entry", ["other=b", "saved_entry=b"]),
+        ("next_entry", {"saved_entry": "b", "next_entry": "b"}),
+        ("saved_entry", {"other": "b", "saved_entry": "b"}),
     )
     for var, values in cases:
-        env = tmp_path / var / "grubenv"
-        env.parent.mkdir()
-        body = "".join(f"{v}\n" for v in values)
-        header = "# GRUB Environment Block\n"
-        env.write_bytes((header + body).encode().ljust(1024, b"#"))
+        env = editenv(tmp_path / var / "grubenv", **values)
         text = f"load_env\nset default=${var}\n" + ENTRIES.replace("B {", "b {")
-        tree = {"boot/grub/grub.cfg": text, "boot/grub/grubenv": env.read_bytes()}
+        tree = {"boot/grub/grub.cfg": text, "boot/grub/grubenv": env}
         menu = load_dirs(tmp_path / var, text, [("hd0,msdos1", tree)])
         assert menu.default == (1,)
         assert menu.default_reason == f"{var}=b from /boot/grub/grubenv"
